@@ -76,7 +76,7 @@ class DigestInvalid(RegistryError):
 class ManifestBlobUnknown(RegistryError):
     """404 MANIFEST_BLOB_UNKNOWN: a manifest references a blob the repository does not have."""
 
-    code, status, default_message = "MANIFEST_BLOB_UNKNOWN", 404, "manifest references a blob unknown to the repository"
+    code, status, default_message = "MANIFEST_BLOB_UNKNOWN", 404, "blob unknown to repository"
 
 
 class ManifestInvalid(RegistryError):
