@@ -1,0 +1,1 @@
+"""End-to-end tests: real clients (skopeo, podman, oras) against a running registry."""

@@ -1,0 +1,155 @@
+"""Run ``berth up`` (the all-in-one server) as a subprocess for end-to-end tests.
+
+The server contract (DESIGN.md, "Shape"; the e2e brief): started as ``uv run berth up --host
+127.0.0.1 --port P --data-dir DIR`` from the repository root; ``BERTH_DATABASE_URL``,
+``BERTH_NATS_URL`` and ``BERTH_NATS_STREAM`` select existing services (unset = embedded ones);
+ready when ``GET /v2/`` answers 200; stopped with SIGTERM; feeds created with ``POST /api/feeds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.net import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 60.0  # seconds until /v2/ must answer 200
+STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
+ENV_KEYS = ("BERTH_DATABASE_URL", "BERTH_NATS_URL", "BERTH_NATS_STREAM")
+
+
+@dataclass
+class BerthProcess:
+    """A running ``berth up``: where it listens and where its log goes."""
+
+    host: str  # "127.0.0.1:PORT"
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        """Base URL, ``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}"
+
+    def log(self) -> str:
+        """The server's combined stdout/stderr so far (last 20,000 characters)."""
+        return self.log_path.read_text(errors="replace")[-20_000:]
+
+    def create_feed(self, name: str) -> None:
+        """Create feed ``name`` with ``POST /api/feeds``.
+
+        Raises:
+            AssertionError: unless the server answers 201 Created.
+        """
+        r = httpx.post(f"{self.url}/api/feeds", json={"name": name}, timeout=30.0)
+        if r.status_code != 201:
+            raise AssertionError(f"POST /api/feeds {name!r} -> {r.status_code}: {r.text[:2000]}")
+
+
+def _environment(database_url: str | None, nats_url: str | None, stream: str | None) -> dict[str, str]:
+    """The process environment: ours, minus inherited BERTH_* service settings, plus the given."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    for key, value in zip(ENV_KEYS, (database_url, nats_url, stream), strict=True):
+        if value is not None:
+            env[key] = value
+    return env
+
+
+def _wait_ready(server: BerthProcess, timeout: float) -> None:
+    """Poll ``/v2/`` until 200.
+
+    Raises:
+        RuntimeError: if the process exits first or ``timeout`` s pass; carries the log.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"berth up exited with {server.proc.returncode}; log:\n{server.log()}")
+        try:
+            r = httpx.get(f"{server.url}/v2/", timeout=2.0)
+            if r.status_code == 200:
+                return
+            last = r.status_code
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"berth up not ready after {timeout}s (last: {last!r}); log:\n{server.log()}")
+
+
+def _stop(server: BerthProcess) -> None:
+    """SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL the whole process group.
+
+    Raises:
+        AssertionError: if SIGTERM did not stop the server in time (it is killed anyway).
+    """
+    proc = server.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            raise AssertionError(
+                f"berth up did not exit within {STOP_TIMEOUT}s of SIGTERM; log:\n{server.log()}"
+            ) from None
+    with contextlib.suppress(ProcessLookupError):  # children the server left behind
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def berth_process(
+    workdir: Path,
+    *,
+    database_url: str | None,
+    nats_url: str | None,
+    stream: str | None,
+    port: int | None = None,
+    data_dir: Path | None = None,
+) -> Iterator[BerthProcess]:
+    """Start ``uv run berth up`` on 127.0.0.1 and yield it once ``/v2/`` answers 200.
+
+    ``database_url``/``nats_url``/``stream`` set BERTH_DATABASE_URL/BERTH_NATS_URL/
+    BERTH_NATS_STREAM; ``None`` leaves the variable unset (Berth then embeds its own service).
+    The data directory is ``data_dir`` or ``workdir/berth-data``; the log is
+    ``workdir/berth-PORT.log``.
+
+    Raises:
+        RuntimeError: if the server exits or is not ready within 60 s (message holds its log).
+        AssertionError: on exit, if the server does not stop within 15 s of SIGTERM.
+    """
+    port = port or free_port()
+    data = data_dir or workdir / "berth-data"
+    data.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"berth-{port}.log"
+    cmd = ["uv", "run", "berth", "up", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=_environment(database_url, nats_url, stream),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = BerthProcess(f"127.0.0.1:{port}", data, log_path, proc)
+    try:
+        _wait_ready(server, READY_TIMEOUT)
+        yield server
+    except BaseException:
+        with contextlib.suppress(AssertionError):  # keep the first error, not the shutdown one
+            _stop(server)
+        raise
+    _stop(server)
