@@ -17,7 +17,9 @@ from typing import Any
 CLIENT_TIMEOUT = 180.0  # seconds for one client command
 
 
-def run(cmd: Sequence[str], *, check: bool = True, timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: Sequence[str], *, check: bool = True, timeout: float = CLIENT_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` and capture its output as text.
 
     Raises:
@@ -88,17 +90,29 @@ def list_tags(host: str, repo: str) -> list[str]:
 class Podman:
     """podman with all its storage under one folder (vfs driver, no system-wide state).
 
-    ``podman run`` does not work on these machines; pull, push and inspect do.
+    ``podman run`` does not work on these machines; pull, push and inspect do. podman refuses
+    a run root longer than 50 characters, so ``root`` should be short (e.g. ``/tmp/e2e-pmXXXX``).
     """
 
     def __init__(self, root: Path) -> None:
         """Use ``root/root`` and ``root/runroot`` as podman's storage and run directories."""
-        self.opts = ["--root", str(root / "root"), "--runroot", str(root / "runroot"), "--storage-driver", "vfs"]
+        self.opts = [
+            "--root",
+            str(root / "root"),
+            "--runroot",
+            str(root / "runroot"),
+            "--storage-driver",
+            "vfs",
+        ]
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``podman <opts> *args``; see :func:`run` for errors."""
         return run(["podman", *self.opts, *args], check=check)
 
+    def base_cmd(self) -> list[str]:
+        """``["podman", <storage options>]``, to extend with a subcommand."""
+        return ["podman", *self.opts]
+
     def pull_cmd(self, image: str) -> list[str]:
         """The command line that pulls ``image`` (``HOST/REPO:TAG``) over plain HTTP."""
-        return ["podman", *self.opts, "pull", "--tls-verify=false", image]
+        return [*self.base_cmd(), "pull", "--tls-verify=false", image]

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from tests.e2e import oci_layout
+from tests.e2e.clients import Podman
 from tests.support.berth_process import BerthProcess, berth_process
 from tests.support.reference import reference_registry
 
@@ -150,6 +153,16 @@ def registry(registry_kind: Kind, tmp_path_factory: pytest.TempPathFactory) -> I
         berth_process(workdir, database_url=database_url, nats_url=NATS_URL, stream=stream) as server,
     ):
         yield Registry(host=server.host, kind="berth", server=server, database_url=database_url)
+
+
+@pytest.fixture
+def podman() -> Iterator[Podman]:
+    """podman with its storage in a fresh short folder under /tmp, removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="e2e-pm", dir="/tmp"))
+    try:
+        yield Podman(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -108,10 +108,14 @@ def test_tags_list_and_delete(registry: Registry, tmp_path: Path) -> None:
 
     run(["skopeo", "delete", "--tls-verify=false", docker_ref(registry.host, repo, "v2")])
 
-    gone = run(skopeo_copy_cmd(docker_ref(registry.host, repo, "v2"), f"oci:{tmp_path / 'x'}:v2"), check=False)
+    gone = run(
+        skopeo_copy_cmd(docker_ref(registry.host, repo, "v2"), f"oci:{tmp_path / 'x'}:v2"), check=False
+    )
     assert gone.returncode != 0, f"pull of a deleted tag succeeded:\n{gone.stdout}"
-    by_digest = run(["skopeo", "inspect", "--tls-verify=false", "--raw",
-                     docker_ref(registry.host, repo, digests["v2"])], check=False)
+    by_digest = run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", docker_ref(registry.host, repo, digests["v2"])],
+        check=False,
+    )
     assert by_digest.returncode != 0, "deleted manifest is still served by digest"
     assert list_tags(registry.host, repo) == ["v1", "v3"]
     for tag in ("v1", "v3"):
