@@ -1,0 +1,1 @@
+"""Black-box OCI Distribution spec v1.1 conformance suite (see conftest.py)."""
