@@ -88,7 +88,9 @@ async def _berth_registry() -> AsyncIterator[Registry]:
     try:
         from tests.support.berth_app import berth_client  # type: ignore[import-not-found]
     except ImportError as exc:
-        pytest.skip(f"berth target unavailable: tests.support.berth_app.berth_client cannot be imported ({exc})")
+        pytest.skip(
+            f"berth target unavailable: tests.support.berth_app.berth_client cannot be imported ({exc})"
+        )
     async with berth_client() as (client, create_feed):
         client.follow_redirects = False
         feed = f"spec{secrets.token_hex(4)}"

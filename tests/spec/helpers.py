@@ -257,6 +257,8 @@ async def push_image(
     return Image(body, digest, media_type, config, [layer])
 
 
-async def get_manifest(client: httpx.AsyncClient, repo: str, reference: str, accept: str = ACCEPT_ALL) -> httpx.Response:
+async def get_manifest(
+    client: httpx.AsyncClient, repo: str, reference: str, accept: str = ACCEPT_ALL
+) -> httpx.Response:
     """GET a manifest, accepting every manifest media type by default."""
     return await client.get(f"/v2/{repo}/manifests/{reference}", headers={"Accept": accept})

@@ -103,6 +103,8 @@ async def test_sha512_blob_keeps_its_digest(client: httpx.AsyncClient, repo: str
     assert r.headers["docker-content-digest"] == digest
 
 
-async def test_malformed_digest_in_blob_get_is_400_digest_invalid(client: httpx.AsyncClient, repo: str) -> None:
+async def test_malformed_digest_in_blob_get_is_400_digest_invalid(
+    client: httpx.AsyncClient, repo: str
+) -> None:
     await push_blob(client, repo, random_blob(10))
     assert_error(await client.get(f"/v2/{repo}/blobs/sha256:XYZ"), 400, "DIGEST_INVALID")
