@@ -13,10 +13,10 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import nats
@@ -33,6 +33,7 @@ NATS_URL = "nats://127.0.0.1:4222"
 MOUNT_QUERY = "SELECT count(*) FROM eventstore.events WHERE type = 'blob.mounted'"
 
 Kind = Literal["berth", "reference"]
+T = TypeVar("T")
 
 
 def target_kind() -> Kind:
@@ -81,7 +82,20 @@ class Registry:
         """How many ``blob.mounted`` events the event store holds; ``None`` on the reference."""
         if self.database_url is None:
             return None
-        return asyncio.run(_fetch_count(self.database_url))
+        return _run_sync(_fetch_count(self.database_url))
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a private event loop and return its result.
+
+    Unlike ``asyncio.run`` this leaves the thread's current loop (pytest-asyncio's session loop)
+    untouched. Must not be called while a loop runs in this thread.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 async def _fetch_count(database_url: str) -> int:
@@ -116,11 +130,11 @@ async def _delete_stream(name: str) -> None:
 def scratch_database() -> Iterator[str]:
     """Create database ``berth_e2e_<random>``, yield its URL, drop it afterwards."""
     name = f"berth_e2e_{secrets.token_hex(6)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    _run_sync(_admin(f'CREATE DATABASE "{name}"'))
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextlib.contextmanager
@@ -130,7 +144,7 @@ def scratch_stream() -> Iterator[str]:
     try:
         yield name
     finally:
-        asyncio.run(_delete_stream(name))
+        _run_sync(_delete_stream(name))
 
 
 @pytest.fixture(scope="session")

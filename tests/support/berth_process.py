@@ -24,6 +24,7 @@ from tests.support.net import free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0  # seconds until /v2/ must answer 200
 STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
+BERTH_COMMAND: tuple[str, ...] = ("uv", "run", "berth", "up")  # run from REPO_ROOT
 ENV_KEYS = ("BERTH_DATABASE_URL", "BERTH_NATS_URL", "BERTH_NATS_STREAM")
 
 
@@ -134,7 +135,7 @@ def berth_process(
     data = data_dir or workdir / "berth-data"
     data.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"berth-{port}.log"
-    cmd = ["uv", "run", "berth", "up", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
+    cmd = [*BERTH_COMMAND, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
