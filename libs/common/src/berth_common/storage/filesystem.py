@@ -1,0 +1,197 @@
+"""The filesystem storage driver: objects are regular files below one root directory.
+
+Every blocking syscall runs in a worker thread (``anyio.to_thread``) with large (1 MiB) buffers,
+so the event loop never waits on the disk; memory stays bounded whatever the object size.
+Only rare failure cleanup (close/unlink/ftruncate) runs inline, so it also survives cancellation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from anyio import to_thread
+
+from . import _fsio
+from .base import ObjectInfo, ObjectNotFound, validate_path, validate_prefix
+
+_T = TypeVar("_T")
+_BUFFER = 1 << 20
+
+
+async def _run(func: Callable[..., _T], *args: object) -> _T:
+    return await to_thread.run_sync(func, *args)
+
+
+class FilesystemDriver:
+    """``StorageDriver`` over a local directory ``root`` (created if missing).
+
+    ``write`` goes to a temporary sibling then ``os.replace``; ``append`` uses an exclusive
+    ``O_APPEND`` descriptor and fsyncs on completion; ``delete`` prunes empty parent directories.
+    Paths are validated (``base.validate_path``), so no operation can leave ``root``.
+    """
+
+    name = "filesystem"
+
+    def __init__(self, root: Path, *, buffer_size: int = _BUFFER) -> None:
+        self._root = Path(root).resolve()
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._buffer = buffer_size
+
+    @property
+    def root(self) -> Path:
+        """The absolute directory that holds every object."""
+        return self._root
+
+    def _full(self, path: str) -> Path:
+        return self._root / validate_path(path)
+
+    async def stat(self, path: str) -> ObjectInfo | None:
+        """Size and mtime (UTC) of a regular file; ``None`` for a missing path or a directory."""
+        st = await _run(_fsio.regular_stat, self._full(path))
+        if st is None:
+            return None
+        return ObjectInfo(path, st.st_size, datetime.fromtimestamp(st.st_mtime, tz=UTC))
+
+    def read(
+        self, path: str, offset: int = 0, length: int | None = None, chunk_size: int = _BUFFER
+    ) -> AsyncIterator[bytes]:
+        """Stream ``[offset, offset+length)`` with ``pread``; see ``StorageDriver.read``.
+
+        Raises:
+            ValueError: invalid path, negative offset/length, or ``chunk_size < 1`` (at call time).
+            ObjectNotFound: on the first iteration, if ``path`` is no file.
+        """
+        if offset < 0 or (length is not None and length < 0) or chunk_size < 1:
+            raise ValueError(f"invalid read window offset={offset} length={length} chunk={chunk_size}")
+        return self._read(self._full(path), path, offset, length, chunk_size)
+
+    async def _read(
+        self, full: Path, path: str, offset: int, length: int | None, chunk_size: int
+    ) -> AsyncIterator[bytes]:
+        fd = await _run(_fsio.open_for_read, full, path)
+        try:
+            remaining = -1 if length is None else length
+            while remaining != 0:
+                want = chunk_size if remaining < 0 else min(chunk_size, remaining)
+                data = await _run(os.pread, fd, want, offset)
+                if not data:
+                    return
+                offset += len(data)
+                remaining = remaining if remaining < 0 else remaining - len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+    async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
+        """Write to a temporary sibling, fsync, then ``os.replace``; return the bytes written."""
+        full = self._full(path)
+        tmp = await _run(_fsio.TempFile.create, full)
+        try:
+            written = await self._pump(tmp.fd, chunks)
+            await _run(tmp.commit, full)
+        except BaseException:
+            tmp.discard()
+            raise
+        return written
+
+    async def append(self, path: str, chunks: AsyncIterable[bytes], offset: int) -> int:
+        """Append at ``offset`` (must be the current size); return the new size in bytes.
+
+        Raises:
+            InvalidOffset: ``offset`` is not the current size, or another append holds the object.
+        """
+        if offset < 0:
+            raise ValueError(f"negative append offset {offset}")
+        handle = await _run(_fsio.AppendHandle.open, self._full(path), path, offset)
+        try:
+            await self._pump(handle.fd, chunks)
+            return await _run(handle.finish)
+        except BaseException:
+            handle.rollback()
+            raise
+
+    async def _pump(self, fd: int, chunks: AsyncIterable[bytes]) -> int:
+        """Copy ``chunks`` to ``fd`` in writes of about ``buffer_size`` bytes; return the count."""
+        total, buf = 0, bytearray()
+        async for chunk in chunks:
+            total += len(chunk)
+            if not buf and len(chunk) >= self._buffer:
+                await _run(_fsio.write_all, fd, chunk)
+                continue
+            buf += chunk
+            if len(buf) >= self._buffer:
+                await _run(_fsio.write_all, fd, buf)
+                buf = bytearray()
+        if buf:
+            await _run(_fsio.write_all, fd, buf)
+        return total
+
+    async def move(self, src: str, dst: str) -> None:
+        """Rename ``src`` over ``dst`` (parents created); ``ObjectNotFound`` if ``src`` is no file."""
+        await _run(self._move, self._full(src), self._full(dst), src)
+
+    def _move(self, src: Path, dst: Path, src_path: str) -> None:
+        if _fsio.regular_stat(src) is None:
+            raise ObjectNotFound(src_path)
+        if src == dst:
+            return
+        _fsio.replace_with_parents(src, dst)
+        _fsio.fsync_dir(dst.parent)
+        _fsio.prune_empty_dirs(src.parent, self._root)
+
+    async def delete(self, path: str) -> None:
+        """Remove a file or a whole directory tree, then empty parents; missing is fine."""
+        await _run(self._delete, self._full(path))
+
+    def _delete(self, full: Path) -> None:
+        _fsio.remove_tree(full)
+        _fsio.prune_empty_dirs(full.parent, self._root)
+
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        """Object paths at or below ``prefix``, sorted, streamed directory by directory.
+
+        Raises:
+            ValueError: ``prefix`` is not ``""`` or a valid path (at call time).
+        """
+        norm = validate_prefix(prefix)
+        return self._list(norm)
+
+    async def _list(self, prefix: str) -> AsyncIterator[str]:
+        start = self._root / prefix if prefix else self._root
+        if prefix and await _run(_fsio.regular_stat, start) is not None:
+            yield prefix
+            return
+        async for path in self._walk(start, prefix):
+            yield path
+
+    async def _walk(self, directory: Path, rel: str) -> AsyncIterator[str]:
+        for name, is_dir in await _run(_fsio.sorted_entries, directory):
+            child = f"{rel}/{name}" if rel else name
+            if not is_dir:
+                yield child
+                continue
+            async for path in self._walk(directory / name, child):
+                yield path
+
+    async def url_for(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        expires_in: int = 1200,
+        external_host: str | None = None,
+    ) -> str | None:
+        """Always ``None``: files are served by the application (zero-copy, see ``local_path``)."""
+        validate_path(path)
+        return None
+
+    def local_path(self, path: str) -> Path | None:
+        """The file that holds ``path`` (it may not exist: ``stat`` first); never outside ``root``."""
+        return self._full(path)
+
+    async def close(self) -> None:
+        """Nothing to release."""

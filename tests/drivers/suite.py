@@ -1,0 +1,343 @@
+"""The one storage driver test suite, run unchanged against every driver (like Distribution's
+``registry/storage/driver/testsuites``).
+
+To test a driver, subclass ``DriverSuite`` in ``tests/drivers/test_<driver>.py`` and provide a
+``driver`` fixture that yields a driver over an EMPTY store (a temp dir, a fresh bucket prefix…).
+Every test writes below its own ``scratch`` prefix and deletes it; the autouse teardown then
+fails the test if anything is left in the store (override ``leftovers`` to look deeper, e.g. at
+raw files and directories). Drivers that cannot presign or serve local files return ``None`` from
+``url_for``/``local_path`` and those checks are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import httpx
+import pytest
+from berth_common.storage import InvalidOffset, ObjectNotFound, StorageDriver
+
+MiB = 1 << 20
+BAD_PATHS = [
+    "", "/abs", "abs/", "..", ".", "a/../b", "a/./b", "a//b", "../escape", "a/..",
+    "a\\b", "a\x00b", "a b", "~tmp", "ünïcode", "a/é/b", "x/\u200b",
+]  # fmt: skip
+BAD_PREFIXES = ["/", "/abs", "..", "a/../b", "a//b", "é", "a/../../"]
+
+
+class Boom(Exception):
+    """Raised by a test's chunk source to simulate a client that disconnects mid-stream."""
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """``size`` deterministic pseudo-random bytes."""
+    return random.Random(seed).randbytes(size)
+
+
+async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """``data`` as an async stream of ``size``-byte chunks (one empty chunk included for edge cover)."""
+    yield b""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def failing(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """Stream ``data``, then raise ``Boom``."""
+    async for chunk in chunks_of(data, size):
+        yield chunk
+    raise Boom
+
+
+async def read_all(driver: StorageDriver, path: str, **kw: int | None) -> bytes:
+    """Concatenate ``driver.read(path, **kw)``."""
+    return b"".join([chunk async for chunk in driver.read(path, **kw)])  # type: ignore[arg-type]
+
+
+async def list_all(driver: StorageDriver, prefix: str) -> list[str]:
+    """Collect ``driver.list(prefix)``."""
+    return [path async for path in driver.list(prefix)]
+
+
+class DriverSuite:
+    """Abstract: subclasses provide the ``driver`` fixture (and may override ``leftovers``)."""
+
+    @pytest.fixture
+    async def driver(self) -> AsyncIterator[StorageDriver]:
+        raise NotImplementedError("subclasses of DriverSuite provide the driver fixture")
+        yield  # pragma: no cover
+
+    async def leftovers(self, driver: StorageDriver) -> list[str]:
+        """Whatever remains in the store after a test; must be empty."""
+        return await list_all(driver, "")
+
+    @pytest.fixture(autouse=True)
+    async def _nothing_left_behind(self, driver: StorageDriver) -> AsyncIterator[None]:
+        yield
+        left = await self.leftovers(driver)
+        if left:
+            pytest.fail(f"storage driver left objects behind: {left[:20]}")
+
+    @pytest.fixture
+    async def scratch(self, driver: StorageDriver) -> AsyncIterator[str]:
+        prefix = f"suite-{secrets.token_hex(4)}"
+        yield prefix
+        await driver.delete(prefix)
+
+    # --- write / read / stat --------------------------------------------------------------
+
+    @pytest.mark.parametrize("size", [0, 1, 1000, 3 * MiB + 1])
+    async def test_round_trip(self, driver: StorageDriver, scratch: str, size: int) -> None:
+        path, data = f"{scratch}/a/b/object", payload(size, seed=size)
+        assert await driver.write(path, chunks_of(data)) == size
+        info = await driver.stat(path)
+        assert info is not None and (info.path, info.size) == (path, size)
+        assert await read_all(driver, path) == data
+        assert await list_all(driver, scratch) == [path]
+
+    async def test_read_honours_chunk_size(self, driver: StorageDriver, scratch: str) -> None:
+        path, data = f"{scratch}/obj", payload(10_000)
+        await driver.write(path, chunks_of(data, 333))
+        chunks = [chunk async for chunk in driver.read(path, chunk_size=4096)]
+        assert all(0 < len(c) <= 4096 for c in chunks) and b"".join(chunks) == data
+
+    @pytest.mark.parametrize(
+        ("offset", "length"),
+        [(0, None), (0, 0), (0, 1), (10, 20), (99, None), (99, 1), (99, 50), (100, None),
+         (100, 10), (150, None), (150, 5), (0, 1000)],
+    )  # fmt: skip
+    async def test_read_window(
+        self, driver: StorageDriver, scratch: str, offset: int, length: int | None
+    ) -> None:
+        path, data = f"{scratch}/obj", payload(100)
+        await driver.write(path, chunks_of(data))
+        end = None if length is None else offset + length
+        assert await read_all(driver, path, offset=offset, length=length, chunk_size=7) == data[offset:end]
+
+    async def test_read_invalid_window(self, driver: StorageDriver, scratch: str) -> None:
+        path = f"{scratch}/obj"
+        await driver.write(path, chunks_of(b"abc"))
+        for kw in ({"offset": -1}, {"length": -1}, {"chunk_size": 0}):
+            with pytest.raises(ValueError):
+                await read_all(driver, path, **kw)
+
+    async def test_missing_object(self, driver: StorageDriver, scratch: str) -> None:
+        await driver.write(f"{scratch}/dir/obj", chunks_of(b"x"))
+        for path in (f"{scratch}/missing", f"{scratch}/dir"):  # nothing there / only a prefix
+            assert await driver.stat(path) is None
+            with pytest.raises(ObjectNotFound):
+                await read_all(driver, path)
+
+    async def test_stat_modified_time(self, driver: StorageDriver, scratch: str) -> None:
+        await driver.write(f"{scratch}/obj", chunks_of(b"x"))
+        info = await driver.stat(f"{scratch}/obj")
+        assert info is not None and info.modified.tzinfo is not None
+        assert abs(info.modified - datetime.now(UTC)) < timedelta(minutes=5)
+
+    async def test_write_overwrites(self, driver: StorageDriver, scratch: str) -> None:
+        path = f"{scratch}/obj"
+        await driver.write(path, chunks_of(payload(5000, 1)))
+        assert await driver.write(path, chunks_of(b"short")) == 5
+        assert await read_all(driver, path) == b"short"
+
+    async def test_failed_write_leaves_nothing(self, driver: StorageDriver, scratch: str) -> None:
+        fresh, existing = f"{scratch}/fresh", f"{scratch}/existing"
+        await driver.write(existing, chunks_of(b"old"))
+        for path in (fresh, existing):
+            with pytest.raises(Boom):
+                await driver.write(path, failing(payload(3 * MiB), MiB))
+        assert await driver.stat(fresh) is None
+        assert await read_all(driver, existing) == b"old"
+        assert await list_all(driver, scratch) == [existing]
+
+    # --- append ---------------------------------------------------------------------------
+
+    async def test_append_sequence(self, driver: StorageDriver, scratch: str) -> None:
+        path, parts = f"{scratch}/upload/data", [payload(n, n) for n in (0, 1, 5000, MiB + 3, 7)]
+        size = 0
+        for part in parts:
+            size = await driver.append(path, chunks_of(part), offset=size)
+            info = await driver.stat(path)
+            assert info is not None and info.size == size
+        assert await read_all(driver, path) == b"".join(parts)
+
+    @pytest.mark.parametrize("offset", [0, 2, 4, 100])
+    async def test_append_wrong_offset(self, driver: StorageDriver, scratch: str, offset: int) -> None:
+        path = f"{scratch}/obj"
+        await driver.append(path, chunks_of(b"abc"), offset=0)
+        with pytest.raises(InvalidOffset):
+            await driver.append(path, chunks_of(b"zzz"), offset=offset)
+        assert await read_all(driver, path) == b"abc"
+
+    async def test_append_to_missing_needs_offset_zero(self, driver: StorageDriver, scratch: str) -> None:
+        with pytest.raises(InvalidOffset):
+            await driver.append(f"{scratch}/obj", chunks_of(b"abc"), offset=3)
+        assert await driver.stat(f"{scratch}/obj") is None
+        with pytest.raises(ValueError):
+            await driver.append(f"{scratch}/obj", chunks_of(b"abc"), offset=-1)
+
+    async def test_append_nothing_creates_empty_object(self, driver: StorageDriver, scratch: str) -> None:
+        assert await driver.append(f"{scratch}/obj", chunks_of(b""), offset=0) == 0
+        info = await driver.stat(f"{scratch}/obj")
+        assert info is not None and info.size == 0
+
+    async def test_failed_append_truncates_back(self, driver: StorageDriver, scratch: str) -> None:
+        path = f"{scratch}/obj"
+        await driver.append(path, chunks_of(b"keep"), offset=0)
+        with pytest.raises(Boom):
+            await driver.append(path, failing(payload(2 * MiB), MiB), offset=4)
+        assert await read_all(driver, path) == b"keep"
+        assert await driver.append(path, chunks_of(b"!"), offset=4) == 5
+
+    async def test_failed_first_append_leaves_no_data(self, driver: StorageDriver, scratch: str) -> None:
+        with pytest.raises(Boom):
+            await driver.append(f"{scratch}/obj", failing(payload(MiB)), offset=0)
+        info = await driver.stat(f"{scratch}/obj")
+        assert info is None or info.size == 0
+
+    async def test_concurrent_appends_to_different_objects(self, driver: StorageDriver, scratch: str) -> None:
+        expected = {f"{scratch}/u{i}/data": [payload(1000 * (i + 1) + j, i * 10 + j) for j in range(4)]
+                    for i in range(8)}  # fmt: skip
+
+        async def upload(path: str, parts: list[bytes]) -> None:
+            size = 0
+            for part in parts:
+                size = await driver.append(path, chunks_of(part, 512), offset=size)
+
+        async with anyio.create_task_group() as tg:
+            for path, parts in expected.items():
+                tg.start_soon(upload, path, parts)
+        for path, parts in expected.items():
+            assert await read_all(driver, path) == b"".join(parts)
+        assert await list_all(driver, scratch) == sorted(expected)
+
+    # --- move / delete / list -------------------------------------------------------------
+
+    async def test_move(self, driver: StorageDriver, scratch: str) -> None:
+        src, dst = f"{scratch}/uploads/x/data", f"{scratch}/blobs/sha256/ab/abcd"
+        data = payload(3000)
+        await driver.write(src, chunks_of(data))
+        await driver.move(src, dst)
+        assert await driver.stat(src) is None
+        assert await read_all(driver, dst) == data
+        assert await list_all(driver, scratch) == [dst]
+
+    async def test_move_overwrites(self, driver: StorageDriver, scratch: str) -> None:
+        src, dst = f"{scratch}/src", f"{scratch}/dst"
+        await driver.write(src, chunks_of(b"new"))
+        await driver.write(dst, chunks_of(b"old content"))
+        await driver.move(src, dst)
+        assert await read_all(driver, dst) == b"new"
+        assert await list_all(driver, scratch) == [dst]
+
+    async def test_move_missing(self, driver: StorageDriver, scratch: str) -> None:
+        await driver.write(f"{scratch}/dst", chunks_of(b"old"))
+        with pytest.raises(ObjectNotFound):
+            await driver.move(f"{scratch}/nope", f"{scratch}/dst")
+        assert await read_all(driver, f"{scratch}/dst") == b"old"
+
+    async def test_move_onto_itself(self, driver: StorageDriver, scratch: str) -> None:
+        await driver.write(f"{scratch}/obj", chunks_of(b"same"))
+        await driver.move(f"{scratch}/obj", f"{scratch}/obj")
+        assert await read_all(driver, f"{scratch}/obj") == b"same"
+
+    async def test_delete_file_and_prefix(self, driver: StorageDriver, scratch: str) -> None:
+        names = ["a/b", "a/bc", "a/b2/c", "d/e/f/g", "h"]
+        for name in names:
+            await driver.write(f"{scratch}/{name}", chunks_of(name.encode()))
+        await driver.delete(f"{scratch}/a/b")  # a file; the sibling "a/bc" stays
+        await driver.delete(f"{scratch}/d")  # a prefix, recursively
+        await driver.delete(f"{scratch}/missing")
+        await driver.delete(f"{scratch}/a/b/deeper")
+        assert await list_all(driver, scratch) == [f"{scratch}/{n}" for n in ("a/b2/c", "a/bc", "h")]
+        await driver.delete(f"{scratch}/a/b2/c")
+        assert await driver.stat(f"{scratch}/a/b2/c") is None
+
+    async def test_list_sorted_recursive(self, driver: StorageDriver, scratch: str) -> None:
+        names = ["a/b", "a-c", "a.b", "a0", "a/b0/c", "z", "a/b-/x", "B", "a:1"]
+        for name in reversed(names):
+            await driver.write(f"{scratch}/{name}", chunks_of(b"x"))
+        everything = sorted(f"{scratch}/{n}" for n in names)
+        assert await list_all(driver, scratch) == everything
+        assert await list_all(driver, scratch + "/") == everything
+        assert await list_all(driver, "") == everything
+        under_a = [f"{scratch}/a/b", f"{scratch}/a/b-/x", f"{scratch}/a/b0/c"]
+        assert await list_all(driver, f"{scratch}/a") == under_a  # not "a-c", "a.b", "a0", "a:1"
+        assert await list_all(driver, f"{scratch}/a/b") == [f"{scratch}/a/b"]  # the object itself
+        assert await list_all(driver, f"{scratch}/a/b0/") == [f"{scratch}/a/b0/c"]
+        assert await list_all(driver, f"{scratch}/nothing") == []
+
+    # --- paths, URLs, memory --------------------------------------------------------------
+
+    @pytest.mark.parametrize("bad", BAD_PATHS)
+    async def test_invalid_paths_rejected(self, driver: StorageDriver, scratch: str, bad: str) -> None:
+        good = f"{scratch}/good"
+        await driver.write(good, chunks_of(b"x"))
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: driver.stat(bad), lambda: read_all(driver, bad),
+            lambda: driver.write(bad, chunks_of(b"x")), lambda: driver.append(bad, chunks_of(b"x"), 0),
+            lambda: driver.move(good, bad), lambda: driver.move(bad, good), lambda: driver.delete(bad),
+            lambda: driver.url_for(bad),
+        ]  # fmt: skip
+        for call in calls:
+            with pytest.raises(ValueError):
+                await call()
+        with pytest.raises(ValueError):
+            driver.local_path(bad)
+        assert await list_all(driver, "") == [good]
+
+    @pytest.mark.parametrize("bad", BAD_PREFIXES)
+    async def test_invalid_list_prefix_rejected(self, driver: StorageDriver, bad: str) -> None:
+        with pytest.raises(ValueError):
+            await list_all(driver, bad)
+
+    async def test_url_for_and_local_path(self, driver: StorageDriver, scratch: str) -> None:
+        path, data = f"{scratch}/obj", payload(2048)
+        await driver.write(path, chunks_of(data))
+        url = await driver.url_for(path, expires_in=60)
+        if url is not None:
+            assert url.startswith(("http://", "https://"))
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(url)).content == data
+        local = driver.local_path(path)
+        if local is not None:
+            assert await anyio.Path(local).read_bytes() == data
+
+    async def test_memory_stays_bounded(self, driver: StorageDriver, scratch: str) -> None:
+        """A 200 MiB object streams through write and read with < 20 MiB of Python memory."""
+        path, chunk, count = f"{scratch}/big", payload(MiB, 7), 200
+        expected = hashlib.sha256()
+        for _ in range(count):
+            expected.update(chunk)
+
+        async def source() -> AsyncIterator[bytes]:
+            for _ in range(count):
+                yield chunk
+
+        digest, peak = await _peak_traced(driver, path, source(), count * MiB)
+        assert digest == expected.hexdigest()
+        assert peak < 20 * MiB, f"peak Python memory {peak / MiB:.1f} MiB"
+
+
+async def _peak_traced(
+    driver: StorageDriver, path: str, chunks: AsyncIterator[bytes], size: int
+) -> tuple[str, int]:
+    """Write ``chunks`` to ``path`` and read it back under tracemalloc; return (sha256, peak bytes)."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        assert await driver.write(path, chunks) == size
+        digest = hashlib.sha256()
+        async for piece in driver.read(path):
+            digest.update(piece)
+        return digest.hexdigest(), tracemalloc.get_traced_memory()[1]
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()

@@ -1,0 +1,88 @@
+"""The shared driver suite on ``FilesystemDriver``, plus what only a filesystem can show:
+no stray files or directories, temp files invisible, the root never escaped, exclusive appends."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from berth_common.storage import FilesystemDriver, InvalidOffset, StorageDriver
+
+from tests.drivers.suite import DriverSuite, chunks_of, list_all, read_all
+
+
+def everything_under(root: Path) -> list[str]:
+    """Every file and directory below ``root``, relative and sorted."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+class TestFilesystemDriver(DriverSuite):
+    """Runs every ``DriverSuite`` test; leftovers are checked on disk (files AND directories)."""
+
+    @pytest.fixture
+    async def driver(self, tmp_path: Path) -> AsyncIterator[StorageDriver]:
+        driver = FilesystemDriver(tmp_path / "store")
+        yield driver
+        await driver.close()
+
+    async def leftovers(self, driver: StorageDriver) -> list[str]:
+        assert isinstance(driver, FilesystemDriver)
+        return await anyio.to_thread.run_sync(everything_under, driver.root)
+
+    async def test_temp_files_are_invisible(self, driver: FilesystemDriver, scratch: str) -> None:
+        release = anyio.Event()
+        seen: list[list[str]] = []
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield b"partial"
+            await release.wait()
+
+        async def lister() -> None:
+            await anyio.sleep(0.05)
+            seen.append(await list_all(driver, ""))
+            seen.append(everything_under(driver.root))
+            release.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lister)
+            await driver.write(f"{scratch}/obj", slow())
+        assert seen[0] == [] and any("~" in name for name in seen[1])
+        assert await list_all(driver, "") == [f"{scratch}/obj"]
+
+    async def test_concurrent_append_is_refused(self, driver: FilesystemDriver, scratch: str) -> None:
+        path, release = f"{scratch}/obj", anyio.Event()
+
+        async def held() -> AsyncIterator[bytes]:
+            yield b"abc"
+            await release.wait()
+
+        async def competitor() -> None:
+            await anyio.sleep(0.05)
+            with pytest.raises(InvalidOffset):
+                await driver.append(path, chunks_of(b"zzz"), offset=0)
+            release.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(competitor)
+            assert await driver.append(path, held(), offset=0) == 3
+        assert await read_all(driver, path) == b"abc"
+
+    async def test_root_is_never_escaped(self, driver: FilesystemDriver, tmp_path: Path) -> None:
+        outside = tmp_path / "outside"
+        outside.write_bytes(b"secret")
+        for bad in ("../outside", "/" + str(outside).lstrip("/"), "a/../../outside"):
+            with pytest.raises(ValueError):
+                await read_all(driver, bad)
+            with pytest.raises(ValueError):
+                await driver.delete(bad)
+        assert outside.read_bytes() == b"secret"
+        assert sorted(os.listdir(tmp_path)) == ["outside", "store"]
+        outside.unlink()
+
+    async def test_local_path_is_the_file(self, driver: FilesystemDriver, scratch: str) -> None:
+        await driver.write(f"{scratch}/a/obj", chunks_of(b"data"))
+        assert driver.local_path(f"{scratch}/a/obj") == driver.root / scratch / "a" / "obj"
+        assert await driver.url_for(f"{scratch}/a/obj") is None
