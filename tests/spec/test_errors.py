@@ -1,0 +1,165 @@
+"""Error bodies, repository name rules and garbage input.
+
+OCI distribution spec v1.1, "Error Codes" (every JSON 4xx body is ``{"errors": [...]}``),
+"Pulling manifests" (name and tag grammar) and Berth's feed rule (``FEED/IMAGE``; DESIGN.md).
+Garbage must never produce a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.spec.conftest import Registry
+from tests.spec.helpers import OCI_MANIFEST, assert_error, error_codes, push_image, random_blob, start_upload
+
+SPEC_CODES = {
+    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED",
+    "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS", "TAG_INVALID", "RANGE_INVALID", "PAGINATION_NUMBER_INVALID",
+}  # fmt: skip
+
+
+DEVIATES = pytest.mark.berth_only  # Distribution 2.8 answers this one with a 500
+
+
+def case(method: str, path: str, body: bytes = b"", deviates: bool = False, **headers: str) -> object:
+    """A malformed request; ``{repo}`` in ``path`` is the test's repository."""
+    marks = [DEVIATES] if deviates else []
+    return pytest.param(method, path, headers, body, id=f"{method} {path[:60]}", marks=marks)
+
+
+GARBAGE = [
+    case("GET", "/v2/{repo}/blobs/sha256:XYZ"),
+    case("HEAD", "/v2/{repo}/blobs/md5:abc"),
+    case("GET", "/v2/{repo}/manifests/sha256:XYZ", deviates=True),
+    case("DELETE", "/v2/{repo}/blobs/sha256:XYZ"),
+    case("POST", "/v2/{repo}/blobs/uploads/?digest=sha256:XYZ", b"abc"),
+    case("POST", "/v2/{repo}/blobs/uploads/?mount=sha256:XYZ&from={repo}"),
+    case("GET", "/v2/{repo}/tags/list?n=-1"),
+    case("GET", "/v2/{repo}/tags/list?n=abc"),
+    case("GET", "/v2/_catalog?n=-5"),
+    case("GET", "/v2/_catalog?n=abc&last=%00"),
+    case("PUT", "/v2/{repo}/manifests/v1", b"", Content_Type=OCI_MANIFEST),
+    case("PUT", "/v2/{repo}/manifests/v1", b"\xff\xfe\x00garbage", Content_Type=OCI_MANIFEST),
+    case("PUT", "/v2/{repo}/manifests/v1", b"{}", Content_Type="text/plain"),
+    case("PUT", "/v2/{repo}/manifests/" + "a" * 129, b"{}", Content_Type=OCI_MANIFEST),
+    case("GET", "/v2/{repo}/manifests/" + "a" * 129),
+    case("GET", "/v2/{repo}/%2e%2e/%2e%2e/manifests/v1"),
+    case("GET", "/v2/{repo}/..%2f..%2fetc/manifests/v1"),
+    case("GET", "/v2/{repo}/blobs/uploads/..%2f..%2f"),
+    case("PATCH", "/v2/{repo}/blobs/uploads/not-a-uuid", b"x", Content_Range="0-0"),
+    case("PUT", "/v2/{repo}/manifests/v1", b"{}", deviates=True, Content_Type=OCI_MANIFEST),
+]
+
+
+def header_names(headers: dict[str, str]) -> dict[str, str]:
+    """``Content_Type`` → ``Content-Type`` (keyword-argument spelling to header names)."""
+    return {k.replace("_", "-"): v for k, v in headers.items()}
+
+
+async def check_not_5xx(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str], body: bytes
+) -> httpx.Response:
+    r = await client.request(method, path, headers=headers, content=body)
+    assert r.status_code < 500, f"{method} {path}: {r.status_code} {r.text[:200]}"
+    return r
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"), GARBAGE)
+async def test_garbage_never_gives_5xx(
+    client: httpx.AsyncClient, repo: str, method: str, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    await push_image(client, repo, "v1")
+    await check_not_5xx(client, method, path.format(repo=repo), header_names(headers), body)
+
+
+async def test_garbage_content_range_never_gives_5xx(client: httpx.AsyncClient, repo: str) -> None:
+    for value in (
+        "99999999999999999999999-99999999999999999999999",
+        "-1-5",
+        "bytes=0-1",
+        "0-",
+        "ab-cd",
+        "1-0",
+    ):
+        location = (await start_upload(client, repo)).headers["location"]
+        await check_not_5xx(client, "PATCH", location, {"Content-Range": value}, random_blob(8))
+
+
+@pytest.mark.berth_only  # Distribution 2.8 answers some of these with plain-text 404s (no route)
+@pytest.mark.parametrize(("method", "path", "headers", "body"), GARBAGE)
+async def test_garbage_4xx_have_json_error_bodies(
+    client: httpx.AsyncClient, repo: str, method: str, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    await push_image(client, repo, "v1")
+    r = await check_not_5xx(client, method, path.format(repo=repo), header_names(headers), body)
+    if 400 <= r.status_code < 500 and method != "HEAD":
+        codes = error_codes(r)
+        assert codes, f"{method} {path}: {r.status_code} {r.text[:200]}"
+        assert set(codes) <= SPEC_CODES
+
+
+async def test_literal_dot_dot_path_is_not_a_server_error(registry: Registry, repo: str) -> None:
+    """httpx normalises ``..`` away, so send the request line by hand."""
+    base_url = httpx.URL(registry.base_url)
+    if base_url.scheme != "http" or not base_url.port:
+        pytest.skip("raw socket check needs a TCP http target")
+    reader, writer = await asyncio.open_connection(base_url.host, base_url.port)
+    path = f"/v2/{repo}/../../etc/passwd/manifests/v1"
+    request = f"GET {path} HTTP/1.1\r\nHost: {base_url.host}\r\nConnection: close\r\n\r\n"
+    writer.write(request.encode())
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    status = int(status_line.split()[1])
+    assert status < 500 and status != 200
+
+
+@pytest.mark.berth_only  # Distribution 2.8 answers 500 for a 300-character name
+async def test_overlong_name_is_name_invalid(client: httpx.AsyncClient, feed: str) -> None:
+    name = f"{feed}/{'a' * 300}"
+    assert_error(await client.post(f"/v2/{name}/blobs/uploads/"), 400, "NAME_INVALID")
+    assert_error(await client.get(f"/v2/{name}/tags/list"), (400, 404), "NAME_INVALID", "NAME_UNKNOWN")
+
+
+@pytest.mark.berth_only  # Distribution 2.8 answers a plain-text 404 (no route)
+@pytest.mark.parametrize("image", ["UPPER", "a..b", "-lead", "trail-", "a//b"])
+async def test_name_outside_the_grammar_is_name_invalid(
+    client: httpx.AsyncClient, feed: str, image: str
+) -> None:
+    r = await client.post(f"/v2/{feed}/{image}/blobs/uploads/")
+    assert_error(r, (400, 404), "NAME_INVALID", "NAME_UNKNOWN")
+
+
+@pytest.mark.berth_only  # Berth's feed rule: a repository is FEED/IMAGE
+async def test_single_component_name_is_name_invalid(client: httpx.AsyncClient, feed: str) -> None:
+    assert_error(await client.post("/v2/lonely/blobs/uploads/"), 400, "NAME_INVALID")
+    body = b'{"schemaVersion":2}'
+    r = await client.put("/v2/lonely/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST})
+    assert_error(r, 400, "NAME_INVALID")
+
+
+@pytest.mark.berth_only  # Berth's feed rule: the feed must exist
+async def test_unknown_feed_is_name_unknown(client: httpx.AsyncClient, feed: str) -> None:
+    name = f"{feed}-nosuchfeed/img"
+    assert_error(await client.post(f"/v2/{name}/blobs/uploads/"), 404, "NAME_UNKNOWN")
+    assert_error(await client.get(f"/v2/{name}/tags/list"), 404, "NAME_UNKNOWN")
+    assert_error(await client.get(f"/v2/{name}/manifests/v1"), 404, "NAME_UNKNOWN", "MANIFEST_UNKNOWN")
+
+
+async def test_error_bodies_use_spec_codes(client: httpx.AsyncClient, repo: str) -> None:
+    """A sample of ordinary 4xx answers: JSON ``{"errors": [{"code", "message"?, "detail"?}]}``."""
+    await push_image(client, repo, "v1")
+    for r in (
+        await client.get(f"/v2/{repo}/manifests/nope", headers={"Accept": OCI_MANIFEST}),
+        await client.get(f"/v2/{repo}/blobs/sha256:{'0' * 64}"),
+        await client.get(f"/v2/{repo}-missing/tags/list"),
+    ):
+        assert 400 <= r.status_code < 500
+        errors = r.json()["errors"]
+        assert errors and all(
+            e["code"] in SPEC_CODES and e["code"].replace("_", "").isupper() for e in errors
+        )
