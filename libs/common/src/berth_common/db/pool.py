@@ -1,0 +1,47 @@
+"""The asyncpg connection pool, with JSON codecs, and creation of the database itself."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Decode/encode ``json``/``jsonb`` as Python objects."""
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    """Create the pool for ``dsn`` (asyncpg URL; unix sockets via ``?host=/dir``).
+
+    Raises:
+        OSError / asyncpg.PostgresError: when the server cannot be reached.
+    """
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+        statement_cache_size=1024, command_timeout=60,
+    )
+    assert pool is not None
+    return pool
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database named in ``dsn`` if it does not exist (connects to ``postgres``)."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/") or "postgres"
+    if name == "postgres":
+        return
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass
+    finally:
+        await conn.close()

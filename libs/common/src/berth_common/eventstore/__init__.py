@@ -1,0 +1,20 @@
+"""The event store: append with optimistic concurrency, outbox relay, consumers, rebuilds."""
+
+from berth_common.eventstore.consumer import ProjectionConsumer
+from berth_common.eventstore.rebuild import ProjectionSpec, rebuild
+from berth_common.eventstore.relay import OutboxRelay
+from berth_common.eventstore.store import (
+    ANY,
+    NO_STREAM,
+    ConcurrencyError,
+    EventContext,
+    EventStore,
+    Projector,
+    UnitOfWork,
+    run_with_retry,
+)
+
+__all__ = [
+    "ANY", "NO_STREAM", "ConcurrencyError", "EventContext", "EventStore", "OutboxRelay",
+    "ProjectionConsumer", "ProjectionSpec", "Projector", "UnitOfWork", "rebuild", "run_with_retry",
+]

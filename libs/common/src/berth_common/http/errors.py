@@ -1,0 +1,84 @@
+"""The one place that renders errors as the OCI ``{"errors": [...]}`` body.
+
+Routes raise ``berth_common.errors.RegistryError`` subclasses; request-validation failures,
+unknown routes, wrong methods and unexpected exceptions are mapped here too, so a client never
+sees an HTML page or a traceback. Backing-service outages (PostgreSQL, NATS, storage) become
+``503 UNAVAILABLE``; anything else unexpected is logged and becomes ``500 UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from berth_common.errors import (
+    InternalError,
+    RegistryError,
+    Unavailable,
+    Unsupported,
+    error_body,
+)
+
+log = structlog.get_logger("berth.http")
+
+
+class _NotFound(RegistryError):
+    """404 for a path no endpoint serves."""
+
+    code, status, default_message = "NOT_FOUND", 404, "no such endpoint"
+
+
+class _BadRequest(RegistryError):
+    """400 for a request whose parameters do not validate."""
+
+    code, status, default_message = "BAD_REQUEST", 400, "invalid request"
+
+
+def render(request: Request | None, exc: RegistryError) -> Response:
+    """The response for ``exc``: JSON body (none for HEAD), its status and headers."""
+    headers = {"Docker-Distribution-API-Version": "registry/2.0", **exc.headers}
+    if request is not None and request.method == "HEAD":
+        return Response(status_code=exc.status, headers=headers)
+    return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return render(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return render(request, Unsupported(f"method {request.method} not allowed here"))
+    if exc.status_code == 404:
+        return render(request, _NotFound())
+    err = _BadRequest(str(exc.detail))
+    err.status = exc.status_code  # type: ignore[misc]
+    return render(request, err)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+    return render(request, _BadRequest("invalid request parameters", detail=detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, asyncpg.PostgresConnectionError | ConnectionError | asyncpg.TooManyConnectionsError):
+        log.error("backend.unavailable", path=request.url.path, error=repr(exc))
+        return render(request, Unavailable("a backing service is unavailable; retry later"))
+    log.exception("request.failed", path=request.url.path, method=request.method)
+    return render(request, InternalError())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the renderers on ``app`` (every service and the all-in-one app)."""
+    app.add_exception_handler(RegistryError, _registry_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

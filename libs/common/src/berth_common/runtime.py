@@ -1,0 +1,90 @@
+"""Resources shared by a process's services: pool, event store, bus, storage, settings.
+
+Built in an app's lifespan (never at import time) and handed to each service's ``setup``.
+In the all-in-one process (``berth up``, ``berth serve all``) one set of resources serves all
+four services; separately deployed services each build their own from the same settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+
+from berth_common.bus import Bus, connect_bus
+from berth_common.db import apply_migrations, create_pool, ensure_database, load_migrations
+from berth_common.eventstore import EventStore
+from berth_common.settings import Settings
+
+log = structlog.get_logger("berth.runtime")
+
+
+@dataclass
+class Resources:
+    """Everything a service needs at run time (see module docstring)."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    store: EventStore
+    bus: Bus | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, with_bus: bool = True) -> Resources:
+        """Connect to PostgreSQL (creating the database if needed) and, optionally, NATS.
+
+        Raises:
+            ValueError: ``database_url`` is not set.
+        """
+        if not settings.database_url:
+            raise ValueError("BERTH_DATABASE_URL is not set (berth up sets it for embedded mode)")
+        await ensure_database(settings.database_url)
+        pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
+                                 max_size=settings.db_pool_max)
+        await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
+        bus = None
+        if with_bus and settings.nats_url:
+            bus = await connect_bus(settings.nats_url, settings.nats_stream, subject_prefix(settings))
+        return cls(settings, pool, EventStore(pool), bus)
+
+    def spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop (relay, consumer) that restarts after unexpected errors."""
+
+        async def supervise() -> None:
+            while True:
+                try:
+                    await factory()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("background.crashed", task=name)
+                    await asyncio.sleep(1.0)
+
+        self.tasks.append(asyncio.create_task(supervise(), name=name))
+
+    async def close(self) -> None:
+        """Stop background loops, then close the bus and the pool."""
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                await self.bus.close()
+        await self.pool.close()
+
+
+def subject_prefix(settings: Settings) -> str:
+    """The bus subject prefix: ``berth`` for the default stream, else the stream name lowercased.
+
+    So that test runs with their own stream names never overlap subjects (JetStream forbids it).
+    """
+    if settings.nats_subject_prefix != "berth" or settings.nats_stream == "BERTH_EVENTS":
+        return settings.nats_subject_prefix
+    return settings.nats_stream.lower()

@@ -1,0 +1,92 @@
+"""Berth's settings, read from ``BERTH_*`` environment variables and an optional YAML file.
+
+Every setting is documented in ``docs/CONFIGURATION.md``. Nested settings use ``__`` in the
+environment (``BERTH_STORAGE__ROOT``). The YAML file is named by ``BERTH_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class StorageSettings(BaseModel):
+    """Where blobs live. ``kind`` picks the driver; ``root`` is the filesystem driver's folder."""
+
+    kind: Literal["filesystem"] = "filesystem"
+    root: Path = Path("berth-data/storage")
+
+
+class UploadSettings(BaseModel):
+    """Upload sessions: how long an idle session lives before cleanup purges it (seconds)."""
+
+    max_age_seconds: int = Field(default=24 * 3600, ge=60)
+    max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class Settings(BaseSettings):
+    """All of Berth's settings.
+
+    Attributes:
+        database_url: PostgreSQL URL (asyncpg); unset means ``berth up`` starts an embedded one.
+        nats_url: NATS URL; unset means ``berth up`` starts an embedded nats-server.
+        nats_stream: the JetStream stream that carries events (subjects ``<prefix>.>``).
+        nats_subject_prefix: the subject prefix; events go to ``<prefix>.<aggregate>.<event>``.
+        data_dir: where ``berth up`` keeps embedded PostgreSQL, NATS and filesystem storage.
+        external_url: the URL clients see (``Location`` headers); unset means derive from the request.
+        relay_poll_seconds: how often the outbox relay looks for new events when not notified.
+        log_level, log_format: structlog output (``console`` or ``json``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore")
+
+    database_url: str | None = None
+    nats_url: str | None = None
+    nats_stream: str = "BERTH_EVENTS"
+    nats_subject_prefix: str = "berth"
+    data_dir: Path = Path("berth-data")
+    external_url: str | None = None
+    storage: StorageSettings = StorageSettings()
+    uploads: UploadSettings = UploadSettings()
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=20, ge=1)
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: constructor arguments, then environment, then the YAML file."""
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``BERTH_CONFIG`` (if any) as the lowest-precedence source."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("BERTH_CONFIG")
+        if not path:
+            return {}
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the configuration file must be a YAML mapping")
+        return data

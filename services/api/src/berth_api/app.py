@@ -1,0 +1,64 @@
+"""The api service: feeds, repositories, manifests, tags, referrers (DESIGN §1).
+
+``setup(app)`` mounts its routers on any FastAPI app (the service's own, or the all-in-one);
+``migrations()`` gives its schema; ``create_app()`` builds the standalone service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.eventstore import ProjectionSpec
+from berth_common.http.errors import install_error_handlers
+from berth_common.runtime import Resources
+from berth_common.settings import Settings
+from berth_api.projections.tables import SPEC
+from berth_api.routes import admin, base, listing, manifests
+
+
+def migrations() -> list[Migration]:
+    """The api schema's migrations."""
+    return load_migrations("api", "berth_api.migrations")
+
+
+def projections() -> list[ProjectionSpec]:
+    """The api service's rebuildable projections."""
+    return [SPEC]
+
+
+def setup(app: FastAPI) -> None:
+    """Mount the api routers on ``app`` (which must have ``state.resources`` at run time)."""
+    app.include_router(base.router)
+    app.include_router(listing.router)
+    app.include_router(manifests.router)
+    app.include_router(admin.router)
+
+
+async def start(resources: Resources) -> None:
+    """Apply migrations. The api service has no background loops of its own."""
+    await apply_migrations(resources.pool, migrations())
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The standalone api service (``berth serve api``)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await Resources.open(settings, with_bus=False)
+        await start(resources)
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(title="Berth api", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json")
+    install_error_handlers(app)
+    setup(app)
+    return app

@@ -1,0 +1,74 @@
+"""Feed commands: create, update, delete (each an event on stream ``feed:<name>``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+
+from berth_common.errors import Conflict, NameInvalid, NameUnknown
+from berth_common.events import FeedCreated, FeedDeleted, FeedUpdated, Metadata
+from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
+from berth_api.projections.tables import project
+
+FEED_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+def validate_feed_name(name: str) -> str:
+    """Return ``name`` if it can be a feed (a repository's first path component, ≤ 64 chars).
+
+    Raises:
+        NameInvalid: with the grammar in the message.
+    """
+    if not (0 < len(name) <= 64 and FEED_NAME.match(name)):
+        raise NameInvalid(
+            f"invalid feed name {name[:80]!r}: lowercase letters and digits, separated by"
+            " single '.', '_' or '-', at most 64 characters"
+        )
+    return name
+
+
+async def create_feed(store: EventStore, name: str, *, description: str = "", public: bool = False,
+                      metadata: Metadata | None = None) -> None:
+    """Create feed ``name``. Raises ``NameInvalid``; ``Conflict`` if it exists."""
+    validate_feed_name(name)
+
+    async def work(uow: UnitOfWork) -> None:
+        if await uow.conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1", name):
+            raise Conflict(f"feed {name!r} already exists")
+        await uow.emit(f"feed:{name}", FeedCreated(feed=name, description=description, public=public))
+
+    try:
+        await run_with_retry(store, work, projector=project, metadata=metadata)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"feed {name!r} already exists") from None
+
+
+async def update_feed(store: EventStore, name: str, changes: dict[str, Any],
+                      metadata: Metadata | None = None) -> None:
+    """Change a feed's ``description``/``public``. Raises ``NameUnknown``."""
+
+    async def work(uow: UnitOfWork) -> None:
+        await _require_feed(uow.conn, name)
+        if changes:
+            await uow.emit(f"feed:{name}", FeedUpdated(feed=name, changes=changes))
+
+    await run_with_retry(store, work, projector=project, metadata=metadata)
+
+
+async def delete_feed(store: EventStore, name: str, metadata: Metadata | None = None) -> None:
+    """Delete a feed and (through the projection) its repositories. Raises ``NameUnknown``."""
+
+    async def work(uow: UnitOfWork) -> None:
+        await _require_feed(uow.conn, name)
+        await uow.emit(f"feed:{name}", FeedDeleted(feed=name))
+
+    await run_with_retry(store, work, projector=project, metadata=metadata)
+
+
+async def _require_feed(conn: asyncpg.Connection, name: str) -> None:
+    if not await conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1 FOR UPDATE", name):
+        raise NameUnknown(f"feed {name!r} does not exist")
+
+

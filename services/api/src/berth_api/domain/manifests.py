@@ -1,0 +1,177 @@
+"""Manifest and tag commands (stream ``repository:<feed>/<image>``).
+
+OCI distribution spec v1.1: "Pushing Manifests", "Deleting tags", "Deleting Manifests".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from berth_common.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+)
+from berth_common.events import ManifestDeleted, ManifestPushed, Metadata, TagDeleted, TagUpdated
+from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
+from berth_common.oci.digest import Digest
+from berth_common.oci.manifest import ParsedManifest, parse_manifest
+from berth_common.oci.reference import RepositoryName
+from berth_api.projections.tables import project
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    """The result of a manifest PUT: its digest and, if it has one, its subject's digest."""
+
+    digest: str
+    subject: str | None
+
+
+def stream_of(repository: RepositoryName | str) -> str:
+    """The event stream of a repository's manifests and tags."""
+    return f"repository:{repository}"
+
+
+async def require_feed(conn: asyncpg.Connection, repository: RepositoryName) -> None:
+    """Raise ``NameUnknown`` unless the repository's feed exists."""
+    if not await conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1", repository.feed):
+        raise NameUnknown(
+            f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
+            " must be created first (berth feed create FEED)", detail={"name": str(repository)},
+        )
+
+
+async def put_manifest(store: EventStore, repository: RepositoryName, reference: str | Digest,
+                       body: bytes, content_type: str | None,
+                       metadata: Metadata | None = None) -> PushedManifest:
+    """Store a manifest and, when ``reference`` is a tag, point the tag at it.
+
+    Raises:
+        ManifestInvalid / UnsupportedMediaType: the body is not an acceptable manifest.
+        DigestInvalid: ``reference`` is a digest that does not match ``body``.
+        ManifestBlobUnknown: a referenced blob (or child manifest) is not in the repository.
+        NameUnknown: the feed does not exist.
+    """
+    parsed = parse_manifest(body, content_type)
+    algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
+    digest = Digest.of(body, algorithm)
+    if isinstance(reference, Digest) and reference != digest:
+        raise DigestInvalid(f"the manifest's digest is {digest}, not {reference}",
+                            detail={"digest": str(reference)})
+    text = _text(body)
+
+    async def work(uow: UnitOfWork) -> PushedManifest:
+        await require_feed(uow.conn, repository)
+        await _check_references(uow.conn, repository, parsed)
+        await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
+        if isinstance(reference, str):
+            await _point_tag(uow, repository, reference, str(digest))
+        return PushedManifest(str(digest), str(parsed.subject.digest) if parsed.subject else None)
+
+    result: PushedManifest = await run_with_retry(store, work, projector=project, metadata=metadata)
+    return result
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestInvalid("the manifest is not UTF-8 encoded JSON") from None
+
+
+async def _check_references(conn: asyncpg.Connection, repository: RepositoryName,
+                            parsed: ParsedManifest) -> None:
+    blobs = sorted({str(d) for d in parsed.blob_references})
+    if blobs:
+        linked = await conn.fetch(
+            "SELECT digest FROM blob.v_repository_blobs WHERE repository = $1"
+            " AND digest = ANY($2::text[])", str(repository), blobs,
+        )
+        missing = sorted(set(blobs) - {r["digest"] for r in linked})
+        if missing:
+            raise ManifestBlobUnknown(f"blob {missing[0]} is not in repository {repository}",
+                                      detail={"digest": missing[0]})
+    children = sorted({str(d) for d in parsed.manifest_references})
+    if children:
+        known = await conn.fetch(
+            "SELECT digest FROM api.manifests WHERE repository = $1 AND digest = ANY($2::text[])",
+            str(repository), children,
+        )
+        missing = sorted(set(children) - {r["digest"] for r in known})
+        if missing:
+            raise ManifestBlobUnknown(f"manifest {missing[0]} is not in repository {repository}",
+                                      detail={"digest": missing[0]})
+
+
+async def _record_manifest(uow: UnitOfWork, repository: RepositoryName, digest: str,
+                           parsed: ParsedManifest, text: str, size: int) -> None:
+    exists = await uow.conn.fetchval(
+        "SELECT 1 FROM api.manifests WHERE repository = $1 AND digest = $2", str(repository), digest
+    )
+    if exists:
+        return
+    await uow.emit(stream_of(repository), ManifestPushed(
+        repository=str(repository), digest=digest, media_type=parsed.media_type, size=size,
+        body=text, blobs=[str(d) for d in parsed.blob_references],
+        manifests=[str(d) for d in parsed.manifest_references],
+        subject=str(parsed.subject.digest) if parsed.subject else None,
+        artifact_type=parsed.artifact_type,
+    ))
+
+
+async def _point_tag(uow: UnitOfWork, repository: RepositoryName, tag: str, digest: str) -> None:
+    previous = await uow.conn.fetchval(
+        "SELECT digest FROM api.tags WHERE repository = $1 AND tag = $2 FOR UPDATE",
+        str(repository), tag,
+    )
+    if previous == digest:
+        return
+    await uow.emit(stream_of(repository), TagUpdated(
+        repository=str(repository), tag=tag, digest=digest, previous_digest=previous,
+    ))
+
+
+async def delete_manifest(store: EventStore, repository: RepositoryName, digest: Digest,
+                          metadata: Metadata | None = None) -> None:
+    """Delete the manifest ``digest`` and every tag pointing at it. Raises ``ManifestUnknown``."""
+
+    async def work(uow: UnitOfWork) -> None:
+        exists = await uow.conn.fetchval(
+            "SELECT 1 FROM api.manifests WHERE repository = $1 AND digest = $2 FOR UPDATE",
+            str(repository), str(digest),
+        )
+        if not exists:
+            raise ManifestUnknown(f"manifest {digest} is not in repository {repository}")
+        tags = await uow.conn.fetch(
+            "SELECT tag FROM api.tags WHERE repository = $1 AND digest = $2 ORDER BY tag",
+            str(repository), str(digest),
+        )
+        for row in tags:
+            await uow.emit(stream_of(repository), TagDeleted(
+                repository=str(repository), tag=row["tag"], digest=str(digest)))
+        await uow.emit(stream_of(repository), ManifestDeleted(repository=str(repository),
+                                                              digest=str(digest)))
+
+    await run_with_retry(store, work, projector=project, metadata=metadata)
+
+
+async def delete_tag(store: EventStore, repository: RepositoryName, tag: str,
+                     metadata: Metadata | None = None) -> None:
+    """Delete only the tag (the manifest stays). Raises ``ManifestUnknown`` for an unknown tag."""
+
+    async def work(uow: UnitOfWork) -> None:
+        digest = await uow.conn.fetchval(
+            "SELECT digest FROM api.tags WHERE repository = $1 AND tag = $2 FOR UPDATE",
+            str(repository), tag,
+        )
+        if digest is None:
+            raise ManifestUnknown(f"tag {tag!r} is not in repository {repository}")
+        await uow.emit(stream_of(repository), TagDeleted(repository=str(repository), tag=tag,
+                                                         digest=digest))
+
+    await run_with_retry(store, work, projector=project, metadata=metadata)

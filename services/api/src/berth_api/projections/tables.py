@@ -1,0 +1,101 @@
+"""The api service's projector: the only code that writes its tables (DESIGN §2).
+
+Called in the same transaction as the append (live) and by ``berth projections rebuild``.
+Uses only the event and its context (never ``now()``), so a rebuild gives the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from berth_common.events import (
+    Event,
+    FeedCreated,
+    FeedDeleted,
+    FeedUpdated,
+    ManifestDeleted,
+    ManifestPushed,
+    TagDeleted,
+    TagUpdated,
+)
+from berth_common.eventstore import EventContext, ProjectionSpec
+
+TABLES = ("api.feeds", "api.repositories", "api.manifests", "api.manifest_references", "api.tags")
+TYPES = ("feed.created", "feed.updated", "feed.deleted", "manifest.pushed", "manifest.deleted",
+         "tag.updated", "tag.deleted")
+
+
+async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    """Apply ``event`` to the api tables (events of other aggregates are ignored)."""
+    match event:
+        case FeedCreated():
+            await conn.execute(
+                "INSERT INTO api.feeds(name, description, public, storage, created_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                event.feed, event.description, event.public, event.storage, ctx.occurred_at,
+            )
+        case FeedUpdated():
+            await _update_feed(conn, event)
+        case FeedDeleted():
+            await conn.execute("DELETE FROM api.feeds WHERE name = $1", event.feed)
+        case ManifestPushed():
+            await _manifest_pushed(conn, event, ctx)
+        case ManifestDeleted():
+            await conn.execute(
+                "DELETE FROM api.manifests WHERE repository = $1 AND digest = $2",
+                event.repository, event.digest,
+            )
+        case TagUpdated():
+            await conn.execute(
+                "INSERT INTO api.tags(repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest,"
+                " updated_at = excluded.updated_at",
+                event.repository, event.tag, event.digest, ctx.occurred_at,
+            )
+        case TagDeleted():
+            await conn.execute(
+                "DELETE FROM api.tags WHERE repository = $1 AND tag = $2", event.repository, event.tag
+            )
+        case _:
+            pass
+
+
+async def _update_feed(conn: asyncpg.Connection, event: FeedUpdated) -> None:
+    allowed = {"description", "public", "storage"}
+    for key, value in event.changes.items():
+        if key in allowed:
+            await conn.execute(f"UPDATE api.feeds SET {key} = $2 WHERE name = $1", event.feed, value)
+
+
+async def _manifest_pushed(conn: asyncpg.Connection, event: ManifestPushed, ctx: EventContext) -> None:
+    feed = event.repository.split("/", 1)[0]
+    await conn.execute(
+        "INSERT INTO api.repositories(name, feed, created_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name) DO NOTHING",
+        event.repository, feed, ctx.occurred_at,
+    )
+    await conn.execute(
+        "INSERT INTO api.manifests(repository, digest, media_type, size, body, artifact_type,"
+        " subject, annotations, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        event.repository, event.digest, event.media_type, event.size, event.body.encode(),
+        event.artifact_type, event.subject, _annotations(event.body), ctx.occurred_at,
+    )
+    refs = [(r, "blob") for r in dict.fromkeys(event.blobs)]
+    refs += [(r, "manifest") for r in dict.fromkeys(event.manifests)]
+    if refs:
+        await conn.executemany(
+            "INSERT INTO api.manifest_references(repository, digest, reference, kind)"
+            " VALUES ($1, $2, $3, $4)",
+            [(event.repository, event.digest, ref, kind) for ref, kind in refs],
+        )
+
+
+def _annotations(body: str) -> dict[str, Any] | None:
+    value = json.loads(body).get("annotations")
+    return value if isinstance(value, dict) and value else None
+
+
+SPEC = ProjectionSpec(name="api", tables=TABLES, projector=project, types=TYPES)

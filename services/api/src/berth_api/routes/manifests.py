@@ -1,0 +1,116 @@
+"""Manifest endpoints: ``/v2/<name>/manifests/<reference>`` GET, HEAD, PUT, DELETE.
+
+OCI distribution spec v1.1, "Pulling manifests", "Pushing Manifests", "Deleting Manifests".
+A GET by tag is one indexed lookup (tags ⋈ manifests) and never touches storage; the bytes
+served are exactly the bytes pushed.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from berth_common.auth import Caller, require
+from berth_common.errors import ManifestInvalid, ManifestUnknown
+from berth_common.oci.accept import acceptable_for
+from berth_common.oci.digest import Digest
+from berth_common.oci.reference import RepositoryName, parse_reference
+from berth_api.deps import Pool, Repository, Store
+from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
+from berth_common.http.meta import metadata_of
+
+router = APIRouter()
+PATH = "/v2/{name:path}/manifests/{reference}"
+
+
+class ManifestTooLarge(ManifestInvalid):
+    """413 MANIFEST_INVALID: the manifest is larger than the configured limit."""
+
+    status = 413
+
+
+@router.get(PATH, include_in_schema=False)
+@router.head(PATH, include_in_schema=False)
+async def get_manifest(request: Request, repository: Repository, reference: str, pool: Pool,
+                       caller: Caller = require("pull")) -> Response:
+    """200 with the manifest bytes, ``Content-Type``, ``Docker-Content-Digest``; HEAD: headers only.
+
+    Raises ``ManifestUnknown`` (404) when absent or not acceptable per ``Accept``.
+    """
+    ref = parse_reference(reference)
+    head = request.method == "HEAD"
+    row = await _lookup(pool, repository, ref, head)
+    if row is None:
+        async with pool.acquire() as conn:
+            await require_feed(conn, repository)
+        raise ManifestUnknown(f"manifest {reference} is not in repository {repository}",
+                              detail={"name": str(repository), "reference": reference})
+    accept = request.headers.getlist("accept")
+    if not acceptable_for(accept, row["media_type"], by_digest=isinstance(ref, Digest)):
+        raise ManifestUnknown(f"manifest {reference} has media type {row['media_type']},"
+                              " which the request's Accept header does not allow")
+    headers = {
+        "Docker-Content-Digest": row["digest"],
+        "ETag": f'"{row["digest"]}"',
+        "Content-Length": str(row["size"]),
+        "Docker-Distribution-API-Version": "registry/2.0",
+    }
+    return Response(content=b"" if head else row["body"], headers=headers, media_type=row["media_type"])
+
+
+async def _lookup(pool: Pool, repository: RepositoryName, ref: str | Digest, head: bool) -> dict | None:  # type: ignore[type-arg]
+    body = "''::bytea AS body" if head else "m.body"
+    if isinstance(ref, Digest):
+        sql = (f"SELECT m.digest, m.media_type, m.size, {body} FROM api.manifests m"
+               " WHERE m.repository = $1 AND m.digest = $2")
+    else:
+        sql = (f"SELECT m.digest, m.media_type, m.size, {body} FROM api.tags t JOIN api.manifests m"
+               " ON m.repository = t.repository AND m.digest = t.digest"
+               " WHERE t.repository = $1 AND t.tag = $2")
+    row = await pool.fetchrow(sql, str(repository), str(ref))
+    return dict(row) if row is not None else None
+
+
+@router.put(PATH, include_in_schema=False)
+async def put(request: Request, repository: Repository, reference: str, store: Store,
+              caller: Caller = require("push")) -> Response:
+    """201 with ``Location``, ``Docker-Content-Digest`` (and ``OCI-Subject`` for referrers)."""
+    ref = parse_reference(reference)
+    limit = request.app.state.resources.settings.uploads.max_manifest_bytes
+    body = await _read_limited(request, limit)
+    result = await put_manifest(store, repository, ref, body, request.headers.get("content-type"),
+                                metadata_of(request, caller))
+    headers = {
+        "Location": f"/v2/{repository}/manifests/{result.digest}",
+        "Docker-Content-Digest": result.digest,
+    }
+    if result.subject:
+        headers["OCI-Subject"] = result.subject
+    return Response(status_code=201, headers=headers)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ManifestTooLarge(f"manifest larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ManifestTooLarge(f"manifest larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.delete(PATH, include_in_schema=False)
+async def delete(request: Request, repository: Repository, reference: str, store: Store,
+                 caller: Caller = require("delete")) -> Response:
+    """202: by digest deletes the manifest and its tags; by tag deletes only the tag."""
+    ref = parse_reference(reference)
+    meta = metadata_of(request, caller)
+    if isinstance(ref, Digest):
+        await delete_manifest(store, repository, ref, meta)
+    else:
+        await delete_tag(store, repository, ref, meta)
+    return Response(status_code=202)

@@ -1,0 +1,73 @@
+"""The blob service: upload sessions, blobs, repository links, storage drivers (DESIGN §1, §3).
+
+``setup(app)`` mounts its routers; ``start(resources, app)`` migrates and builds the storage
+driver and the upload sessions service; ``create_app()`` builds the standalone service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.eventstore import ProjectionSpec
+from berth_common.http.errors import install_error_handlers
+from berth_common.runtime import Resources
+from berth_common.settings import Settings
+from berth_common.storage import InstrumentedDriver, StorageDriver, create_driver
+from berth_blob.domain.uploads import Uploads
+from berth_blob.projections.tables import SPEC
+from berth_blob.routes import blobs, uploads
+
+
+def migrations() -> list[Migration]:
+    """The blob schema's migrations."""
+    return load_migrations("blob", "berth_blob.migrations")
+
+
+def projections() -> list[ProjectionSpec]:
+    """The blob service's rebuildable projections."""
+    return [SPEC]
+
+
+def setup(app: FastAPI) -> None:
+    """Mount the blob routers (uploads first: ``blobs/uploads/`` must not match ``blobs/<digest>``)."""
+    app.include_router(uploads.router)
+    app.include_router(blobs.router)
+
+
+def build_storage(settings: Settings) -> StorageDriver:
+    """The configured storage driver, instrumented (spans and metrics)."""
+    storage = settings.storage
+    return InstrumentedDriver(create_driver(storage.kind, root=storage.root))
+
+
+async def start(resources: Resources, app: FastAPI) -> None:
+    """Migrate, then put the storage driver and upload sessions on ``app.state``."""
+    await apply_migrations(resources.pool, migrations())
+    storage = build_storage(resources.settings)
+    app.state.blob_storage = storage
+    app.state.blob_uploads = Uploads(resources.store, storage)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The standalone blob service (``berth serve blob``)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await Resources.open(settings, with_bus=False)
+        await start(resources, app)
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await app.state.blob_storage.close()
+            await resources.close()
+
+    app = FastAPI(title="Berth blob", lifespan=lifespan, docs_url=None, openapi_url=None)
+    install_error_handlers(app)
+    setup(app)
+    return app

@@ -1,0 +1,40 @@
+"""Where a feed's registry data lives in the storage driver: ``feeds/<feed>/…``.
+
+Each feed has its own blob store (DESIGN §3): blobs are content-addressed and deduplicated
+within it (``feeds/<feed>/blobs/sha256/ab/abcdef…``); upload sessions live beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from berth_common.storage import blob_path, upload_data_path, upload_prefix
+
+
+@dataclass(frozen=True)
+class FeedLayout:
+    """Paths of one feed's store."""
+
+    feed: str
+
+    @classmethod
+    def of(cls, repository: str) -> FeedLayout:
+        """The layout of the feed of ``feed/image``."""
+        return cls(repository.split("/", 1)[0])
+
+    @property
+    def root(self) -> str:
+        """The feed's prefix."""
+        return f"feeds/{self.feed}"
+
+    def blob(self, digest: str) -> str:
+        """The content address of ``digest``."""
+        return f"{self.root}/{blob_path(digest)}"
+
+    def upload_data(self, upload_id: str) -> str:
+        """The bytes received by an upload session."""
+        return f"{self.root}/{upload_data_path(upload_id)}"
+
+    def upload_prefix(self, upload_id: str) -> str:
+        """Everything of an upload session."""
+        return f"{self.root}/{upload_prefix(upload_id)}"

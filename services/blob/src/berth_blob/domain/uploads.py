@@ -1,0 +1,227 @@
+"""Upload sessions and blob commits (OCI distribution spec v1.1, "Pushing blobs").
+
+The commit path reads like a recipe: stream the bytes into the session (hashing as they
+pass) → verify the digest → move the data to its content address → record the events
+(``UploadCompleted``, ``BlobLinked``) and the projections in one transaction → forget the
+session. A digest mismatch cancels the session and stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from berth_common.errors import BlobUploadUnknown, DigestInvalid, NameUnknown, RangeInvalid
+from berth_common.events import (
+    BlobLinked,
+    ChunkReceived,
+    Metadata,
+    UploadCancelled,
+    UploadCompleted,
+    UploadStarted,
+)
+from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
+from berth_common.oci.digest import Digest
+from berth_common.oci.reference import RepositoryName
+from berth_common.storage import InvalidOffset, StorageDriver
+from berth_blob.domain.hashers import HasherCache
+from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.streams import Metered
+from berth_blob.projections.tables import project
+
+
+@dataclass(frozen=True)
+class Session:
+    """An open upload session: its id, repository and the bytes received so far."""
+
+    id: str
+    repository: str
+    size: int
+
+
+def range_header(size: int) -> str:
+    """The spec's inclusive ``Range`` of a session holding ``size`` bytes (``0-0`` when empty)."""
+    return f"0-{max(size - 1, 0)}"
+
+
+class Uploads:
+    """Upload sessions of all feeds. One per process; holds per-session locks and hash states."""
+
+    def __init__(self, store: EventStore, storage: StorageDriver) -> None:
+        self.store, self.storage = store, storage
+        self.hashers = HasherCache()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(upload_id, asyncio.Lock())
+
+    async def start(self, repository: RepositoryName, meta: Metadata) -> Session:
+        """Open a session (``UploadStarted``). Raises ``NameUnknown`` for an unknown feed."""
+        upload_id = str(uuid.uuid4())
+
+        async def work(uow: UnitOfWork) -> None:
+            await require_feed(uow.conn, repository)
+            await uow.emit(f"upload:{upload_id}", UploadStarted(upload_id=upload_id,
+                                                                 repository=str(repository)))
+
+        await run_with_retry(self.store, work, projector=project, metadata=meta)
+        return Session(upload_id, str(repository), 0)
+
+    async def get(self, repository: RepositoryName, upload_id: str) -> Session:
+        """The open session ``upload_id`` of ``repository``. Raises ``BlobUploadUnknown``."""
+        try:
+            uuid.UUID(upload_id)
+        except ValueError:
+            raise BlobUploadUnknown(f"no upload session {upload_id[:64]!r}") from None
+        row = await self.store.pool.fetchrow(
+            "SELECT id::text, repository, size FROM blob.uploads WHERE id = $1", upload_id)
+        if row is None or row["repository"] != str(repository):
+            raise BlobUploadUnknown(f"no upload session {upload_id} in repository {repository}")
+        return Session(row["id"], row["repository"], row["size"])
+
+    async def append(self, repository: RepositoryName, upload_id: str, body: AsyncIterable[bytes],
+                     content_range: tuple[int, int] | None, length: int | None,
+                     meta: Metadata) -> Session:
+        """Append a chunk (PATCH). ``content_range`` is the inclusive ``(start, end)`` if given.
+
+        Raises:
+            BlobUploadUnknown: no such session.
+            RangeInvalid: ``start`` is not the session's size (out of order): nothing appended.
+            SizeInvalid: the body length differs from ``Content-Length``.
+        """
+        async with self._lock(upload_id):
+            session = await self.get(repository, upload_id)
+            return await self._append(session, body, content_range, length, meta)
+
+    async def _append(self, session: Session, body: AsyncIterable[bytes],
+                      content_range: tuple[int, int] | None, length: int | None,
+                      meta: Metadata) -> Session:
+        expected = length
+        if content_range is not None:
+            start, end = content_range
+            if start != session.size or end < start:
+                raise RangeInvalid(f"chunk starts at {start}, but the session holds {session.size} bytes",
+                                   headers={"Range": range_header(session.size)})
+            expected = end - start + 1
+        layout = FeedLayout.of(session.repository)
+        path = layout.upload_data(session.id)
+        hasher = await self.hashers.at(session.id, session.size, self.storage, path)
+        metered = Metered(body, hasher, expected, from_range=content_range is not None)
+        try:
+            new_size = await self.storage.append(path, metered, session.size)
+        except InvalidOffset:
+            self.hashers.forget(session.id)
+            raise RangeInvalid("the session changed concurrently; retry from its Range",
+                               headers={"Range": range_header(session.size)}) from None
+        if metered.count:
+            await self._record_chunk(session, metered.count, meta)
+        self.hashers.keep(session.id, new_size, hasher)
+        return Session(session.id, session.repository, new_size)
+
+    async def _record_chunk(self, session: Session, count: int, meta: Metadata) -> None:
+        async def work(uow: UnitOfWork) -> None:
+            await uow.emit(f"upload:{session.id}", ChunkReceived(
+                upload_id=session.id, repository=session.repository, offset=session.size,
+                length=count))
+
+        await run_with_retry(self.store, work, projector=project, metadata=meta)
+
+    async def complete(self, repository: RepositoryName, upload_id: str, digest: Digest,
+                       body: AsyncIterable[bytes] | None, content_range: tuple[int, int] | None,
+                       length: int | None, meta: Metadata) -> Digest:
+        """Close the session (PUT ``?digest=``), appending a final chunk if one is sent.
+
+        Raises:
+            BlobUploadUnknown, RangeInvalid, SizeInvalid: as for ``append``.
+            DigestInvalid: the content does not match ``digest``; the session is discarded.
+        """
+        async with self._lock(upload_id):
+            session = await self.get(repository, upload_id)
+            if body is not None:
+                session = await self._append(session, body, content_range, length, meta)
+            await self._commit(session, digest, meta)
+        self._locks.pop(upload_id, None)
+        return digest
+
+    async def _commit(self, session: Session, digest: Digest, meta: Metadata) -> None:
+        layout = FeedLayout.of(session.repository)
+        data = layout.upload_data(session.id)
+        actual = await self._digest_of(session, data, digest.algorithm)
+        if actual != digest:
+            await self._discard(session, f"digest mismatch: content is {actual}", meta)
+            raise DigestInvalid(f"the uploaded content has digest {actual}, not {digest}",
+                                detail={"digest": str(digest)})
+        target = layout.blob(str(digest))
+        if await self.storage.stat(target) is None:
+            if session.size == 0 and await self.storage.stat(data) is None:
+                await self.storage.write(target, _empty())
+            else:
+                await self.storage.move(data, target)
+        await self.storage.delete(layout.upload_prefix(session.id))
+        self.hashers.forget(session.id)
+
+        async def work(uow: UnitOfWork) -> None:
+            await uow.emit(f"upload:{session.id}", UploadCompleted(
+                upload_id=session.id, repository=session.repository, digest=str(digest),
+                size=session.size))
+            await link(uow, session.repository, str(digest), session.size)
+
+        await run_with_retry(self.store, work, projector=project, metadata=meta)
+
+    async def _digest_of(self, session: Session, path: str, algorithm: str) -> Digest:
+        if session.size == 0 and await self.storage.stat(path) is None:
+            hasher: Any = Digest.of(b"", algorithm).new_hasher()
+        elif algorithm == "sha256":
+            hasher = await self.hashers.at(session.id, session.size, self.storage, path)
+        else:
+            hasher = Digest.of(b"", algorithm).new_hasher()
+            async for chunk in self.storage.read(path):
+                hasher.update(chunk)
+        return Digest.from_hasher(hasher)
+
+    async def cancel(self, repository: RepositoryName, upload_id: str, meta: Metadata) -> None:
+        """Cancel the session (DELETE): ``UploadCancelled``, data removed. Raises ``BlobUploadUnknown``."""
+        async with self._lock(upload_id):
+            session = await self.get(repository, upload_id)
+            await self._discard(session, "cancelled by client", meta)
+        self._locks.pop(upload_id, None)
+
+    async def _discard(self, session: Session, reason: str, meta: Metadata) -> None:
+        self.hashers.forget(session.id)
+
+        async def work(uow: UnitOfWork) -> None:
+            await uow.emit(f"upload:{session.id}", UploadCancelled(
+                upload_id=session.id, repository=session.repository, reason=reason))
+
+        await run_with_retry(self.store, work, projector=project, metadata=meta)
+        await self.storage.delete(FeedLayout.of(session.repository).upload_prefix(session.id))
+
+
+async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None:
+    """Emit ``BlobLinked`` unless ``repository`` already serves ``digest``."""
+    exists = await uow.conn.fetchval(
+        "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2", repository, digest)
+    if not exists:
+        await uow.emit(f"bloblink:{repository}@{digest}",
+                       BlobLinked(repository=repository, digest=digest, size=size))
+
+
+async def require_feed(conn: asyncpg.Connection, repository: RepositoryName) -> None:
+    """Raise ``NameUnknown`` unless the feed exists (read through api's published view)."""
+    if not await conn.fetchval("SELECT 1 FROM api.v_feeds WHERE name = $1", repository.feed):
+        raise NameUnknown(
+            f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
+            " must be created first (berth feed create FEED)", detail={"name": str(repository)})
+
+
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    """An empty byte stream (the zero-length blob)."""
+    return
+    yield b""  # pragma: no cover

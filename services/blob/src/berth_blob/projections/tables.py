@@ -1,0 +1,71 @@
+"""The blob service's projector: the only code that writes its tables (DESIGN §2)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from berth_common.events import (
+    BlobDeleted,
+    BlobLinked,
+    BlobMounted,
+    BlobUnlinked,
+    ChunkReceived,
+    Event,
+    UploadCancelled,
+    UploadCompleted,
+    UploadExpired,
+    UploadStarted,
+)
+from berth_common.eventstore import EventContext, ProjectionSpec
+
+TABLES = ("blob.uploads", "blob.blobs", "blob.links")
+TYPES = ("upload.started", "upload.chunk_received", "upload.completed", "upload.cancelled",
+         "upload.expired", "blob.linked", "blob.mounted", "blob.unlinked", "blob.deleted")
+
+
+def feed_of(repository: str) -> str:
+    """The feed of ``feed/image``."""
+    return repository.split("/", 1)[0]
+
+
+async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    """Apply ``event`` to the blob tables (events of other aggregates are ignored)."""
+    match event:
+        case UploadStarted():
+            await conn.execute(
+                "INSERT INTO blob.uploads(id, repository, feed, size, started_at, updated_at)"
+                " VALUES ($1, $2, $3, 0, $4, $4)",
+                event.upload_id, event.repository, feed_of(event.repository), ctx.occurred_at,
+            )
+        case ChunkReceived():
+            await conn.execute(
+                "UPDATE blob.uploads SET size = $2, updated_at = $3 WHERE id = $1",
+                event.upload_id, event.offset + event.length, ctx.occurred_at,
+            )
+        case UploadCompleted():
+            await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)
+            await conn.execute(
+                "INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (feed, digest) DO NOTHING",
+                feed_of(event.repository), event.digest, event.size, ctx.occurred_at,
+            )
+        case UploadCancelled() | UploadExpired():
+            await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)
+        case BlobLinked() | BlobMounted():
+            await conn.execute(
+                "INSERT INTO blob.links(repository, digest, feed, size, linked_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, digest) DO NOTHING",
+                event.repository, event.digest, feed_of(event.repository), event.size,
+                ctx.occurred_at,
+            )
+        case BlobUnlinked():
+            await conn.execute("DELETE FROM blob.links WHERE repository = $1 AND digest = $2",
+                               event.repository, event.digest)
+        case BlobDeleted():
+            await conn.execute("DELETE FROM blob.blobs WHERE feed = $1 AND digest = $2",
+                               event.feed, event.digest)
+        case _:
+            pass
+
+
+SPEC = ProjectionSpec(name="blob", tables=TABLES, projector=project, types=TYPES)

@@ -1,0 +1,123 @@
+"""Upload endpoints: ``/v2/<name>/blobs/uploads/[<uuid>]`` POST, PATCH, PUT, GET, DELETE.
+
+OCI distribution spec v1.1, "Pushing blobs": monolithic (POST ``?digest=``), POST-PUT, chunked
+(POST, PATCH…, PUT), "Mounting a blob from another repository" (POST ``?mount=&from=``), and
+upload status (GET) and cancel (DELETE).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from berth_common.auth import Caller, require
+from berth_common.http.meta import metadata_of
+from berth_common.oci.digest import Digest
+from berth_common.oci.reference import RepositoryName
+from berth_blob.deps import Repository, Store, UploadsDep
+from berth_blob.domain.blobs import mount
+from berth_blob.domain.uploads import Session, range_header
+from berth_blob.routes.ranges import parse_content_range, parse_length
+
+router = APIRouter()
+START = "/v2/{name:path}/blobs/uploads/"
+SESSION = "/v2/{name:path}/blobs/uploads/{upload_id}"
+
+
+def _session_headers(repository: RepositoryName, session: Session) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{repository}/blobs/uploads/{session.id}",
+        "Range": range_header(session.size),
+        "Docker-Upload-UUID": session.id,
+    }
+
+
+def _created(repository: RepositoryName, digest: Digest | str) -> Response:
+    return Response(status_code=201, headers={
+        "Location": f"/v2/{repository}/blobs/{digest}", "Docker-Content-Digest": str(digest)})
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    return chunked or (length is not None and length != "0")
+
+
+@router.post(START, include_in_schema=False)
+@router.post(START.rstrip("/"), include_in_schema=False)
+async def start_upload(request: Request, repository: Repository, store: Store, uploads: UploadsDep,
+                       caller: Caller = require("push")) -> Response:
+    """201 for a mount or a monolithic upload; else 202 with a new session's ``Location``."""
+    meta = metadata_of(request, caller)
+    params = request.query_params
+    if "mount" in params:
+        digest = Digest.parse(params["mount"])
+        source = params.get("from")
+        if source and await mount(store, repository, digest, source, meta):
+            return _created(repository, digest)
+    session = await uploads.start(repository, meta)
+    if "digest" in params and "mount" not in params:
+        digest = Digest.parse(params["digest"])
+        try:
+            await uploads.complete(repository, session.id, digest, request.stream(), None,
+                                   parse_length(request.headers.get("content-length")), meta)
+        except Exception:
+            await _cancel_quietly(uploads, repository, session.id, meta)
+            raise
+        return _created(repository, digest)
+    return Response(status_code=202, headers=_session_headers(repository, session))
+
+
+async def _cancel_quietly(uploads: UploadsDep, repository: RepositoryName, upload_id: str,
+                          meta: object) -> None:
+    from berth_common.errors import BlobUploadUnknown
+
+    try:
+        await uploads.cancel(repository, upload_id, meta)  # type: ignore[arg-type]
+    except BlobUploadUnknown:
+        pass
+
+
+@router.patch(SESSION, include_in_schema=False)
+async def patch_upload(request: Request, repository: Repository, upload_id: str,
+                       uploads: UploadsDep, caller: Caller = require("push")) -> Response:
+    """202 with the cumulative ``Range``; 416 for an out-of-order chunk (nothing appended)."""
+    session = await uploads.append(
+        repository, upload_id, request.stream(),
+        parse_content_range(request.headers.get("content-range")),
+        parse_length(request.headers.get("content-length")), metadata_of(request, caller))
+    return Response(status_code=202, headers=_session_headers(repository, session))
+
+
+@router.put(SESSION, include_in_schema=False)
+async def put_upload(request: Request, repository: Repository, upload_id: str,
+                     uploads: UploadsDep, caller: Caller = require("push")) -> Response:
+    """201 when ``?digest=`` matches the content; 400 DIGEST_INVALID (session discarded) if not."""
+    raw = request.query_params.get("digest")
+    if raw is None:
+        from berth_common.errors import DigestInvalid
+
+        raise DigestInvalid("the digest query parameter is required to complete an upload")
+    digest = Digest.parse(raw)
+    body = request.stream() if _has_body(request) else None
+    await uploads.complete(repository, upload_id, digest, body,
+                           parse_content_range(request.headers.get("content-range")),
+                           parse_length(request.headers.get("content-length")),
+                           metadata_of(request, caller))
+    return _created(repository, digest)
+
+
+@router.get(SESSION, include_in_schema=False)
+async def upload_status(repository: Repository, upload_id: str, uploads: UploadsDep,
+                        caller: Caller = require("push")) -> Response:
+    """204 with the session's ``Range``; 404 BLOB_UPLOAD_UNKNOWN."""
+    session = await uploads.get(repository, upload_id)
+    return Response(status_code=204, headers=_session_headers(repository, session))
+
+
+@router.delete(SESSION, include_in_schema=False)
+async def cancel_upload(request: Request, repository: Repository, upload_id: str,
+                        uploads: UploadsDep, caller: Caller = require("push")) -> Response:
+    """204: the session is cancelled and its data removed; 404 BLOB_UPLOAD_UNKNOWN."""
+    await uploads.cancel(repository, upload_id, metadata_of(request, caller))
+    return Response(status_code=204)

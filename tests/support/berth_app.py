@@ -1,0 +1,64 @@
+"""Berth's all-in-one app in process, for fast black-box tests over ``httpx.ASGITransport``.
+
+Real PostgreSQL (a fresh database) and real NATS JetStream (a fresh stream) on this machine;
+filesystem storage in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from berth.allinone import create_app
+from fastapi import FastAPI
+
+from berth_common.settings import Settings, StorageSettings
+from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
+
+
+@dataclass
+class BerthApp:
+    """A running in-process Berth: its app, settings and a client."""
+
+    app: FastAPI
+    settings: Settings
+    client: httpx.AsyncClient
+
+    async def create_feed(self, name: str, public: bool = False) -> None:
+        """Create a feed through the admin API; raises on failure."""
+        r = await self.client.post("/api/feeds", json={"name": name, "public": public})
+        r.raise_for_status()
+
+
+@contextlib.asynccontextmanager
+async def berth_app(*, with_bus: bool = True) -> AsyncIterator[BerthApp]:
+    """Start Berth in process on a fresh database, stream and storage folder."""
+    stream = unique("BERTH_TEST_")
+    with tempfile.TemporaryDirectory(prefix="berth-test-") as tmp:
+        async with temporary_database() as dsn:
+            settings = Settings(
+                database_url=dsn, nats_url=NATS_URL if with_bus else None, nats_stream=stream,
+                data_dir=Path(tmp), storage=StorageSettings(root=Path(tmp) / "storage"),
+                relay_poll_seconds=0.2,
+            )
+            app = create_app(settings)
+            try:
+                async with app.router.lifespan_context(app):
+                    transport = httpx.ASGITransport(app=app)
+                    async with httpx.AsyncClient(transport=transport, base_url="http://berth.test",
+                                                 timeout=60) as client:
+                        yield BerthApp(app, settings, client)
+            finally:
+                if with_bus:
+                    await delete_stream(stream)
+
+
+@contextlib.asynccontextmanager
+async def berth_client() -> AsyncIterator[tuple[httpx.AsyncClient, Callable[[str], Awaitable[None]]]]:
+    """``(client, create_feed)`` for the spec suite (see ``tests/spec/conftest.py``)."""
+    async with berth_app() as running:
+        yield running.client, running.create_feed
