@@ -176,7 +176,8 @@ class _Postgres:
         self._prepare_dirs()
         if (self.pgdata / "PG_VERSION").exists():
             self._shutdown("a crashed run left PostgreSQL running; restarting it", logging.WARNING)
-            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)  # stale; its pid may be reused
+            for stale in (self.pgdata / "postmaster.pid", self.socket_dir / f"{_SOCKET_FILE}.lock"):
+                stale.unlink(missing_ok=True)  # no live postmaster: their pid may be a zombie or reused
         else:
             _end(_processes("postgres", self.pgdata), signal.SIGQUIT, 5.0)
             self._initdb()
