@@ -96,19 +96,22 @@ def acceptable_for(headers: Iterable[str], media_type: str, by_digest: bool) -> 
 
     Registry policy, modelled on Distribution 2.8's manifest GET/HEAD:
 
-    - By digest: always served. The client named exact content; Distribution does the same.
     - By tag, OCI image manifest or OCI index: served only if :func:`accepts` says so. A client
       that sends Accept but does not accept OCI types gets ``MANIFEST_UNKNOWN`` (Distribution's
       "OCI manifest found, but accept header does not support OCI manifests"), so that old
       Docker clients fail cleanly instead of misreading a document.
-    - By tag, any other type (Docker schema 2 manifest or manifest list): always served as
-      stored. Distribution 2.8 would rewrite these into schema 1 for clients that do not list
-      them; Berth never rewrites manifests (the bytes pushed are the bytes served) and schema 1
-      only clients are long gone.
+    - By digest: always served. The client named exact content, which it can only have learnt
+      from a manifest or index it already understood.
+    - Any other type (Docker schema 2 manifest or manifest list): always served as stored.
+      Distribution 2.8 would rewrite these into schema 1 for clients that do not list them;
+      Berth never rewrites manifests (the bytes pushed are the bytes served) and schema 1 only
+      clients are long gone.
 
-    Deliberate differences from Distribution 2.8, which compares Accept values literally:
-    wildcards (``*/*``, ``application/*``) and ``q`` values are honoured (containerd sends
-    ``*/*`` after its list), and a request with no Accept header at all (curl) is served.
+    Deliberate differences from Distribution 2.8 (checked against Debian's docker-registry
+    2.8, which compares Accept values literally and ignores ``q``): wildcards (``*/*``,
+    ``application/*``) and ``q`` values are honoured (containerd sends ``*/*`` after its list);
+    a request with no Accept header at all (curl) is served; and OCI content fetched by digest
+    is served, where 2.8 answers ``MANIFEST_UNKNOWN`` by digest too.
     """
     if by_digest:
         return True
