@@ -200,6 +200,23 @@ class DriverSuite:
         info = await driver.stat(f"{scratch}/obj")
         assert info is None or info.size == 0
 
+    async def test_cancelled_writes_leave_nothing(self, driver: StorageDriver, scratch: str) -> None:
+        async def endless() -> AsyncIterator[bytes]:
+            while True:
+                yield b"x" * 4096
+                await anyio.sleep(0.001)
+
+        with anyio.move_on_after(0.2):
+            await driver.write(f"{scratch}/w", endless())
+        with anyio.move_on_after(0.2):
+            await driver.append(f"{scratch}/new", endless(), offset=0)
+        await driver.append(f"{scratch}/a", chunks_of(b"keep"), offset=0)
+        with anyio.move_on_after(0.2):
+            await driver.append(f"{scratch}/a", endless(), offset=4)
+        assert await driver.stat(f"{scratch}/w") is None
+        assert (info := await driver.stat(f"{scratch}/new")) is None or info.size == 0
+        assert await read_all(driver, f"{scratch}/a") == b"keep"
+
     async def test_concurrent_appends_to_different_objects(self, driver: StorageDriver, scratch: str) -> None:
         expected = {f"{scratch}/u{i}/data": [payload(1000 * (i + 1) + j, i * 10 + j) for j in range(4)]
                     for i in range(8)}  # fmt: skip

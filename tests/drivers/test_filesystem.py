@@ -33,15 +33,16 @@ class TestFilesystemDriver(DriverSuite):
         return await anyio.to_thread.run_sync(everything_under, driver.root)
 
     async def test_temp_files_are_invisible(self, driver: FilesystemDriver, scratch: str) -> None:
-        release = anyio.Event()
+        started, release = anyio.Event(), anyio.Event()
         seen: list[list[str]] = []
 
         async def slow() -> AsyncIterator[bytes]:
+            started.set()  # the temporary file exists once the driver pulls data
             yield b"partial"
             await release.wait()
 
         async def lister() -> None:
-            await anyio.sleep(0.05)
+            await started.wait()
             seen.append(await list_all(driver, ""))
             seen.append(everything_under(driver.root))
             release.set()
@@ -53,14 +54,15 @@ class TestFilesystemDriver(DriverSuite):
         assert await list_all(driver, "") == [f"{scratch}/obj"]
 
     async def test_concurrent_append_is_refused(self, driver: FilesystemDriver, scratch: str) -> None:
-        path, release = f"{scratch}/obj", anyio.Event()
+        path, started, release = f"{scratch}/obj", anyio.Event(), anyio.Event()
 
         async def held() -> AsyncIterator[bytes]:
+            started.set()  # the lock is held once the driver pulls data
             yield b"abc"
             await release.wait()
 
         async def competitor() -> None:
-            await anyio.sleep(0.05)
+            await started.wait()
             with pytest.raises(InvalidOffset):
                 await driver.append(path, chunks_of(b"zzz"), offset=0)
             release.set()

@@ -195,10 +195,12 @@ class AppendHandle:
             os.fsync(self.fd)
             return os.fstat(self.fd).st_size
         finally:
-            os.close(self.fd)
+            self._close()
 
     def rollback(self) -> None:
         """Truncate back to the starting offset (or remove a file this append created) and close."""
+        if self.fd < 0:
+            return
         try:
             if self.created:
                 with contextlib.suppress(FileNotFoundError):
@@ -206,7 +208,12 @@ class AppendHandle:
             else:
                 os.ftruncate(self.fd, self.offset)
         finally:
-            os.close(self.fd)
+            self._close()
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
 def _open_append(full: Path, path: str, offset: int) -> tuple[int, bool]:

@@ -109,10 +109,10 @@ class FilesystemDriver:
         handle = await _run(_fsio.AppendHandle.open, self._full(path), path, offset)
         try:
             await self._pump(handle.fd, chunks)
-            return await _run(handle.finish)
         except BaseException:
             handle.rollback()
             raise
+        return await _run(handle.finish)
 
     async def _pump(self, fd: int, chunks: AsyncIterable[bytes]) -> int:
         """Copy ``chunks`` to ``fd`` in writes of about ``buffer_size`` bytes; return the count."""
