@@ -86,7 +86,7 @@ def reference_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 async def _berth_registry() -> AsyncIterator[Registry]:
     try:
-        from tests.support.berth_app import berth_client  # type: ignore[import-not-found]
+        from tests.support.berth_app import berth_client
     except ImportError as exc:
         pytest.skip(
             f"berth target unavailable: tests.support.berth_app.berth_client cannot be imported ({exc})"

@@ -62,7 +62,7 @@ def error_codes(response: httpx.Response) -> list[str]:
     except ValueError:
         return []
     errors = body.get("errors") if isinstance(body, dict) else None
-    return [e.get("code") for e in errors or [] if isinstance(e, dict)]
+    return [str(e.get("code")) for e in errors or [] if isinstance(e, dict)]
 
 
 def assert_error(response: httpx.Response, status: int | tuple[int, ...], *codes: str) -> None:

@@ -240,7 +240,7 @@ async def test_unknown_upload_session_is_404(client: httpx.AsyncClient, repo: st
     for r in (
         await client.patch(url, content=b"x"),
         await client.get(url),
-        await client.put(url + "?digest=x"),
+        await client.put(url + "?digest=sha256:" + "0" * 64),
     ):
         assert r.status_code == 404
 

@@ -106,7 +106,7 @@ async def test_tags_of_unknown_repository_is_name_unknown(client: httpx.AsyncCli
 
 
 @pytest.mark.berth_only  # Distribution 2.8 ignores a malformed n (the spec leaves it undefined)
-@pytest.mark.parametrize("n", ["-1", "abc", "1.5", "99999999999999999999999"])
+@pytest.mark.parametrize("n", ["-1", "abc", "1.5", "0x10"])
 async def test_tags_bad_n_is_400(client: httpx.AsyncClient, repo: str, n: str) -> None:
     await tag_all(client, repo, TAGS[:2])
     r = await client.get(f"/v2/{repo}/tags/list", params={"n": n})

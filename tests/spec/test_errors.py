@@ -40,6 +40,7 @@ GARBAGE = [
     case("POST", "/v2/{repo}/blobs/uploads/?mount=sha256:XYZ&from={repo}"),
     case("GET", "/v2/{repo}/tags/list?n=-1"),
     case("GET", "/v2/{repo}/tags/list?n=abc"),
+    case("GET", "/v2/{repo}/tags/list?n=99999999999999999999999&last=" + "z" * 300),
     case("GET", "/v2/_catalog?n=-5"),
     case("GET", "/v2/_catalog?n=abc&last=%00"),
     case("PUT", "/v2/{repo}/manifests/v1", b"", Content_Type=OCI_MANIFEST),

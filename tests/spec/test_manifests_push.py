@@ -97,6 +97,9 @@ async def test_push_docker_schema2_and_manifest_list(client: httpx.AsyncClient, 
     r = await push_manifest(client, repo, "list", body, DOCKER_LIST)
     assert r.status_code == 201, r.text
     await assert_served_as_pushed(client, repo, "list", body, DOCKER_LIST)
+    assert (await push_manifest(client, repo, digest_of(body), body, DOCKER_LIST)).status_code == 201
+    await assert_served_as_pushed(client, repo, digest_of(body), body, DOCKER_LIST)
+    await assert_served_as_pushed(client, repo, image.digest, image.body, image.media_type)
 
 
 async def test_push_artifact_with_empty_config(client: httpx.AsyncClient, repo: str) -> None:

@@ -128,10 +128,10 @@ async def test_referrer_pushed_before_its_subject(client: httpx.AsyncClient, rep
     config = random_blob(16)
     await push_blob(client, repo, config)
     body = to_bytes(image_manifest(descriptor("application/vnd.oci.image.config.v1+json", config), []))
-    subject = {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body)}
+    subject: Json = {"mediaType": OCI_MANIFEST, "digest": digest_of(body), "size": len(body)}
     ref = await push_referrer(client, repo, subject, SBOM)
     assert (await push_manifest(client, repo, "late", body, OCI_MANIFEST)).status_code == 201
-    r = await get_referrers(client, repo, subject["digest"])
+    r = await get_referrers(client, repo, digest_of(body))
     assert summary(r.json()["manifests"]) == summary([ref])
 
 
