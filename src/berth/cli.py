@@ -1,4 +1,103 @@
-"""Berth's command line (placeholder until the CLI lands)."""
+"""The ``berth`` command line (typer): run Berth, manage feeds, watch events, rebuild projections.
+
+``berth up`` runs everything on one machine with embedded PostgreSQL and NATS (unless
+``BERTH_DATABASE_URL`` / ``BERTH_NATS_URL`` point at existing ones). Other commands find a
+running ``berth up`` through ``<data-dir>/run.json`` or the same environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from berth import admin_cli, ops_cli
+from berth.runfile import RunInfo
+
+app = typer.Typer(help="Berth: a private Docker/OCI registry with feeds.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(admin_cli.feed_app, name="feed")
+app.add_typer(ops_cli.events_app, name="events")
+app.add_typer(ops_cli.projections_app, name="projections")
+console = Console(stderr=True)
+
+SERVICES = {
+    "all": "berth.allinone:create_app",
+    "api": "berth_api.app:create_app",
+    "blob": "berth_blob.app:create_app",
+    "auth": "berth_auth.app:create_app",
+    "gc": "berth_gc.app:create_app",
+}
+
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR",
+                                       help="where embedded PostgreSQL, NATS and blobs live")]
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
+    data_dir: DataDir = Path("berth-data"),
+    workers: Annotated[int, typer.Option(help="server processes (default: 1)")] = 1,
+) -> None:
+    """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured."""
+    from berth.embedded import EmbeddedServices
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    want_pg = not os.environ.get("BERTH_DATABASE_URL")
+    want_nats = not os.environ.get("BERTH_NATS_URL")
+    embedded = EmbeddedServices(data_dir, want_postgres=want_pg, want_nats=want_nats)
+    console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
+    endpoints = embedded.start()
+    try:
+        if want_pg:
+            os.environ["BERTH_DATABASE_URL"] = endpoints.database_url
+        if want_nats:
+            os.environ["BERTH_NATS_URL"] = endpoints.nats_url
+        os.environ.setdefault("BERTH_STORAGE__ROOT", str(data_dir / "storage"))
+        os.environ["BERTH_DATA_DIR"] = str(data_dir)
+        url = f"http://{host}:{port}"
+        RunInfo(url=url, database_url=os.environ["BERTH_DATABASE_URL"],
+                nats_url=os.environ["BERTH_NATS_URL"], pid=os.getpid()).write(data_dir)
+        console.print(f"[bold green]Berth is running at {url}[/bold green]  (Ctrl-C stops it)")
+        console.print(f"  berth feed create dmc && skopeo copy --dest-tls-verify=false "
+                      f"docker://docker.io/library/busybox:latest docker://{host}:{port}/dmc/busybox:latest")
+        _serve(SERVICES["all"], host, port, workers)
+    finally:
+        RunInfo.remove(data_dir)
+        embedded.stop()
+        console.print("[dim]stopped[/dim]")
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="api | blob | auth | gc | all")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+) -> None:
+    """Serve one service (or all) against configured PostgreSQL and NATS (``BERTH_*`` settings)."""
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
+    _serve(SERVICES[service], host, port, workers)
+
+
+def _serve(factory: str, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from berth_common.http.zerocopy import uvicorn_http_protocol
+    from berth_common.logging import configure_logging
+
+    configure_logging()
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
+                http=uvicorn_http_protocol("httptools"), loop="uvloop", log_level="warning",
+                proxy_headers=True, timeout_graceful_shutdown=10, access_log=False)
+
 
 def main() -> None:
     """Entry point of the ``berth`` command."""
+    app()

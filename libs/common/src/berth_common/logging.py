@@ -1,0 +1,28 @@
+"""structlog configuration shared by every service (``BERTH_LOG_LEVEL``, ``BERTH_LOG_FORMAT``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import structlog
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
+    """Route structlog and stdlib logging to stderr, as console lines or JSON."""
+    level = (level or os.environ.get("BERTH_LOG_LEVEL", "INFO")).upper()
+    fmt = fmt or os.environ.get("BERTH_LOG_FORMAT", "console")
+    renderer = (structlog.processors.JSONRenderer() if fmt == "json"
+                else structlog.dev.ConsoleRenderer(colors=False))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
