@@ -1,30 +1,22 @@
-"""Zero-copy file responses for blob GET on the filesystem driver (DESIGN.md §3).
+"""Zero-copy blob GET from the filesystem (DESIGN.md §3; ASGI spec, Extensions, "Zero Copy Send").
 
-Two halves, joined by the ASGI "Zero Copy Send" extension (ASGI spec, Extensions,
-``http.response.zerocopysend``):
+* :class:`FileRangeResponse` sends bytes ``[offset, offset+count)`` of a file with
+  ``Content-Length`` (never chunked). If ``scope["extensions"]`` has ``http.response.zerocopysend``
+  it sends ``http.response.start`` then one ``{"type": "http.response.zerocopysend", "file": <file
+  object>, "offset", "count", "more_body": False}``; otherwise it reads 1 MiB chunks in a thread.
+* :class:`ZeroCopyHttpToolsProtocol` / :class:`ZeroCopyH11Protocol` add that extension to uvicorn
+  (cleartext only: TLS needs the bytes in user space). They flush the buffered head, then move the
+  file in the kernel: ``loop.sendfile`` on asyncio; on uvloop (``loop.sendfile`` raises
+  ``NotImplementedError``, ``add_writer`` on a transport fd is refused) a non-blocking
+  ``os.sendfile`` loop on a ``dup`` of the socket fd, waiting for writability on the duplicate.
 
-* :class:`FileRangeResponse` — a Starlette response sending bytes ``[offset, offset+count)``
-  of a file, always with ``Content-Length`` (never chunked). When the scope advertises
-  ``scope["extensions"]["http.response.zerocopysend"]`` it sends ``http.response.start`` and one
-  ``{"type": "http.response.zerocopysend", "file": <file object>, "offset", "count",
-  "more_body": False}``; otherwise it reads 1 MiB chunks in a worker thread.
-* uvicorn HTTP/1.1 protocols that implement the extension (uvicorn itself does not):
-  :class:`ZeroCopyHttpToolsProtocol` and :class:`ZeroCopyH11Protocol`. They advertise it on
-  cleartext connections only (TLS needs the bytes in user space), flush the buffered headers,
-  then move the file to the socket in the kernel: ``loop.sendfile`` on the asyncio loop;
-  on uvloop (whose ``loop.sendfile`` raises ``NotImplementedError`` and which refuses
-  ``add_writer`` on a transport's fd) a non-blocking ``os.sendfile`` loop on a ``dup`` of the
-  socket fd, waiting for writability on that duplicate.
-
-Server wiring::
+Server wiring (both loops are supported; uvloop measured fastest)::
 
     from berth_common.http.zerocopy import uvicorn_http_protocol
-    uvicorn.Config(app, http=uvicorn_http_protocol("httptools"), loop="uvloop" or "asyncio")
+    uvicorn.Config(app, http=uvicorn_http_protocol("httptools"), loop="uvloop")
 
-Both loops work; see ``docs/PERFORMANCE.md`` / the session report for measured numbers.
-Subclassing relies on uvicorn internals (``HttpToolsProtocol._start_asgi_task``,
-``RequestResponseCycle``), checked against uvicorn 0.54; ``tests/integration/test_zerocopy.py``
-guards them. :data:`STATS` counts which path each response took.
+Relies on uvicorn internals (``HttpToolsProtocol._start_asgi_task``, ``RequestResponseCycle``),
+checked on uvicorn 0.54 by ``tests/integration/test_zerocopy.py``. :data:`STATS` counts paths.
 """
 
 from __future__ import annotations
@@ -44,17 +36,11 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http import h11_impl, httptools_impl
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.protocols.utils import is_ssl
 
-__all__ = [
-    "STATS",
-    "ZEROCOPY_SEND",
-    "FileRangeResponse",
-    "ZeroCopyH11Protocol",
-    "ZeroCopyHttpToolsProtocol",
-    "ZeroCopyStats",
-    "uvicorn_http_protocol",
-]
+__all__ = ["STATS", "ZEROCOPY_SEND", "FileRangeResponse", "ZeroCopyH11Protocol", "ZeroCopyHttpToolsProtocol"]
+__all__ += ["ZeroCopyStats", "uvicorn_http_protocol"]
 
 ZEROCOPY_SEND = "http.response.zerocopysend"
 CHUNK_SIZE = 1024 * 1024
@@ -68,7 +54,6 @@ class ZeroCopyStats:
 
     loop_sendfile: int = 0  # transfers done by loop.sendfile (asyncio)
     os_sendfile: int = 0  # transfers done by the os.sendfile loop (uvloop)
-    server_copy: int = 0  # extension used but the file could not be sendfile'd; copied
     bytes_zerocopy: int = 0
     fallback_responses: int = 0  # FileRangeResponse without the extension (chunked reads)
     aborted: int = 0  # transfers cut short by a client disconnect or an I/O error
@@ -154,10 +139,8 @@ class FileRangeResponse(Response):
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
-            try:
-                await self._stream(file, send, disconnected)
-            finally:
-                tg.cancel_scope.cancel()
+            await self._stream(file, send, disconnected)
+            tg.cancel_scope.cancel()
 
     async def _stream(self, file: IO[bytes], send: Send, disconnected: anyio.Event) -> None:
         position, end = self.offset, self.offset + self.count
@@ -173,15 +156,11 @@ class FileRangeResponse(Response):
                 raise ClientDisconnect() from exc
 
 
-# ---------------------------------------------------------------- server side (uvicorn)
+# Server side: uvicorn protocols implementing the extension.
 
 
 class _TransferAborted(Exception):
     """The body could not be completed (client gone or I/O error); the connection must close."""
-
-
-class _SendfileUnsupported(Exception):
-    """os.sendfile cannot serve this file/socket pair before any byte was sent."""
 
 
 _NO_LOOP_SENDFILE: set[type[asyncio.AbstractEventLoop]] = set()
@@ -215,7 +194,7 @@ async def _loop_sendfile(cycle: Any, file: IO[bytes], offset: int, count: int) -
         _NO_LOOP_SENDFILE.add(type(loop))
         return False
     except asyncio.SendfileNotAvailableError:
-        return False  # raised only before the first byte; the os.sendfile loop decides
+        return False  # raised before the first byte; the os.sendfile loop reports the cause
     except OSError as exc:
         raise _TransferAborted(str(exc)) from exc
     if sent != count:
@@ -248,13 +227,10 @@ async def _os_sendfile(cycle: Any, file_fd: int, offset: int, count: int) -> Non
     The duplicate keeps the socket open (and the fd number ours) even if the transport is
     closed meanwhile, and may be registered with ``add_writer`` on every loop.
     """
-    sock = cycle.transport.get_extra_info("socket")
-    if sock is None:
-        raise _SendfileUnsupported("transport has no socket")
-    out = os.dup(sock.fileno())
+    out = os.dup(cycle.transport.get_extra_info("socket").fileno())
     try:
-        if os.get_blocking(out):
-            raise _SendfileUnsupported("socket is blocking")
+        if os.get_blocking(out):  # never block the event loop
+            raise _TransferAborted("socket is in blocking mode")
         sent = 0
         while sent < count:
             if cycle.disconnected:
@@ -264,9 +240,7 @@ async def _os_sendfile(cycle: Any, file_fd: int, offset: int, count: int) -> Non
             except BlockingIOError:
                 await _writable(cycle, out)
                 continue
-            except OSError as exc:
-                if sent == 0 and not isinstance(exc, ConnectionError):
-                    raise _SendfileUnsupported(str(exc)) from exc
+            except OSError as exc:  # client gone (EPIPE, ECONNRESET) or file I/O error
                 raise _TransferAborted(str(exc)) from exc
             if n == 0:
                 raise _TransferAborted(f"file ended after {sent} of {count} bytes")
@@ -277,21 +251,6 @@ async def _os_sendfile(cycle: Any, file_fd: int, offset: int, count: int) -> Non
     STATS.os_sendfile += 1
 
 
-async def _copy(cycle: Any, file_fd: int, offset: int, count: int) -> None:
-    """Last resort when the kernel cannot sendfile this file: pread + transport.write."""
-    end = offset + count
-    while offset < end:
-        if cycle.disconnected:
-            raise _TransferAborted("connection lost")
-        chunk = await asyncio.to_thread(os.pread, file_fd, min(CHUNK_SIZE, end - offset), offset)
-        if not chunk:
-            raise _TransferAborted("file ended early")
-        offset += len(chunk)
-        cycle.transport.write(chunk)
-        await cycle.flow.drain()
-    STATS.server_copy += 1
-
-
 async def _transfer(cycle: Any, file: Any, offset: int, count: int) -> None:
     """Write ``count`` file bytes from ``offset`` to the connection after the buffered head."""
     await _drain(cycle)
@@ -299,13 +258,8 @@ async def _transfer(cycle: Any, file: Any, offset: int, count: int) -> None:
         raise _TransferAborted("connection lost")
     file_fd = file if isinstance(file, int) else file.fileno()
     fobj = file if hasattr(file, "seek") else open(file_fd, "rb", buffering=0, closefd=False)  # noqa: SIM115, ASYNC230
-    if await _loop_sendfile(cycle, fobj, offset, count):
-        return
-    try:
+    if not await _loop_sendfile(cycle, fobj, offset, count):
         await _os_sendfile(cycle, file_fd, offset, count)
-    except _SendfileUnsupported as exc:
-        _log.info("os.sendfile unavailable (%s); copying in user space", exc)
-        await _copy(cycle, file_fd, offset, count)
 
 
 def _resolve(message: Message) -> tuple[Any, int, int]:
@@ -354,8 +308,6 @@ def _end_body(message: Message) -> Any:
 
 
 class _HttpToolsCycle(httptools_impl.RequestResponseCycle):
-    zerocopy_waiter: asyncio.Future[None] | None = None
-
     async def send(self, message: Any) -> None:
         if message["type"] != ZEROCOPY_SEND:
             return await super().send(message)
@@ -371,26 +323,16 @@ class _HttpToolsCycle(httptools_impl.RequestResponseCycle):
             await super().send(_end_body(message))
 
 
-class _KernelBody:
-    """Stands in for ``count`` bytes in h11's sendfile pass-through (h11 docs, "sendfile")."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __len__(self) -> int:
-        return self.count
-
-
 class _H11Cycle(h11_impl.RequestResponseCycle):
-    zerocopy_waiter: asyncio.Future[None] | None = None
-
     async def send(self, message: Any) -> None:
         if message["type"] != ZEROCOPY_SEND:
             return await super().send(message)
 
         def framing(count: int) -> None:
-            event = h11.Data(data=_KernelBody(count))  # type: ignore[arg-type]
-            pieces = self.conn.send_with_data_passthrough(event)  # raises if longer than declared
+            # h11's sendfile pass-through only needs len(data) (h11 docs, "sendfile"); the
+            # kernel writes the bytes. Raises LocalProtocolError if longer than Content-Length.
+            event = h11.Data(data=range(count))  # type: ignore[arg-type]
+            pieces = self.conn.send_with_data_passthrough(event)
             if pieces is None or len(pieces) != 1:
                 raise RuntimeError("zerocopysend needs a Content-Length response (no chunked encoding)")
 
@@ -448,12 +390,7 @@ def uvicorn_http_protocol(name: str = "httptools") -> type[asyncio.Protocol]:
         ValueError: any other name (uvicorn's ``zttp``/HTTP/2 has no zero-copy support here).
     """
     if name == "auto":
-        try:
-            import httptools  # noqa: F401
-        except ImportError:  # pragma: no cover
-            name = "h11"
-        else:
-            name = "httptools"
+        name = "httptools" if AutoHTTPProtocol is httptools_impl.HttpToolsProtocol else "h11"
     if name == "httptools":
         return ZeroCopyHttpToolsProtocol
     if name == "h11":
