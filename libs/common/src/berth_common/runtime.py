@@ -77,7 +77,11 @@ class Resources:
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.close()
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), 10.0)
+        except asyncio.TimeoutError:
+            log.warning("pool.close_timeout")
+            self.pool.terminate()
 
 
 def subject_prefix(settings: Settings) -> str:

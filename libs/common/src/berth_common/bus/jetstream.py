@@ -8,11 +8,14 @@ that caused it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -58,9 +61,10 @@ class Bus:
         return int(ack.seq)
 
     async def close(self) -> None:
-        """Drain and close the connection."""
+        """Close the connection (not ``drain``: a drained pull subscription can wait forever)."""
         if not self.nc.is_closed:
-            await self.nc.drain()
+            with contextlib.suppress(asyncio.TimeoutError, nats.errors.Error):
+                await asyncio.wait_for(self.nc.close(), 5.0)
 
 
 async def connect_bus(url: str, stream: str, prefix: str, *, name: str = "berth") -> Bus:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from berth_common.errors import (
     InternalError,
+    NameUnknown,
     RegistryError,
     Unavailable,
     Unsupported,
@@ -56,6 +57,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return render(request, Unsupported(f"method {request.method} not allowed here"))
     if exc.status_code == 404:
+        if request.url.path.startswith("/v2/"):
+            return render(request, NameUnknown(
+                "no such registry endpoint; repository names are FEED/IMAGE"))
         return render(request, _NotFound())
     err = _BadRequest(str(exc.detail))
     err.status = exc.status_code  # type: ignore[misc]

@@ -36,6 +36,8 @@ def _page_size(request: Request) -> int | None:
 def _page(items: list[str], n: int | None, path: str, extra: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     if n is None or len(items) <= n:
         return items, {}
+    if n == 0:
+        return [], {}
     items = items[:n]
     query = urlencode({**extra, "n": n, "last": items[-1]})
     return items, {"Link": f'<{path}?{query}>; rel="next"'}
