@@ -49,7 +49,11 @@ class Metadata:
 
 @dataclass(frozen=True)
 class RecordedEvent:
-    """An event as committed: its global ``position``, ``stream`` and per-stream ``version``."""
+    """An event as committed: its global ``position``, ``stream`` and per-stream ``version``.
+
+    ``schema_version`` is the version as stored; ``payload`` is already upcast to the current
+    class, so the envelope carries the payload's (current) schema version.
+    """
 
     position: int
     stream: str
@@ -68,7 +72,7 @@ class RecordedEvent:
             "stream": self.stream,
             "version": self.version,
             "type": self.type,
-            "schema_version": self.schema_version,
+            "schema_version": self.payload.schema_version,
             "event_id": str(self.event_id),
             "recorded_at": self.recorded_at.isoformat(),
             "metadata": self.metadata,

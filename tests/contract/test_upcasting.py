@@ -1,0 +1,95 @@
+"""Old schema versions are upcast on read and never rewritten (DESIGN §2).
+
+A test-only event type ``test.renamed`` is "deployed" twice: first at v1 (field ``name``),
+then at v2 (field renamed to ``title``, new field ``note``) with a v1 → v2 upcaster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from berth_common.db import apply_migrations, create_pool, load_migrations
+from berth_common.events import Event, catalogue, decode
+from berth_common.events.catalogue import UnknownEventType
+from berth_common.eventstore import EventStore
+
+from tests.support.databases import temporary_database
+
+
+class RenamedV1(Event):
+    """The old shape."""
+
+    type_name = "test.renamed"
+    schema_version = 1
+    name: str
+
+
+class RenamedV2(Event):
+    """The current shape: ``name`` became ``title``; ``note`` is new."""
+
+    type_name = "test.renamed"
+    schema_version = 2
+    title: str
+    note: str
+
+
+def upcast_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2."""
+    return {"title": payload["name"], "note": "upcast from v1"}
+
+
+@pytest.fixture
+def deploy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``deploy(cls, upcasters)``: put a test event class into the catalogue for one test."""
+
+    def install(cls: type[Event], upcasters: dict[int, Any] | None = None) -> None:
+        monkeypatch.setitem(catalogue._TYPES, cls.type_name, cls)
+        for version, fn in (upcasters or {}).items():
+            monkeypatch.setitem(catalogue._UPCASTERS, (cls.type_name, version), fn)
+
+    yield install
+
+
+def test_decode_upcasts_old_versions(deploy: Any) -> None:
+    deploy(RenamedV2, {1: upcast_v1})
+    event = decode("test.renamed", 1, {"name": "a"})
+    assert event == RenamedV2(title="a", note="upcast from v1")
+    assert decode("test.renamed", 2, {"title": "b", "note": "n"}) == RenamedV2(title="b", note="n")
+
+
+def test_decode_refuses_what_it_cannot_read(deploy: Any) -> None:
+    deploy(RenamedV2)
+    with pytest.raises(ValueError, match="no upcaster"):
+        decode("test.renamed", 1, {"name": "a"})
+    with pytest.raises(ValueError, match="newer"):
+        decode("test.renamed", 3, {"title": "a", "note": ""})
+    with pytest.raises(UnknownEventType):
+        decode("test.never_registered", 1, {})
+
+
+@pytest.mark.integration
+async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
+    async with temporary_database() as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
+            store = EventStore(pool)
+            deploy(RenamedV1)
+            async with store.unit_of_work() as uow:
+                await uow.emit("test:1", RenamedV1(name="old"))
+            deploy(RenamedV2, {1: upcast_v1})
+            [read] = await store.read_stream("test:1")
+            assert read.payload == RenamedV2(title="old", note="upcast from v1")
+            assert read.schema_version == 1
+            envelope = read.envelope()
+            assert envelope["schema_version"] == 2
+            assert decode("test.renamed", 2, envelope["payload"]) == read.payload
+            row = await pool.fetchrow("SELECT schema_version, payload FROM eventstore.events")
+            assert row["schema_version"] == 1
+            stored = row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"])
+            assert stored == {"name": "old"}
+        finally:
+            await pool.close()
