@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,10 +41,8 @@ def tail(follow: Annotated[bool, typer.Option("--follow", "-f", help="keep print
         err.print("[red]no NATS URL: set BERTH_NATS_URL or run berth up[/red]")
         raise typer.Exit(2)
     settings = Settings()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(nats_url, settings.nats_stream, follow, last))
-    except KeyboardInterrupt:
-        pass
 
 
 async def _tail(url: str, stream: str, follow: bool, last: int) -> None:
@@ -68,7 +67,7 @@ async def _tail(url: str, stream: str, follow: bool, last: int) -> None:
                     break
                 continue
             seen = msg.metadata.sequence.stream
-            out.print(format_event(json.loads(msg.data)))
+            print(format_event(json.loads(msg.data)), flush=True)
     finally:
         await nc.close()
 
@@ -81,14 +80,15 @@ def rebuild(data_dir: DataDir = Path("berth-data")) -> None:
         err.print("[red]no database URL: set BERTH_DATABASE_URL or run berth up[/red]")
         raise typer.Exit(2)
     for name, count in asyncio.run(rebuild_all(database_url)):
-        out.print(f"{name}: {count} events applied")
+        print(f"{name}: {count} events applied")
 
 
 async def rebuild_all(database_url: str) -> list[tuple[str, int]]:
     """Rebuild every service's projections; return ``(projection, events applied)`` pairs."""
-    from berth.allinone import all_projections
     from berth_common.db import create_pool
     from berth_common.eventstore import rebuild as rebuild_projection
+
+    from berth.allinone import all_projections
 
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:

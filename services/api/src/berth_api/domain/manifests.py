@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-
 from berth_common.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -21,6 +20,7 @@ from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.manifest import ParsedManifest, parse_manifest
 from berth_common.oci.reference import RepositoryName
+
 from berth_api.projections.tables import project
 
 

@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import asyncpg
-
 from berth_common.events import (
     Event,
     FeedCreated,

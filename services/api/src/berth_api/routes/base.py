@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from berth_common.auth import Caller, require
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-
-from berth_common.auth import Caller, require
 
 router = APIRouter()
 

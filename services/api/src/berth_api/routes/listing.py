@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
-
 from berth_common.auth import Caller, require
 from berth_common.errors import NameUnknown, PaginationNumberInvalid
 from berth_common.oci import mediatypes
 from berth_common.oci.digest import Digest
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
 from berth_api.deps import Pool, Repository
 from berth_api.domain.manifests import require_feed
 
@@ -33,7 +33,8 @@ def _page_size(request: Request) -> int | None:
     return min(int(raw), MAX_PAGE)
 
 
-def _page(items: list[str], n: int | None, path: str, extra: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+def _page(items: list[str], n: int | None, path: str,
+          extra: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     if n is None or len(items) <= n:
         return items, {}
     if n == 0:

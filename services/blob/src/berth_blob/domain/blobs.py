@@ -10,6 +10,7 @@ from berth_common.events import BlobMounted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
+
 from berth_blob.projections.tables import project
 
 

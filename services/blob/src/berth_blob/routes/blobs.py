@@ -6,14 +6,14 @@ filesystem the file is sent by the kernel (zero-copy); drivers that can presign 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
-
 from berth_common.auth import Caller, require
 from berth_common.errors import BlobUnknown
 from berth_common.http.meta import metadata_of
 from berth_common.http.zerocopy import FileRangeResponse
 from berth_common.oci.digest import Digest
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
 from berth_blob.deps import Repository, Storage, Store
 from berth_blob.domain.blobs import find, unlink
 from berth_blob.domain.layout import FeedLayout

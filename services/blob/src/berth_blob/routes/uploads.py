@@ -7,16 +7,20 @@ upload status (GET) and cancel (DELETE).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+import contextlib
 
 from berth_common.auth import Caller, require
+from berth_common.errors import BlobUploadUnknown, DigestInvalid
+from berth_common.events import Metadata
 from berth_common.http.meta import metadata_of
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
 from berth_blob.deps import Repository, Store, UploadsDep
 from berth_blob.domain.blobs import mount
-from berth_blob.domain.uploads import Session, range_header
+from berth_blob.domain.uploads import Session, Uploads, range_header
 from berth_blob.routes.ranges import parse_content_range, parse_length
 
 router = APIRouter()
@@ -68,14 +72,10 @@ async def start_upload(request: Request, repository: Repository, store: Store, u
     return Response(status_code=202, headers=_session_headers(repository, session))
 
 
-async def _cancel_quietly(uploads: UploadsDep, repository: RepositoryName, upload_id: str,
-                          meta: object) -> None:
-    from berth_common.errors import BlobUploadUnknown
-
-    try:
-        await uploads.cancel(repository, upload_id, meta)  # type: ignore[arg-type]
-    except BlobUploadUnknown:
-        pass
+async def _cancel_quietly(uploads: Uploads, repository: RepositoryName, upload_id: str,
+                          meta: Metadata) -> None:
+    with contextlib.suppress(BlobUploadUnknown):
+        await uploads.cancel(repository, upload_id, meta)
 
 
 @router.patch(SESSION, include_in_schema=False)
@@ -95,8 +95,6 @@ async def put_upload(request: Request, repository: Repository, upload_id: str,
     """201 when ``?digest=`` matches the content; 400 DIGEST_INVALID (session discarded) if not."""
     raw = request.query_params.get("digest")
     if raw is None:
-        from berth_common.errors import DigestInvalid
-
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = Digest.parse(raw)
     body = request.stream() if _has_body(request) else None
