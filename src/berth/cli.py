@@ -30,6 +30,7 @@ SERVICES = {
     "blob": "berth_blob.app:create_app",
     "auth": "berth_auth.app:create_app",
     "gc": "berth_gc.app:create_app",
+    "proxy": "berth.proxy:create_app",  # path routing to separately served api/blob/auth/gc
 }
 
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR",
@@ -75,15 +76,35 @@ def up(
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="api | blob | auth | gc | all")],
+    service: Annotated[str, typer.Argument(help="api | blob | auth | gc | all | proxy")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    api: Annotated[str | None, typer.Option(help="proxy only: api service URL")] = None,
+    blob: Annotated[str | None, typer.Option(help="proxy only: blob service URL")] = None,
+    auth: Annotated[str | None, typer.Option(help="proxy only: auth service URL")] = None,
+    gc: Annotated[str | None, typer.Option(help="proxy only: gc service URL")] = None,
 ) -> None:
-    """Serve one service (or all) against configured PostgreSQL and NATS (``BERTH_*`` settings)."""
+    """Serve one service (or all) against configured PostgreSQL and NATS (``BERTH_*`` settings).
+
+    ``proxy`` routes by path to separately served services (``--api/--blob/--auth [--gc]``).
+    """
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
+    if service == "proxy":  # needs no database: only the services' URLs
+        _proxy_environment(api=api, blob=blob, auth=auth, gc=gc)
+        _serve(SERVICES[service], host, port, workers)
+        return
     _serve(SERVICES[service], host, port, workers)
+
+
+def _proxy_environment(**urls: str | None) -> None:
+    """Put ``--api/--blob/--auth/--gc`` into ``BERTH_PROXY_*`` (read by ``berth.proxy.create_app``)."""
+    for name, url in urls.items():
+        if url:
+            os.environ[f"BERTH_PROXY_{name.upper()}"] = url
+        elif name != "gc" and not os.environ.get(f"BERTH_PROXY_{name.upper()}"):
+            raise typer.BadParameter(f"berth serve proxy needs --{name} URL")
 
 
 def _serve(factory: str, host: str, port: int, workers: int) -> None:
