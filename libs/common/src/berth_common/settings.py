@@ -33,6 +33,23 @@ class UploadSettings(BaseModel):
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
+class AuthSettings(BaseModel):
+    """Token auth (docs/SECURITY.md): ``service`` is the token audience, ``issuer`` its ``iss``.
+
+    ``token_ttl_seconds``: access token lifetime; ``refresh_ttl_seconds``: refresh tokens;
+    ``key_secret``: encrypts signing keys at rest when set; ``failures_per_minute``: failed logins
+    allowed per (user, client IP) before ``429``.
+    """
+
+    service: str = "berth"
+    issuer: str = "berth"
+    token_ttl_seconds: int = Field(default=300, ge=60)
+    refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    key_secret: str | None = None
+    admin_user: str = "admin"
+    failures_per_minute: int = Field(default=10, ge=1)
+
+
 class Settings(BaseSettings):
     """All of Berth's settings.
 
@@ -57,6 +74,8 @@ class Settings(BaseSettings):
     external_url: str | None = None
     storage: StorageSettings = StorageSettings()
     uploads: UploadSettings = UploadSettings()
+    auth: AuthSettings = AuthSettings()
+    admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
