@@ -6,8 +6,10 @@ and NATS under the data directory; an image pushed before a restart is served af
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.e2e import oci_layout
@@ -18,12 +20,26 @@ from tests.support.berth_process import berth_process
 pytestmark = pytest.mark.e2e
 
 
-def test_embedded_berth_keeps_images_across_restart(
-    registry_kind: Kind, layout: Path, tmp_path: Path
-) -> None:
-    """Push to an embedded-mode server, stop it, start it on the same data dir, pull the image."""
+def _children_of(data_dir: Path) -> list[str]:
+    """Command lines of live processes (postgres, nats-server) that use ``data_dir``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(data_dir) in cmdline and "pytest" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_embedded_berth_keeps_images_across_restart(registry_kind: Kind, layout: Path) -> None:
+    """Push to an embedded-mode server, stop it, start it on the same data dir, pull the image.
+
+    Stopping leaves no child behind (embedded PostgreSQL and NATS are stopped with it).
+    """
     if registry_kind != "berth":
         pytest.skip("berth up smoke test runs only against Berth")
+    # Not pytest's tmp_path: pytest resets /tmp/pytest-of-root to 0700, which the embedded
+    # PostgreSQL (running as its own system user when we are root) cannot traverse.
+    tmp_path = Path(tempfile.mkdtemp(prefix="berth-smoke-"))
     data_dir = tmp_path / "data"
     repo = f"{fresh_name()}/smoke"
     digest = oci_layout.resolve_tag(layout, "v1")["digest"]
@@ -39,3 +55,4 @@ def test_embedded_berth_keeps_images_across_restart(
         print(f"\n[timing] embedded berth pull after restart: {pulled:.2f}s")
         assert oci_layout.resolve_tag(tmp_path / "back", "v1")["digest"] == digest
         assert inspect(remote)["Digest"] == digest
+    assert _children_of(data_dir) == []

@@ -1,0 +1,64 @@
+"""The ``berth`` command line against a running ``berth up``: help, feeds, events, rebuild."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import scratch_database, scratch_stream, target_kind
+from tests.support.berth_process import berth_process
+from tests.support.databases import NATS_URL
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def berth(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``uv run berth ARGS`` from the repository root."""
+    done = subprocess.run(["uv", "run", "--frozen", "berth", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    if ok:
+        assert done.returncode == 0, f"berth {' '.join(args)}: {done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.mark.parametrize("command", [[], ["up"], ["serve"], ["feed"], ["feed", "create"],
+                                     ["events", "tail"], ["projections", "rebuild"]])
+def test_help_everywhere(command: list[str]) -> None:
+    assert "Usage" in berth(*command, "--help").stdout
+
+
+def test_feed_commands_events_and_rebuild() -> None:
+    if target_kind() != "berth":
+        pytest.skip("Berth's CLI")
+    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-"))
+    with scratch_database() as dsn, scratch_stream() as stream, \
+            berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream) as server:
+        env = {"BERTH_URL": server.url, "BERTH_DATABASE_URL": dsn, "BERTH_NATS_URL": NATS_URL,
+               "BERTH_NATS_STREAM": stream}
+        berth("feed", "create", "clitest", "--public", "--description", "from the CLI", env=env)
+        assert "clitest" in berth("feed", "list", env=env).stdout
+        again = berth("feed", "create", "clitest", env=env, ok=False)
+        assert again.returncode == 1 and "CONFLICT" in again.stderr
+        bad = berth("feed", "create", "Bad Name", env=env, ok=False)
+        assert bad.returncode == 1 and "NAME_INVALID" in bad.stderr
+        berth("feed", "delete", "clitest", env=env)
+        assert "clitest" not in berth("feed", "list", env=env).stdout
+        tail = berth("events", "tail", "--last", "0", env=env).stdout
+        lines = [line for line in tail.splitlines() if line.strip()]
+        assert [line.split()[2] for line in lines] == ["feed.created", "feed.deleted"], tail
+        rebuilt = berth("projections", "rebuild", env=env).stdout
+        assert "api: 2 events applied" in rebuilt
+
+
+def test_serve_without_database_is_a_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    done = subprocess.run(["uv", "run", "--frozen", "berth", "serve", "api"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert "BERTH_DATABASE_URL is not set" in done.stderr
+    assert "Traceback" not in done.stderr
