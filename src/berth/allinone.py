@@ -3,6 +3,9 @@
 A deployment choice, not a second implementation: the same routers, the same projections,
 the same relay and consumers as the separately deployed services, sharing one set of
 resources. Used by ``berth up``, ``berth serve all`` and the in-process tests.
+Which service owns which path is ``berth_common.http.routing.service_for_path`` (the table
+``berth serve proxy``, ``deploy/compose.yaml`` and ``deploy/k8s/`` follow); the routers mounted
+here agree with it (``tests/unit/test_deploy_files.py``).
 """
 
 from __future__ import annotations
@@ -11,19 +14,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
 
+from fastapi import FastAPI
+
 import berth_api.app as api
 import berth_auth.app as auth
 import berth_blob.app as blob
 import berth_gc.app as gc
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from berth_common.eventstore import OutboxRelay, ProjectionSpec
+from berth_common.eventstore import ProjectionSpec
 from berth_common.http.errors import install_error_handlers
-from berth_common.runtime import Resources
+from berth_common.http.surface import RegistryHeaders, install_surface
+from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
+
+__all__ = ["SERVICES", "RegistryHeaders", "all_projections", "create_app", "start_services"]
 
 SERVICES: tuple[ModuleType, ...] = (api, blob, auth, gc)
 
@@ -39,33 +42,7 @@ async def start_services(resources: Resources, app: FastAPI) -> None:
     await blob.start(resources, app)
     await auth.start(resources)
     await gc.start(resources)
-    if resources.bus is not None:
-        relay = OutboxRelay(resources.pool, resources.bus,
-                            poll_seconds=resources.settings.relay_poll_seconds)
-        app.state.relay = relay
-        resources.spawn("relay", relay.run)
-
-
-class RegistryHeaders:
-    """Pure ASGI middleware: every ``/v2`` response says ``Docker-Distribution-API-Version``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", [])
-                           if h[0].lower() != b"docker-distribution-api-version"]
-                headers.append((b"docker-distribution-api-version", b"registry/2.0"))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
+    start_relay(resources, app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -90,15 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for svc in SERVICES:
         svc.setup(app)
-    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
-    app.add_middleware(RegistryHeaders)
+    install_surface(app)
     return app
 
-
-async def _health() -> PlainTextResponse:
-    return PlainTextResponse("ok")
-
-
-async def _metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
+from starlette.types import Message, Receive, Scope, Send
+
 from berth_common.errors import Unavailable, error_body
 from berth_common.http.routing import Service, service_for_path
-from starlette.types import Message, Receive, Scope, Send
 
 log = structlog.get_logger("berth.proxy")
 

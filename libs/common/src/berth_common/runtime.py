@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
+from starlette.applications import Starlette
 
 from berth_common.bus import Bus, connect_bus
 from berth_common.db import apply_migrations, create_pool, ensure_database, load_migrations
-from berth_common.eventstore import EventStore
+from berth_common.eventstore import EventStore, OutboxRelay
 from berth_common.settings import Settings
 
 log = structlog.get_logger("berth.runtime")
@@ -79,9 +80,26 @@ class Resources:
                 await self.bus.close()
         try:
             await asyncio.wait_for(self.pool.close(), 10.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("pool.close_timeout")
             self.pool.terminate()
+
+
+def start_relay(resources: Resources, app: Starlette) -> OutboxRelay | None:
+    """Run an outbox relay candidate in this process when a bus is configured (DESIGN §2).
+
+    Every process that appends events calls this (the all-in-one app, ``berth serve api`` and
+    ``berth serve blob``): all are candidates, one session advisory lock elects the active
+    relay, and another takes over when its process ends. The relay is put on
+    ``app.state.relay``. Returns ``None`` (no relay) when ``resources.bus`` is ``None``.
+    """
+    if resources.bus is None:
+        log.warning("relay.disabled", reason="BERTH_NATS_URL is not set; events stay in the outbox")
+        return None
+    relay = OutboxRelay(resources.pool, resources.bus, poll_seconds=resources.settings.relay_poll_seconds)
+    app.state.relay = relay
+    resources.spawn("relay", relay.run)
+    return relay
 
 
 def subject_prefix(settings: Settings) -> str:

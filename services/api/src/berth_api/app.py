@@ -11,13 +11,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from berth_api.projections.tables import SPEC
+from berth_api.routes import admin, base, listing, manifests
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.errors import install_error_handlers
-from berth_common.runtime import Resources
+from berth_common.http.surface import install_surface
+from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
-from berth_api.projections.tables import SPEC
-from berth_api.routes import admin, base, listing, manifests
 
 
 def migrations() -> list[Migration]:
@@ -49,8 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings, with_bus=False)
+        resources = await Resources.open(settings)
         await start(resources)
+        start_relay(resources, app)
         app.state.resources = resources
         try:
             yield
@@ -60,5 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Berth api", lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/openapi.json")
     install_error_handlers(app)
+    install_surface(app)
     setup(app)
     return app

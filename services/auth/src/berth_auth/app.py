@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from berth_common.db import Migration
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.errors import install_error_handlers
+from berth_common.http.surface import install_surface
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
@@ -51,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Berth auth", lifespan=lifespan, docs_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_surface(app)
     return app

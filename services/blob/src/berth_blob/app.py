@@ -11,15 +11,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from berth_common.db import Migration, apply_migrations, load_migrations
-from berth_common.eventstore import ProjectionSpec
-from berth_common.http.errors import install_error_handlers
-from berth_common.runtime import Resources
-from berth_common.settings import Settings
-from berth_common.storage import InstrumentedDriver, StorageDriver, create_driver
 from berth_blob.domain.uploads import Uploads
 from berth_blob.projections.tables import SPEC
 from berth_blob.routes import blobs, uploads
+from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.eventstore import ProjectionSpec
+from berth_common.http.errors import install_error_handlers
+from berth_common.http.surface import install_surface
+from berth_common.runtime import Resources, start_relay
+from berth_common.settings import Settings
+from berth_common.storage import InstrumentedDriver, StorageDriver, create_driver
 
 
 def migrations() -> list[Migration]:
@@ -58,8 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings, with_bus=False)
+        resources = await Resources.open(settings)
         await start(resources, app)
+        start_relay(resources, app)
         app.state.resources = resources
         try:
             yield
@@ -69,5 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Berth blob", lifespan=lifespan, docs_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_surface(app)
     setup(app)
     return app

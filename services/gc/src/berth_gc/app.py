@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
 from berth_common.http.errors import install_error_handlers
+from berth_common.http.surface import install_surface
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_gc.projections.references import CONSUMER, SPEC, TYPES, project
@@ -62,4 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Berth gc", lifespan=lifespan, docs_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_surface(app)
     return app
