@@ -15,7 +15,7 @@ from berth_common.db import Migration
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import install_surface
-from berth_common.runtime import Resources
+from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
 
 
@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings, with_bus=False)
+        resources = await Resources.open(settings)
+        await start(resources)
+        start_relay(resources, app)  # auth appends events (users, keys, privileges)
         app.state.resources = resources
         try:
             yield
