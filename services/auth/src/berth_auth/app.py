@@ -54,5 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Berth auth", lifespan=lifespan, docs_url=None, openapi_url=None)
     install_error_handlers(app)
+    setup(app)
     install_surface(app)
     return app
