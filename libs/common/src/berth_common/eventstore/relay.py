@@ -2,10 +2,14 @@
 
 DESIGN §2. One relay is active at a time (a session-level advisory lock elects it among all
 processes and workers). It reads ``position > checkpoint`` in batches, publishes each with
-``Nats-Msg-Id`` = event id, then advances its checkpoint. A crash between publish and
-checkpoint re-publishes at most one batch, which JetStream de-duplicates. A NATS outage only
-delays publishing: the relay retries from its checkpoint with backoff; nothing is lost.
-It wakes on ``NOTIFY berth_events`` (sent by every append) and polls as a fallback.
+``Nats-Msg-Id`` = event id, waiting for each acknowledgement before the next (so the stream
+holds events in position order), then advances its checkpoint. A crash between publish and
+checkpoint re-publishes at most one batch, which JetStream de-duplicates; and on becoming
+leader, or after any failure, the relay first moves its checkpoint past the last event the
+stream already holds (matched by position *and* event id), so nothing is published twice even
+after the duplicate window. A NATS outage only delays publishing: the relay retries from its
+checkpoint with backoff; nothing is lost. It wakes on ``NOTIFY berth_events`` (sent by every
+append) and polls as a fallback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Final
 
 import asyncpg
 import structlog
+from nats.js.errors import NotFoundError
 
 from berth_common.bus import Bus
 from berth_common.eventstore.store import NOTIFY_CHANNEL, read_all
@@ -23,6 +28,10 @@ from berth_common.eventstore.store import NOTIFY_CHANNEL, read_all
 RELAY_LOCK: Final = 0x62657274_72656C61  # "berthrela"
 CHECKPOINT: Final = "relay"
 log = structlog.get_logger("berth.relay")
+
+
+class LeadershipLost(RuntimeError):
+    """The connection holding the relay's advisory lock broke; another relay may lead now."""
 
 
 class OutboxRelay:
@@ -33,22 +42,34 @@ class OutboxRelay:
         bus: the connected bus.
         poll_seconds: fallback polling interval when no notification arrives.
         batch: events per read.
+
+    ``published`` counts events sent (re-sends included), ``failures`` failed attempts (NATS or
+    PostgreSQL errors, retried); ``leader`` says whether this relay holds the lock now.
     """
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, poll_seconds: float = 1.0, batch: int = 500):
         self.pool, self.bus, self.poll, self.batch = pool, bus, poll_seconds, batch
         self._wake = asyncio.Event()
-        self.published = 0
+        self.published = self.failures = 0
+        self.leader = False
 
     async def run(self) -> None:
-        """Run until cancelled: wait for leadership, then relay forever."""
+        """Run until cancelled: wait for leadership, then relay forever.
+
+        Raises:
+            LeadershipLost: the lock connection broke (the supervisor restarts the relay).
+        """
         async with self.pool.acquire() as conn:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+            while True:  # poll for the lock: a blocking lock would pin a backend forever
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                    break
                 await asyncio.sleep(self.poll)
+            self.leader = True
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             try:
-                await self._relay_forever()
+                await self._relay_forever(conn)
             finally:
+                self.leader = False
                 with contextlib.suppress(Exception):
                     await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
                     await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
@@ -56,43 +77,87 @@ class OutboxRelay:
     def _notified(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _relay_forever(self) -> None:
-        backoff = self.poll
+    async def _relay_forever(self, leader: asyncpg.Connection) -> None:
+        backoff, synced = self.poll, False
         while True:
             try:
+                if not synced:
+                    await self.sync_checkpoint()
+                    synced = True
                 moved = await self.relay_once()
                 backoff = self.poll
-            except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+            except Exception as exc:
+                if leader.is_closed():
+                    raise LeadershipLost("relay lock connection closed") from exc
+                self.failures += 1
                 log.warning("relay.publish_failed", error=repr(exc), retry_in=backoff)
+                synced = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             if moved < self.batch:
                 self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll)
 
     async def relay_once(self) -> int:
-        """Publish one batch after the checkpoint; return how many events were published."""
+        """Publish one batch after the checkpoint; return how many events were published.
+
+        Only the leader may call this (``run`` does); raises whatever NATS or PostgreSQL raise.
+        """
         async with self.pool.acquire() as conn:
-            after = await conn.fetchval(
-                "SELECT position FROM eventstore.checkpoints WHERE name = $1", CHECKPOINT
-            ) or 0
-            events = await read_all(conn, after, self.batch)
+            events = await read_all(conn, await checkpoint(conn), self.batch)
         if not events:
             return 0
         for event in events:
             await self.bus.publish(bus_envelope(event.envelope()))
+            self.published += 1
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO eventstore.checkpoints(name, position) VALUES ($1, $2) ON CONFLICT (name)"
-                " DO UPDATE SET position = excluded.position, updated_at = now()",
-                CHECKPOINT, events[-1].position,
-            )
-        self.published += len(events)
+            await advance(conn, events[-1].position)
         return len(events)
+
+    async def sync_checkpoint(self) -> int:
+        """Move the checkpoint past the stream's last message if it is one of our events.
+
+        Covers a crash between publish and checkpoint, however long ago. Returns the checkpoint.
+        """
+        async with self.pool.acquire() as conn:
+            current = await checkpoint(conn)
+            info = await self.bus.js.stream_info(self.bus.stream)
+            if not info.state.last_seq:
+                return current
+            try:
+                msg = await self.bus.js.get_msg(self.bus.stream, seq=info.state.last_seq)
+            except NotFoundError:
+                return current
+            headers = msg.headers or {}
+            position, msg_id = headers.get("Berth-Position"), headers.get("Nats-Msg-Id")
+            if position is None or not position.isdigit() or int(position) <= current:
+                return current
+            event_id = await conn.fetchval(
+                "SELECT event_id FROM eventstore.events WHERE position = $1", int(position))
+            if event_id is None or str(event_id) != msg_id:
+                log.warning("relay.stream_mismatch", position=position, msg_id=msg_id)
+                return current
+            await advance(conn, int(position))
+            return int(position)
+
+
+async def checkpoint(conn: asyncpg.Connection) -> int:
+    """The relay's checkpoint: every event at or below it has been published (0 at first)."""
+    value = await conn.fetchval(
+        "SELECT position FROM eventstore.checkpoints WHERE name = $1", CHECKPOINT)
+    return int(value or 0)
+
+
+async def advance(conn: asyncpg.Connection, position: int) -> None:
+    """Move the relay's checkpoint forward to ``position`` (never backwards)."""
+    await conn.execute(
+        "INSERT INTO eventstore.checkpoints(name, position) VALUES ($1, $2) ON CONFLICT (name)"
+        " DO UPDATE SET position = GREATEST(eventstore.checkpoints.position, excluded.position),"
+        " updated_at = now()",
+        CHECKPOINT, position,
+    )
 
 
 def bus_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
