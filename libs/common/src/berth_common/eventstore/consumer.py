@@ -2,18 +2,25 @@
 
 DESIGN §2: a consumer applies an event to its projection and records its position **in the
 same transaction**; a redelivered event whose position is not past the recorded one is
-acknowledged and skipped, so redelivery is harmless.
+acknowledged and skipped, so redelivery is harmless. Events are applied in stream order
+(= position order, see ``relay``): one instance per consumer name is active at a time (a
+session advisory lock; other replicas stand by), and a failing event is retried in place
+rather than skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 import nats.errors
 import structlog
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from berth_common.bus import Bus
@@ -30,16 +37,36 @@ class ProjectionConsumer:
         name: durable consumer name (unique per projection), also its checkpoint key.
         checkpoint_table: the owner's table ``(name text primary key, position bigint)``.
         types: event type names to apply; others are acknowledged and skipped.
+        retry_seconds: first delay before re-applying an event whose projector failed.
+
+    ``applied`` counts events applied (committed), ``failures`` failed attempts (each retried);
+    ``active`` says whether this instance holds its name's lock and consumes.
     """
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, name: str, checkpoint_table: str,
-                 projector: Projector, types: Iterable[str]) -> None:
+                 projector: Projector, types: Iterable[str], *, retry_seconds: float = 0.5) -> None:
         self.pool, self.bus, self.name = pool, bus, name
         self.table, self.projector, self.types = checkpoint_table, projector, frozenset(types)
-        self.applied = 0
+        self.retry_seconds = retry_seconds
+        self.applied = self.failures = 0
+        self.active = False
 
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Run until cancelled: wait to be the active instance, then fetch, apply, acknowledge."""
+        async with self.pool.acquire() as conn:
+            while True:
+                if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.name):
+                    break
+                await asyncio.sleep(1.0)
+            self.active = True
+            try:
+                await self._consume()
+            finally:
+                self.active = False
+                with contextlib.suppress(Exception):
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.name)
+
+    async def _consume(self) -> None:
         sub = await self.bus.js.pull_subscribe(
             f"{self.bus.prefix}.>", durable=self.name, stream=self.bus.stream,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
@@ -48,19 +75,45 @@ class ProjectionConsumer:
         while True:
             try:
                 msgs = await sub.fetch(100, timeout=1.0)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except nats.errors.Error as exc:
                 log.warning("consumer.fetch_failed", consumer=self.name, error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
-                await self.handle(json.loads(msg.data))
-                await msg.ack()
+                await self._apply_until_done(msg)
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.ack()  # a lost ack means a redelivery, which is skipped
 
-    async def handle(self, envelope: dict[str, object]) -> bool:
-        """Apply one envelope if it is new and of interest; return whether it was applied."""
-        position = int(envelope["position"])  # type: ignore[call-overload]
+    async def _apply_until_done(self, msg: Msg) -> None:
+        """Apply ``msg``, retrying with backoff: the projection never skips past a failure.
+
+        Events must be applied in order, so a failing event (database down, a bug) holds the
+        consumer back instead of being left for a redelivery that could come after later events.
+        """
+        backoff = self.retry_seconds
+        while True:
+            try:
+                await self.handle(json.loads(msg.data))
+                return
+            except Exception as exc:
+                self.failures += 1
+                log.warning("consumer.apply_failed", consumer=self.name, error=repr(exc),
+                            retry_in=backoff)
+            with contextlib.suppress(nats.errors.Error):
+                await msg.in_progress()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def handle(self, envelope: dict[str, Any]) -> bool:
+        """Apply one bus envelope if it is new and of interest; return whether it was applied.
+
+        The projection change and the new position commit together; if the projector raises,
+        neither does (the exception propagates). Envelopes at or below the recorded position
+        (redeliveries) change nothing.
+        """
+        position = int(envelope["position"])
         async with self.pool.acquire() as conn, conn.transaction():
             seen = await conn.fetchval(
                 f"SELECT position FROM {self.table} WHERE name = $1 FOR UPDATE", self.name
@@ -69,25 +122,21 @@ class ProjectionConsumer:
                 return False
             applied = envelope["type"] in self.types
             if applied:
-                event = decode(str(envelope["type"]), int(envelope["schema_version"]),  # type: ignore[call-overload]
-                               envelope["payload"])  # type: ignore[arg-type]
-                meta = envelope.get("metadata") or {}
-                ctx = EventContext(str(envelope["stream"]),
-                                   _parse_time(str(envelope["recorded_at"])),
-                                   str(envelope["event_id"]), meta.get("actor"))  # type: ignore[union-attr]
-                await self.projector(conn, event, ctx)
-                self.applied += 1
+                event = decode(envelope["type"], int(envelope["schema_version"]), envelope["payload"])
+                await self.projector(conn, event, context_of_envelope(envelope))
             await conn.execute(
                 f"INSERT INTO {self.table}(name, position) VALUES ($1, $2) ON CONFLICT (name)"
                 " DO UPDATE SET position = excluded.position", self.name, position,
             )
+        self.applied += applied
         return applied
 
 
-def _parse_time(value: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
-    return datetime.fromisoformat(value)
+def context_of_envelope(envelope: dict[str, Any]) -> EventContext:
+    """The projector context of a bus envelope (the same as ``store.context_of`` gives)."""
+    meta = envelope.get("metadata") or {}
+    return EventContext(str(envelope["stream"]), datetime.fromisoformat(envelope["recorded_at"]),
+                        str(envelope["event_id"]), meta.get("actor"))
 
 
 async def apply_recorded(conn: asyncpg.Connection, projector: Projector, event: RecordedEvent) -> None:

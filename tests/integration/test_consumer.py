@@ -1,0 +1,181 @@
+"""Projection consumers on real PostgreSQL and NATS JetStream (DESIGN §2).
+
+A consumer applies each event once, records its position in the same transaction (a failing
+projector leaves neither change nor position), and shrugs off redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from berth_common.bus import Bus, connect_bus
+from berth_common.db import apply_migrations, create_pool, load_migrations
+from berth_common.events import Event, FeedCreated, FeedUpdated, Metadata
+from berth_common.eventstore import EventContext, EventStore, OutboxRelay, ProjectionConsumer
+from berth_common.eventstore.relay import bus_envelope
+from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
+
+pytestmark = pytest.mark.integration
+TYPES = ("feed.updated",)
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    """A fresh database: event store, checkpoint table ``positions``, projection ``applied``."""
+    async with temporary_database() as dsn:
+        p = await create_pool(dsn, min_size=1, max_size=6)
+        try:
+            await apply_migrations(p, load_migrations("eventstore", "berth_common.eventstore.migrations"))
+            await p.execute(
+                "CREATE TABLE positions (name text PRIMARY KEY, position bigint NOT NULL);"
+                "CREATE TABLE applied (n serial, event_id uuid PRIMARY KEY, stream text,"
+                " actor text, occurred_at timestamptz, changes jsonb)")
+            yield p
+        finally:
+            await p.close()
+
+
+async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    """One row per application; applying an event twice violates the primary key."""
+    assert isinstance(event, FeedUpdated)
+    await conn.execute(
+        "INSERT INTO applied(event_id, stream, actor, occurred_at, changes) VALUES ($1,$2,$3,$4,$5)",
+        ctx.event_id, ctx.stream, ctx.actor, ctx.occurred_at, json.dumps(event.changes))
+
+
+async def append_mixed(store: EventStore) -> None:
+    """feed.created, then three feed.updated (one transaction each), actor ``alice``."""
+    async with store.unit_of_work(metadata=Metadata(actor="alice")) as uow:
+        await uow.emit("feed:f", FeedCreated(feed="f"))
+    for i in range(3):
+        async with store.unit_of_work(metadata=Metadata(actor="alice")) as uow:
+            await uow.emit("feed:f", FeedUpdated(feed="f", changes={"i": i}))
+
+
+async def envelopes(store: EventStore) -> list[dict[str, Any]]:
+    """The store's events as the bus carries them (through JSON)."""
+    return [json.loads(json.dumps(bus_envelope(e.envelope()))) for e in await store.read_all()]
+
+
+async def position(pool: asyncpg.Pool, name: str) -> int | None:
+    return await pool.fetchval("SELECT position FROM positions WHERE name = $1", name)
+
+
+async def test_applies_once_and_redelivery_is_harmless(pool: asyncpg.Pool, bus: Bus) -> None:
+    store = EventStore(pool)
+    await append_mixed(store)
+    consumer = ProjectionConsumer(pool, bus, "c1", "positions", project, TYPES)
+    batch = await envelopes(store)
+    assert [await consumer.handle(e) for e in batch] == [False, True, True, True]
+    assert [await consumer.handle(e) for e in batch] == [False] * 4  # redelivered
+    assert await consumer.handle(batch[1]) is False  # out-of-order redelivery
+    rows = await pool.fetch("SELECT * FROM applied ORDER BY n")
+    recorded = (await store.read_all())[1:]
+    assert [str(r["event_id"]) for r in rows] == [str(e.event_id) for e in recorded]
+    assert [r["occurred_at"] for r in rows] == [e.recorded_at for e in recorded]
+    assert {r["actor"] for r in rows} == {"alice"} and {r["stream"] for r in rows} == {"feed:f"}
+    assert await position(pool, "c1") == batch[-1]["position"]
+    assert consumer.applied == 3
+
+
+async def test_failing_projector_commits_neither_change_nor_position(pool: asyncpg.Pool, bus: Bus) -> None:
+    store = EventStore(pool)
+    await append_mixed(store)
+    batch = await envelopes(store)
+
+    async def broken(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+        await project(conn, event, ctx)
+        raise RuntimeError("projector bug")
+
+    consumer = ProjectionConsumer(pool, bus, "c1", "positions", broken, TYPES)
+    assert await consumer.handle(batch[0]) is False  # not of interest: position only
+    with pytest.raises(RuntimeError):
+        await consumer.handle(batch[1])
+    assert await pool.fetchval("SELECT count(*) FROM applied") == 0
+    assert await position(pool, "c1") == batch[0]["position"]
+    fixed = ProjectionConsumer(pool, bus, "c1", "positions", project, TYPES)
+    assert [await fixed.handle(e) for e in batch] == [False, True, True, True]
+    assert await pool.fetchval("SELECT count(*) FROM applied") == 3
+
+
+async def test_consumes_the_bus_in_order_despite_failures_and_redelivery(
+    pool: asyncpg.Pool, bus: Bus,
+) -> None:
+    """Relay → JetStream → consumer; a flaky projector is retried in place; a second instance
+    stands by; deleting the durable redelivers everything, which changes nothing."""
+    store, failed = EventStore(pool), asyncio.Event()
+    await append_mixed(store)
+
+    async def flaky(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+        if event == FeedUpdated(feed="f", changes={"i": 1}) and not failed.is_set():
+            failed.set()
+            raise ConnectionError("database went away")
+        await project(conn, event, ctx)
+
+    name = unique("c_")
+    relay = OutboxRelay(pool, bus, poll_seconds=0.1)
+    first, second = (ProjectionConsumer(pool, bus, name, "positions", flaky, TYPES,
+                                        retry_seconds=0.05) for _ in range(2))
+    last = (await store.read_all())[-1].position
+    async with running(relay.run()), running(first.run()), running(second.run()):
+        await until(lambda: _at(pool, name, last))
+        assert [first.active, second.active].count(True) == 1
+        assert first.failures + second.failures == 1
+    changes = [json.loads(r["changes"]) for r in await pool.fetch("SELECT changes FROM applied ORDER BY n")]
+    assert changes == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+    await bus.js.delete_consumer(bus.stream, name)
+    again = ProjectionConsumer(pool, bus, name, "positions", project, TYPES)
+    async with running(again.run()):
+        await until(lambda: _consumer_done(bus, name, 4))
+    assert again.applied == 0
+    assert await pool.fetchval("SELECT count(*) FROM applied") == 3
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    stream = unique("BERTH_CONSUMER_")
+    b = await connect_bus(NATS_URL, stream, stream.lower())
+    try:
+        yield b
+    finally:
+        await b.close()
+        await delete_stream(stream)
+
+
+@contextlib.asynccontextmanager
+async def running(coro: Awaitable[None]) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(coro)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``condition`` until true (the pytest timeout bounds it)."""
+    while True:
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _at(pool: asyncpg.Pool, name: str, last: int) -> bool:
+    return (await position(pool, name) or 0) >= last
+
+
+async def _consumer_done(bus: Bus, name: str, count: int) -> bool:
+    """The durable has had ``count`` messages delivered and acknowledged."""
+    with contextlib.suppress(Exception):
+        info = await bus.js.consumer_info(bus.stream, name)
+        return info.ack_floor.stream_seq >= count and info.num_ack_pending == 0
+    return False
