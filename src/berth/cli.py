@@ -8,18 +8,24 @@ running ``berth up`` through ``<data-dir>/run.json`` or the same environment var
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from berth import admin_cli, ops_cli
+from berth import admin_cli, auth_cli, ops_cli
 from berth.runfile import RunInfo
 
 app = typer.Typer(help="Berth: a private Docker/OCI registry with feeds.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(admin_cli.feed_app, name="feed")
+app.add_typer(auth_cli.user_app, name="user")
+app.add_typer(auth_cli.group_app, name="group")
+app.add_typer(auth_cli.key_app, name="key")
+app.command("grant")(auth_cli.grant)
+app.command("revoke")(auth_cli.revoke)
 app.add_typer(ops_cli.events_app, name="events")
 app.add_typer(ops_cli.projections_app, name="projections")
 console = Console(stderr=True)
@@ -47,6 +53,9 @@ def up(
     """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured."""
     from berth.embedded import EmbeddedServices
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
+    # ``finally`` below still stops embedded PostgreSQL and NATS.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
@@ -65,13 +74,18 @@ def up(
         RunInfo(url=url, database_url=os.environ["BERTH_DATABASE_URL"],
                 nats_url=os.environ["BERTH_NATS_URL"], pid=os.getpid()).write(data_dir)
         console.print(f"[bold green]Berth is running at {url}[/bold green]  (Ctrl-C stops it)")
-        console.print(f"  berth feed create dmc && skopeo copy --dest-tls-verify=false "
-                      f"docker://docker.io/library/busybox:latest docker://{host}:{port}/dmc/busybox:latest")
+        console.print(f"  push: berth feed create dmc && skopeo copy --dest-tls-verify=false "
+                      f"docker://docker.io/library/busybox:latest docker://{host}:{port}/dmc/busybox:latest",
+                      soft_wrap=True)
         _serve(SERVICES["all"], host, port, workers)
     finally:
         RunInfo.remove(data_dir)
         embedded.stop()
         console.print("[dim]stopped[/dim]")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -95,6 +109,10 @@ def serve(
         _proxy_environment(api=api, blob=blob, auth=auth, gc=gc)
         _serve(SERVICES[service], host, port, workers)
         return
+    if not os.environ.get("BERTH_DATABASE_URL") and not os.environ.get("BERTH_CONFIG"):
+        console.print("[red]BERTH_DATABASE_URL is not set: berth serve needs PostgreSQL and NATS"
+                      " (BERTH_NATS_URL); use berth up for embedded defaults[/red]")
+        raise typer.Exit(2)
     _serve(SERVICES[service], host, port, workers)
 
 
