@@ -39,7 +39,7 @@ async def start(resources: Resources) -> None:
     bus = resources.bus
     if bus is not None:
         consumer = ProjectionConsumer(resources.pool, bus, _durable(bus.stream),
-                                      "gc.consumer_positions", project, TYPES)
+                                      "gc.consumer_positions", project, TYPES, checkpoint=CONSUMER)
         resources.spawn("gc-consumer", consumer.run)
 
 

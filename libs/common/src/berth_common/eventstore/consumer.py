@@ -3,7 +3,7 @@
 DESIGN §2: a consumer applies an event to its projection and records its position **in the
 same transaction**; a redelivered event whose position is not past the recorded one is
 acknowledged and skipped, so redelivery is harmless. Events are applied in stream order
-(= position order, see ``relay``): one instance per consumer name is active at a time (a
+(= position order, see ``relay``): one instance per checkpoint is active at a time (a
 session advisory lock; other replicas stand by), and a failing event is retried in place
 rather than skipped.
 """
@@ -38,14 +38,18 @@ class ProjectionConsumer:
         checkpoint_table: the owner's table ``(name text primary key, position bigint)``.
         types: event type names to apply; others are acknowledged and skipped.
         retry_seconds: first delay before re-applying an event whose projector failed.
+        checkpoint: the key of its row in ``checkpoint_table`` (default ``name``); must equal
+            the ``ProjectionSpec.checkpoint`` name so that a rebuild moves this consumer on.
 
     ``applied`` counts events applied (committed), ``failures`` failed attempts (each retried);
     ``active`` says whether this instance holds its name's lock and consumes.
     """
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, name: str, checkpoint_table: str,
-                 projector: Projector, types: Iterable[str], *, retry_seconds: float = 0.5) -> None:
+                 projector: Projector, types: Iterable[str], *, retry_seconds: float = 0.5,
+                 checkpoint: str | None = None) -> None:
         self.pool, self.bus, self.name = pool, bus, name
+        self.key = checkpoint or name
         self.table, self.projector, self.types = checkpoint_table, projector, frozenset(types)
         self.retry_seconds = retry_seconds
         self.applied = self.failures = 0
@@ -55,7 +59,7 @@ class ProjectionConsumer:
         """Run until cancelled: wait to be the active instance, then fetch, apply, acknowledge."""
         async with self.pool.acquire() as conn:
             while True:
-                if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.name):
+                if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.key):
                     break
                 await asyncio.sleep(1.0)
             self.active = True
@@ -64,7 +68,7 @@ class ProjectionConsumer:
             finally:
                 self.active = False
                 with contextlib.suppress(Exception):
-                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.name)
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.key)
 
     async def _consume(self) -> None:
         sub = await self.bus.js.pull_subscribe(
@@ -116,7 +120,7 @@ class ProjectionConsumer:
         position = int(envelope["position"])
         async with self.pool.acquire() as conn, conn.transaction():
             seen = await conn.fetchval(
-                f"SELECT position FROM {self.table} WHERE name = $1 FOR UPDATE", self.name
+                f"SELECT position FROM {self.table} WHERE name = $1 FOR UPDATE", self.key
             )
             if seen is not None and position <= seen:
                 return False
@@ -126,7 +130,7 @@ class ProjectionConsumer:
                 await self.projector(conn, event, context_of_envelope(envelope))
             await conn.execute(
                 f"INSERT INTO {self.table}(name, position) VALUES ($1, $2) ON CONFLICT (name)"
-                " DO UPDATE SET position = excluded.position", self.name, position,
+                " DO UPDATE SET position = excluded.position", self.key, position,
             )
         self.applied += applied
         return applied

@@ -32,11 +32,16 @@ class ProjectionSpec:
 async def rebuild(pool: asyncpg.Pool, spec: ProjectionSpec, batch: int = 2000) -> int:
     """Truncate ``spec.tables`` and replay every matching event, in one transaction.
 
-    Returns the number of events applied. Concurrent writers wait (the tables are locked).
+    Returns the number of events applied. Concurrent writers and the projection's consumer
+    wait (the tables are locked); a bus-fed projection's checkpoint is set to the last event
+    replayed, so its consumer skips what the rebuild applied.
     """
     applied = 0
+    # The checkpoint table is locked first: a live consumer locks its checkpoint row, then the
+    # projection tables; taking them in the same order cannot deadlock with it.
+    locked = ([spec.checkpoint[0]] if spec.checkpoint else []) + list(spec.tables)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"LOCK TABLE {', '.join(spec.tables)} IN ACCESS EXCLUSIVE MODE")
+        await conn.execute(f"LOCK TABLE {', '.join(locked)} IN ACCESS EXCLUSIVE MODE")
         await conn.execute(f"TRUNCATE {', '.join(spec.tables)}")
         after, last = 0, 0
         while True:
