@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from berth.auth_cli import admin_auth
 from berth.runfile import resolve
 
 feed_app = typer.Typer(help="Create, list and delete feeds.", no_args_is_help=True)
@@ -23,7 +24,8 @@ DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
 def _call(method: str, url: str | None, data_dir: Path, path: str, **kwargs: Any) -> httpx.Response:
     base = url or resolve(data_dir)[0]
     try:
-        response = httpx.request(method, base.rstrip("/") + path, timeout=30, **kwargs)
+        response = httpx.request(method, base.rstrip("/") + path, timeout=30,
+                                 auth=admin_auth(), **kwargs)
     except httpx.HTTPError as exc:
         err.print(f"[red]cannot reach Berth at {base}: {exc}[/red]")
         raise typer.Exit(2) from None

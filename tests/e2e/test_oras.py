@@ -13,6 +13,7 @@ import oras.client
 import pytest
 
 from tests.e2e.conftest import Registry
+from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,8 @@ def test_oras_artifact_round_trip(registry: Registry, tmp_path: Path) -> None:
     config.write_text('{"purpose": "berth e2e"}')
 
     client = oras.client.OrasClient(hostname=registry.host, insecure=True)
+    if registry.kind == "berth":
+        client.auth.set_basic_auth(ADMIN_USER, ADMIN_PASSWORD)
     client.push(
         target=target,
         files=[f"{payload}:{FILE_TYPE}"],

@@ -24,8 +24,10 @@ import asyncpg
 import httpx
 import pytest
 
+from berth.token_auth import RegistryAuth
 from tests.e2e import oci_layout
 from tests.e2e.clients import docker_ref, inspect_raw, skopeo_copy
+from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, registry_credentials
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
 from tests.support.net import free_port
 
@@ -73,7 +75,7 @@ def _wait_ready(processes: list[Process], path: str) -> None:
             if p.proc.poll() is not None:
                 raise RuntimeError(f"{p.name} exited with {p.proc.returncode}\n{p.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(p.url + path, timeout=2.0).status_code == 200:
+                if httpx.get(p.url + path, timeout=2.0).status_code in (200, 401):  # 401: challenge
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{p.name} not ready after {READY_TIMEOUT}s\n{p.log()}")
@@ -98,7 +100,7 @@ def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[Pr
     env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
     env |= {"BERTH_DATABASE_URL": database_url, "BERTH_NATS_URL": NATS_URL,
             "BERTH_NATS_STREAM": stream, "BERTH_STORAGE__ROOT": str(workdir / "storage"),
-            "BERTH_RELAY_POLL_SECONDS": "0.2"}
+            "BERTH_RELAY_POLL_SECONDS": "0.2", "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
     processes = [_start(svc, [svc], env, workdir) for svc in SERVICES]
     try:
         _wait_ready(processes, "/healthz")
@@ -147,7 +149,9 @@ def _round_trip(workdir: Path, database_url: str, stream: str) -> tuple[set[tupl
     pushed = oci_layout.resolve_tag(layout, "v1")["digest"]
     with separate_berth(workdir, database_url, stream) as proxy:
         feed = unique("sep")
-        created = httpx.post(f"{proxy.url}/api/feeds", json={"name": feed}, timeout=30.0)
+        created = httpx.post(f"{proxy.url}/api/feeds", json={"name": feed}, timeout=30.0,
+                             auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
+        registry_credentials(proxy.url.removeprefix("http://"))
         assert created.status_code == 201, created.text
         remote = docker_ref(proxy.url.removeprefix("http://"), f"{feed}/busybox", "v1")
         skopeo_copy(f"oci:{layout}:v1", remote)

@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.berth_process import berth_process
+from berth.token_auth import RegistryAuth
+from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, berth_process
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
 
 pytestmark = pytest.mark.e2e
+AUTH = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
 
 
 async def test_chunked_upload_survives_restart() -> None:
@@ -38,25 +40,25 @@ def _upload_across_restart(workdir: Path, dsn: str, stream: str) -> None:
     with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
                        data_dir=data_dir) as berth:
         berth.create_feed("restart")
-        start = httpx.post(f"{berth.url}/v2/restart/big/blobs/uploads/")
+        start = httpx.post(f"{berth.url}/v2/restart/big/blobs/uploads/", auth=AUTH)
         assert start.status_code == 202, start.text
         location = start.headers["location"]
-        patch = httpx.patch(f"{berth.url}{location}", content=first,
+        patch = httpx.patch(f"{berth.url}{location}", auth=AUTH, content=first,
                             headers={"Content-Range": f"0-{len(first) - 1}"})
         assert patch.status_code == 202, patch.text
         assert patch.headers["range"] == f"0-{len(first) - 1}"
         port = int(berth.host.rsplit(":", 1)[1])
     with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
                        data_dir=data_dir, port=port) as berth:
-        status = httpx.get(f"{berth.url}{location}")
+        status = httpx.get(f"{berth.url}{location}", auth=AUTH)
         assert status.status_code == 204
         assert status.headers["range"] == f"0-{len(first) - 1}"
         end = len(first) + len(second) - 1
-        patch = httpx.patch(f"{berth.url}{location}", content=second,
+        patch = httpx.patch(f"{berth.url}{location}", auth=AUTH, content=second,
                             headers={"Content-Range": f"{len(first)}-{end}"})
         assert patch.status_code == 202, patch.text
-        put = httpx.put(f"{berth.url}{location}?digest={digest}")
+        put = httpx.put(f"{berth.url}{location}?digest={digest}", auth=AUTH)
         assert put.status_code == 201, put.text
-        blob = httpx.get(f"{berth.url}/v2/restart/big/blobs/{digest}")
+        blob = httpx.get(f"{berth.url}/v2/restart/big/blobs/{digest}", auth=AUTH)
         assert blob.status_code == 200
         assert hashlib.sha256(blob.content).hexdigest() == digest.split(":")[1]

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from berth.allinone import create_app
 from fastapi import FastAPI
 
+from berth.allinone import create_app
+from berth.token_auth import RegistryAuth
 from berth_common.settings import Settings, StorageSettings
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
+
+ADMIN_PASSWORD = "berth-test-admin"
 
 
 @dataclass
@@ -35,22 +38,27 @@ class BerthApp:
 
 
 @contextlib.asynccontextmanager
-async def berth_app(*, with_bus: bool = True) -> AsyncIterator[BerthApp]:
-    """Start Berth in process on a fresh database, stream and storage folder."""
+async def berth_app(*, with_bus: bool = True,
+                    admin_password: str = ADMIN_PASSWORD) -> AsyncIterator[BerthApp]:
+    """Start Berth in process on a fresh database, stream and storage folder.
+
+    ``client`` is logged in as ``admin`` (password ``admin_password``) through the token flow.
+    """
     stream = unique("BERTH_TEST_")
     with tempfile.TemporaryDirectory(prefix="berth-test-") as tmp:
         async with temporary_database() as dsn:
             settings = Settings(
                 database_url=dsn, nats_url=NATS_URL if with_bus else None, nats_stream=stream,
                 data_dir=Path(tmp), storage=StorageSettings(root=Path(tmp) / "storage"),
-                relay_poll_seconds=0.2,
+                relay_poll_seconds=0.2, admin_password=admin_password,
             )
             app = create_app(settings)
             try:
                 async with app.router.lifespan_context(app):
                     transport = httpx.ASGITransport(app=app)
+                    auth = RegistryAuth("admin", admin_password)
                     async with httpx.AsyncClient(transport=transport, base_url="http://berth.test",
-                                                 timeout=60) as client:
+                                                 timeout=60, auth=auth) as client:
                         yield BerthApp(app, settings, client)
             finally:
                 if with_bus:

@@ -3,15 +3,19 @@
 The server contract (DESIGN.md, "Shape"; the e2e brief): started as ``uv run berth up --host
 127.0.0.1 --port P --data-dir DIR`` from the repository root; ``BERTH_DATABASE_URL``,
 ``BERTH_NATS_URL`` and ``BERTH_NATS_STREAM`` select existing services (unset = embedded ones);
-ready when ``GET /v2/`` answers 200; stopped with SIGTERM; feeds created with ``POST /api/feeds``.
+ready when ``GET /v2/`` answers (200, or 401 with the token challenge);
+``BERTH_ADMIN_PASSWORD`` is ``ADMIN_PASSWORD``; stopped with SIGTERM; feeds created with ``POST /api/feeds``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from berth.token_auth import RegistryAuth
 from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +31,8 @@ READY_TIMEOUT = 60.0  # seconds until /v2/ must answer 200
 STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
 BERTH_COMMAND: tuple[str, ...] = ("uv", "run", "berth", "up")  # run from REPO_ROOT
 ENV_KEYS = ("BERTH_DATABASE_URL", "BERTH_NATS_URL", "BERTH_NATS_STREAM")
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "berth-e2e-admin"  # BERTH_ADMIN_PASSWORD of every server started here
 
 
 @dataclass
@@ -52,14 +59,25 @@ class BerthProcess:
         Raises:
             AssertionError: unless the server answers 201 Created.
         """
-        r = httpx.post(f"{self.url}/api/feeds", json={"name": name}, timeout=30.0)
+        r = httpx.post(f"{self.url}/api/feeds", json={"name": name}, timeout=30.0,
+                       auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
         if r.status_code != 201:
             raise AssertionError(f"POST /api/feeds {name!r} -> {r.status_code}: {r.text[:2000]}")
+
+
+def registry_credentials(host: str, user: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> None:
+    """Let skopeo and podman run by this process log in to ``host`` (``REGISTRY_AUTH_FILE``)."""
+    path = Path(os.environ.setdefault(
+        "REGISTRY_AUTH_FILE", str(Path(tempfile.gettempdir()) / f"berth-auth-{os.getpid()}.json")))
+    auths = json.loads(path.read_text()).get("auths", {}) if path.exists() else {}
+    auths[host] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+    path.write_text(json.dumps({"auths": auths}))
 
 
 def _environment(database_url: str | None, nats_url: str | None, stream: str | None) -> dict[str, str]:
     """The process environment: ours, minus inherited BERTH_* service settings, plus the given."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env["BERTH_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     for key, value in zip(ENV_KEYS, (database_url, nats_url, stream), strict=True):
         if value is not None:
             env[key] = value
@@ -79,7 +97,7 @@ def _wait_ready(server: BerthProcess, timeout: float) -> None:
             raise RuntimeError(f"berth up exited with {server.proc.returncode}; log:\n{server.log()}")
         try:
             r = httpx.get(f"{server.url}/v2/", timeout=2.0)
-            if r.status_code == 200:
+            if r.status_code in (200, 401):  # 401: the token challenge, as docker login expects
                 return
             last = r.status_code
         except httpx.HTTPError as exc:
@@ -146,6 +164,7 @@ def berth_process(
             start_new_session=True,
         )
     server = BerthProcess(f"127.0.0.1:{port}", data, log_path, proc)
+    registry_credentials(server.host)
     try:
         _wait_ready(server, READY_TIMEOUT)
         yield server

@@ -1,40 +1,80 @@
 """The auth service: users, groups, API keys, feed privileges, token signing (DESIGN §1, §4).
 
-The token service is a separate issue; until it lands this service only mounts nothing and
-``/v2/`` is open (see ``berth_common.auth``).
+Routes: ``GET/POST /token`` and ``/auth/jwks.json`` (``routes/token.py``); the admin JSON API
+``/api/users|groups|privileges|keys`` (``routes/admin.py``). ``start`` migrates, makes sure a
+signing key exists and creates the first admin (``BERTH_ADMIN_PASSWORD`` or a generated
+password printed once).
 """
 
 from __future__ import annotations
 
+import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
-from berth_common.db import Migration
+from berth_auth.domain import identities
+from berth_auth.domain.keys import ensure_key
+from berth_auth.projections import SPEC
+from berth_auth.routes import admin, token
+from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.events import Metadata
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import install_surface
 from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
 
+log = structlog.get_logger("berth.auth")
+
 
 def migrations() -> list[Migration]:
-    """The auth schema's migrations (none yet)."""
-    return []
+    """The auth schema's migrations."""
+    return load_migrations("auth", "berth_auth.migrations")
 
 
 def projections() -> list[ProjectionSpec]:
-    """The auth service's rebuildable projections (none yet)."""
-    return []
+    """The auth service's rebuildable projections."""
+    return [SPEC]
 
 
 def setup(app: FastAPI) -> None:
-    """Mount the auth routers (none yet)."""
+    """Mount the token endpoint, the JWKS and the identity admin API on ``app``."""
+    app.include_router(token.router)
+    app.include_router(admin.router)
+
+
+async def bootstrap_admin(resources: Resources) -> str | None:
+    """Create the first admin unless a user exists; returns the generated password, if any."""
+    settings = resources.settings
+    async with resources.pool.acquire() as conn:
+        if await conn.fetchval("SELECT 1 FROM auth.users LIMIT 1"):
+            return None
+    name = settings.auth.admin_user
+    password = settings.admin_password or secrets.token_urlsafe(18)
+    meta = Metadata(actor="berth")
+    try:
+        await identities.create_user(resources.store, name, password, meta=meta)
+    except Exception:  # another process won the race
+        return None
+    await identities.grant(resources.store, "user", name, "admin", None, meta=meta)
+    return None if settings.admin_password else password
 
 
 async def start(resources: Resources) -> None:
-    """Nothing to start yet."""
+    """Migrate, ensure a signing key, create the first admin (printing a generated password once)."""
+    await apply_migrations(resources.pool, migrations())
+    await ensure_key(resources.store, resources.settings.auth)
+    generated = await bootstrap_admin(resources)
+    if generated is not None:
+        user = resources.settings.auth.admin_user
+        log.warning("auth.admin_created", user=user, password=generated,
+                    note="shown once; set BERTH_ADMIN_PASSWORD to choose it")
+        print(f"berth: created admin user {user!r} with password {generated}"
+              " (shown once; change it with berth user passwd)", file=sys.stderr, flush=True)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await resources.close()
 
-    app = FastAPI(title="Berth auth", lifespan=lifespan, docs_url=None, openapi_url=None)
+    app = FastAPI(title="Berth auth", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json")
     install_error_handlers(app)
     setup(app)
     install_surface(app)

@@ -1,8 +1,7 @@
 """The verifier side of authentication: who is calling, and may they do this (DESIGN §4).
 
-Until the auth service lands, ``/v2/`` is open: ``authorize`` grants every action to an
-anonymous caller. It is the single seam where token verification and scope checks plug in;
-routes only declare the action they need.
+``require(action)`` is the single seam every route uses; tokens are verified locally against
+the auth service's published public keys (``tokens.py``); scope grammar in ``scopes.py``.
 """
 
 from berth_common.auth.seam import Caller, authorize, require

@@ -1,33 +1,114 @@
-"""The authorisation seam used by every ``/v2/`` route (see the package docstring)."""
+"""The authorisation seam used by every ``/v2/`` and ``/api/`` route (DESIGN §4).
+
+Routes declare the action they need with ``require(action)``; ``authorize`` verifies the bearer
+token locally (``berth_common.auth.tokens``) and checks its ``access`` claim:
+
+- ``/v2/`` (base): any valid token; ``/v2/_catalog``: ``registry:catalog:*``;
+- ``/v2/<name>/…``: ``repository:<name>:<action>`` (``pull``, ``push`` or ``delete``);
+- ``/api/…`` (admin JSON API): ``registry:admin:*`` (the Admin privilege).
+
+Without a valid token: ``401 UNAUTHORIZED`` with ``WWW-Authenticate: Bearer realm=…,service=…,
+scope=…`` (``error="invalid_token"`` for a bad one); with a token lacking the action: the same
+with ``error="insufficient_scope"``. The challenge comes before any 404, so an unauthorised
+caller learns nothing about what exists.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Depends, Request
 
+from berth_common.auth.tokens import InvalidToken, KeyCache, verify
+from berth_common.errors import Unauthorized
+from berth_common.http.urls import external_base_url
+
 Action = Literal["pull", "push", "delete", "*"]
+Entry = tuple[str, str, frozenset[str]]
 
 
 @dataclass(frozen=True)
 class Caller:
-    """The resolved caller: ``subject`` (user name, ``api`` key id or ``anonymous``), its grants."""
+    """The verified caller: ``subject`` (token ``sub``) and its ``access`` entries (type, name, actions)."""
 
     subject: str = "anonymous"
-    actions: frozenset[str] = field(default_factory=lambda: frozenset({"pull", "push", "delete", "*"}))
+    access: tuple[Entry, ...] = field(default=())
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Caller:
+        """From verified JWT claims."""
+        access = tuple((e["type"], e["name"], frozenset(e["actions"])) for e in claims.get("access", []))
+        return cls(str(claims.get("sub") or "anonymous"), access)
+
+    def allows(self, kind: str, name: str, action: str) -> bool:
+        """Whether an entry grants ``action`` (or ``*``) on ``kind:name``."""
+        return any(k == kind and n == name and (action in a or "*" in a) for k, n, a in self.access)
+
+    def may(self, repository: str, action: str) -> bool:
+        """Whether the caller may ``action`` (pull, push, delete, overwrite) on ``repository``."""
+        return self.allows("repository", str(repository), action)
+
+    def catalog_feeds(self) -> frozenset[str] | None:
+        """The feeds ``/v2/_catalog`` may list for this caller; ``None`` means all."""
+        feeds = frozenset(n for k, n, a in self.access if k == "feed" and "pull" in a)
+        return None if "*" in feeds else feeds
+
+
+def _needed(request: Request, repository: str | None, action: Action) -> tuple[str, str, str] | None:
+    path = request.url.path
+    if path.startswith("/api/"):
+        return ("registry", "admin", "*")
+    if path.rstrip("/") == "/v2/_catalog":
+        return ("registry", "catalog", "*")
+    if repository:
+        return ("repository", repository, action)
+    return None
+
+
+def _challenge(request: Request, needed: tuple[str, str, str] | None, error: str | None,
+               message: str) -> Unauthorized:
+    settings = request.app.state.resources.settings
+    realm = external_base_url(request, settings) + "/token"
+    parts = [f'realm="{realm}"', f'service="{settings.auth.service}"']
+    if needed is not None:
+        kind, name, action = needed
+        actions = "pull,push" if action == "push" else action
+        parts.append(f'scope="{kind}:{name}:{actions}"')
+    if error:
+        parts.append(f'error="{error}"')
+    detail = [{"Type": needed[0], "Name": needed[1], "Action": needed[2]}] if needed else None
+    return Unauthorized(message, detail=detail,
+                        headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
+
+
+def _keys(request: Request) -> KeyCache:
+    cache = getattr(request.app.state, "auth_key_cache", None)
+    if cache is None:
+        cache = request.app.state.auth_key_cache = KeyCache(request.app.state.resources.pool)
+    return cache
 
 
 async def authorize(request: Request, repository: str | None, action: Action) -> Caller:
     """Resolve the caller of ``request`` and check it may do ``action`` on ``repository``.
 
     Raises:
-        berth_common.errors.Unauthorized: no or bad credentials (with a Bearer challenge).
-        berth_common.errors.Denied: authenticated, but not allowed.
-    Today every caller is anonymous and allowed (the auth service is a separate issue).
+        berth_common.errors.Unauthorized: no, bad or insufficient token (with a Bearer challenge).
     """
-    return Caller()
+    needed = _needed(request, repository, action)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _challenge(request, needed, None, "authentication required")
+    try:
+        claims = await verify(token.strip(), _keys(request), request.app.state.resources.settings.auth)
+    except InvalidToken as exc:
+        raise _challenge(request, needed, "invalid_token", str(exc)) from None
+    caller = Caller.from_claims(claims)
+    if needed is not None and not caller.allows(*needed):
+        raise _challenge(request, needed, "insufficient_scope",
+                         "insufficient privileges: the token does not grant this action")
+    return caller
 
 
 def require(action: Action) -> Callable[..., Awaitable[Caller]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from berth_common.errors import (
+    Denied,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -48,14 +49,17 @@ async def require_feed(conn: asyncpg.Connection, repository: RepositoryName) -> 
 
 async def put_manifest(store: EventStore, repository: RepositoryName, reference: str | Digest,
                        body: bytes, content_type: str | None,
-                       metadata: Metadata | None = None) -> PushedManifest:
+                       metadata: Metadata | None = None, *, may_overwrite: bool = True) -> PushedManifest:
     """Store a manifest and, when ``reference`` is a tag, point the tag at it.
+
+    Moving an existing tag to another digest needs ``may_overwrite`` (the Overwrite privilege).
 
     Raises:
         ManifestInvalid / UnsupportedMediaType: the body is not an acceptable manifest.
         DigestInvalid: ``reference`` is a digest that does not match ``body``.
         ManifestBlobUnknown: a referenced blob (or child manifest) is not in the repository.
         NameUnknown: the feed does not exist.
+        Denied: the tag exists with another digest and ``may_overwrite`` is false.
     """
     parsed = parse_manifest(body, content_type)
     algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
@@ -70,7 +74,7 @@ async def put_manifest(store: EventStore, repository: RepositoryName, reference:
         await _check_references(uow.conn, repository, parsed)
         await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
         if isinstance(reference, str):
-            await _point_tag(uow, repository, reference, str(digest))
+            await _point_tag(uow, repository, reference, str(digest), may_overwrite)
         return PushedManifest(str(digest), str(parsed.subject.digest) if parsed.subject else None)
 
     result: PushedManifest = await run_with_retry(store, work, projector=project, metadata=metadata)
@@ -124,13 +128,17 @@ async def _record_manifest(uow: UnitOfWork, repository: RepositoryName, digest: 
     ))
 
 
-async def _point_tag(uow: UnitOfWork, repository: RepositoryName, tag: str, digest: str) -> None:
+async def _point_tag(uow: UnitOfWork, repository: RepositoryName, tag: str, digest: str,
+                     may_overwrite: bool = True) -> None:
     previous = await uow.conn.fetchval(
         "SELECT digest FROM api.tags WHERE repository = $1 AND tag = $2 FOR UPDATE",
         str(repository), tag,
     )
     if previous == digest:
         return
+    if previous is not None and not may_overwrite:
+        raise Denied(f"tag {tag!r} exists; moving it to another manifest needs the Overwrite"
+                     " privilege", detail={"tag": tag})
     await uow.emit(stream_of(repository), TagUpdated(
         repository=str(repository), tag=tag, digest=digest, previous_digest=previous,
     ))

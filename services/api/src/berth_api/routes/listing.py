@@ -64,12 +64,17 @@ async def list_tags(request: Request, repository: Repository, pool: Pool,
 
 @router.get("/v2/_catalog", include_in_schema=False)
 async def catalog(request: Request, pool: Pool, caller: Caller = require("pull")) -> JSONResponse:
-    """200 ``{"repositories": [...]}`` in lexical order with ``n``/``last`` pagination."""
+    """200 ``{"repositories": [...]}`` in lexical order with ``n``/``last`` pagination.
+
+    Only repositories of feeds the caller may view (``Caller.catalog_feeds``) are listed.
+    """
     n = _page_size(request)
     last = request.query_params.get("last", "")
+    feeds = caller.catalog_feeds()
     rows = await pool.fetch(
-        "SELECT name FROM api.repositories WHERE name > $1 ORDER BY name LIMIT $2",
-        last, (n if n is not None else MAX_PAGE * 100) + 1,
+        "SELECT name FROM api.repositories WHERE name > $1"
+        " AND ($3::text[] IS NULL OR feed = ANY($3::text[])) ORDER BY name LIMIT $2",
+        last, (n if n is not None else MAX_PAGE * 100) + 1, None if feeds is None else sorted(feeds),
     )
     names, headers = _page([r["name"] for r in rows], n, "/v2/_catalog", {})
     return JSONResponse({"repositories": names}, headers=headers)

@@ -79,7 +79,8 @@ async def put(request: Request, repository: Repository, reference: str, store: S
     limit = request.app.state.resources.settings.uploads.max_manifest_bytes
     body = await _read_limited(request, limit)
     result = await put_manifest(store, repository, ref, body, request.headers.get("content-type"),
-                                metadata_of(request, caller))
+                                metadata_of(request, caller),
+                                may_overwrite=caller.may(str(repository), "overwrite"))
     headers = {
         "Location": f"/v2/{repository}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,

@@ -57,7 +57,7 @@ async def start_upload(request: Request, repository: Repository, store: Store, u
     if "mount" in params:
         digest = Digest.parse(params["mount"])
         source = params.get("from")
-        if source and await mount(store, repository, digest, source, meta):
+        if source and caller.may(source, "pull") and await mount(store, repository, digest, source, meta):
             return _created(repository, digest)
     session = await uploads.start(repository, meta)
     if "digest" in params and "mount" not in params:

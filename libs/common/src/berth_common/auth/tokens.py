@@ -1,0 +1,90 @@
+"""Local verification of Berth's bearer tokens: no call to the auth service per request.
+
+Public keys come from the auth service's published view ``auth.v_signing_keys`` and are cached;
+an unknown ``kid`` triggers a reload (at most once a second), and the cache is reloaded every
+minute so retired keys stop verifying. Checked: ES256 signature, ``kid``, ``iss``, ``aud``,
+``exp``/``nbf``/``iat`` with ``LEEWAY`` seconds, and the shape of ``access``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from berth_common.settings import AuthSettings
+
+LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf/iat
+RELOAD_EVERY = 60.0
+MIN_RELOAD_GAP = 1.0
+
+
+class InvalidToken(Exception):
+    """The token is malformed, forged, expired, not yet valid or meant for someone else."""
+
+
+class KeyCache:
+    """``kid`` → public key, loaded from ``auth.v_signing_keys``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.keys: dict[str, EllipticCurvePublicKey] = {}
+        self.loaded_at = float("-inf")
+
+    async def _reload(self) -> None:
+        rows = await self.pool.fetch("SELECT kid, public_pem FROM auth.v_signing_keys")
+        keys = {}
+        for row in rows:
+            key = load_pem_public_key(row["public_pem"].encode())
+            if isinstance(key, EllipticCurvePublicKey):
+                keys[row["kid"]] = key
+        self.keys, self.loaded_at = keys, time.monotonic()
+
+    async def get(self, kid: str) -> EllipticCurvePublicKey | None:
+        """The public key ``kid``, or ``None`` if the auth service does not publish it."""
+        age = time.monotonic() - self.loaded_at
+        if age > RELOAD_EVERY or (kid not in self.keys and age > MIN_RELOAD_GAP):
+            await self._reload()
+        return self.keys.get(kid)
+
+
+def _check_access(access: Any) -> list[dict[str, Any]]:
+    if not isinstance(access, list):
+        raise InvalidToken("the access claim is not a list")
+    for entry in access:
+        ok = (isinstance(entry, dict) and isinstance(entry.get("type"), str)
+              and isinstance(entry.get("name"), str) and isinstance(entry.get("actions"), list)
+              and all(isinstance(a, str) for a in entry["actions"]))
+        if not ok:
+            raise InvalidToken("an access entry is not {type, name, actions}")
+    return access
+
+
+async def verify(token: str, keys: KeyCache, settings: AuthSettings) -> dict[str, Any]:
+    """The verified claims of ``token``. Raises ``InvalidToken`` with a short reason."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken("malformed token") from None
+    kid = header.get("kid")
+    if header.get("alg") != "ES256" or not isinstance(kid, str):
+        raise InvalidToken("the token must be ES256 with a kid")
+    key = await keys.get(kid)
+    if key is None:
+        raise InvalidToken("the token was signed by an unknown key")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=["ES256"], audience=settings.service, issuer=settings.issuer,
+            leeway=LEEWAY, options={"require": ["exp", "nbf", "iat", "iss", "aud", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("the token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidToken("the token is not valid yet") from None
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"invalid token: {exc}") from None
+    _check_access(claims.get("access", []))
+    return claims

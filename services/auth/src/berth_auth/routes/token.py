@@ -1,0 +1,122 @@
+"""The token endpoint (Docker "Token Authentication Specification" and "OAuth2 Token
+Authentication") and the JWKS of the signing keys.
+
+``GET /token?service=&scope=&scope=&account=&offline_token=`` with Basic credentials or none
+(anonymous); ``POST /token`` form-encoded with ``grant_type=password`` (``username``,
+``password``) or ``grant_type=refresh_token`` (``refresh_token``), ``scope`` space-separated.
+Wrong credentials: 401 UNAUTHORIZED; repeated failures: 429 TOOMANYREQUESTS; bad scope: 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from berth_auth.domain.credentials import ANONYMOUS_IDENTITY, FailureLimiter, Identity, authenticate
+from berth_auth.domain.tokens import grant, issue, issue_refresh, redeem_refresh
+from berth_common.auth.scopes import ScopeInvalid, parse_scopes
+from berth_common.errors import Unauthorized
+from berth_common.events import Metadata
+from berth_common.runtime import Resources
+
+router = APIRouter(tags=["token"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def _limiter(request: Request) -> FailureLimiter:
+    limiter = getattr(request.app.state, "auth_limiter", None)
+    if limiter is None:
+        per_minute = _resources(request).settings.auth.failures_per_minute
+        limiter = request.app.state.auth_limiter = FailureLimiter(per_minute)
+    return limiter
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials") from None
+    if not sep or not user:
+        raise Unauthorized("malformed Basic credentials: expected user:password")
+    return user, password
+
+
+async def _login(request: Request, user: str, password: str) -> Identity:
+    ip = request.client.host if request.client else "unknown"
+    return await authenticate(_resources(request).pool, _limiter(request), user, password, ip)
+
+
+def _check_service(request: Request, service: str | None) -> None:
+    expected = _resources(request).settings.auth.service
+    if service and service != expected:
+        raise ScopeInvalid(f"unknown service {service[:100]!r}; this registry is {expected!r}")
+
+
+async def _respond(request: Request, identity: Identity, scopes: list[str],
+                   refresh: bool) -> JSONResponse:
+    resources = _resources(request)
+    access = await grant(resources.pool, identity, parse_scopes(scopes))
+    body: dict[str, Any] = await issue(resources.pool, resources.settings.auth, identity, access)
+    if refresh and not identity.anonymous:
+        body["refresh_token"] = await issue_refresh(resources.store, resources.settings.auth,
+                                                    identity.subject, Metadata(actor=identity.subject))
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get("/token")
+async def get_token(request: Request) -> JSONResponse:
+    """A bearer token for the requested scopes (anonymous without credentials)."""
+    params = request.query_params
+    _check_service(request, params.get("service"))
+    scopes = params.getlist("scope")
+    parse_scopes(scopes)  # 400 before any credential check
+    credentials = _basic(request)
+    identity = await _login(request, *credentials) if credentials else ANONYMOUS_IDENTITY
+    offline = params.get("offline_token", "").lower() == "true"
+    return await _respond(request, identity, scopes, offline)
+
+
+@router.post("/token")
+async def post_token(request: Request) -> JSONResponse:
+    """OAuth2 password or refresh_token grant (form-encoded); see the module docstring."""
+    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+    _check_service(request, form.get("service"))
+    scopes = [form.get("scope", "")]
+    parse_scopes(scopes)
+    grant_type = form.get("grant_type", "")
+    if grant_type == "password":
+        identity = await _login(request, form.get("username", ""), form.get("password", ""))
+        return await _respond(request, identity, scopes, refresh=True)
+    if grant_type == "refresh_token":
+        identity = await redeem_refresh(_resources(request).pool, form.get("refresh_token", ""))
+        return await _respond(request, identity, scopes, refresh=False)
+    raise ScopeInvalid(f"unsupported grant_type {grant_type[:40]!r}: use password or refresh_token")
+
+
+@router.get("/auth/jwks.json")
+async def jwks(request: Request) -> JSONResponse:
+    """The public keys that verify Berth's tokens (RFC 7517 JWK Set), during overlaps several."""
+    rows = await _resources(request).pool.fetch(
+        "SELECT kid, public_pem FROM auth.v_signing_keys ORDER BY created_at DESC")
+    keys = []
+    for row in rows:
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(load_pem_public_key(row["public_pem"].encode()),
+                                                as_dict=True)
+        keys.append({**jwk, "kid": row["kid"], "use": "sig", "alg": "ES256"})
+    return JSONResponse({"keys": keys})

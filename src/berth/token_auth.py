@@ -1,0 +1,69 @@
+"""An ``httpx.Auth`` that speaks the Docker token protocol, for the CLI and the tests.
+
+On ``401`` with a ``Bearer`` challenge it fetches a token from the realm (``GET /token`` with
+Basic credentials, or anonymously without) for the scope the path needs — all of pull, push
+and delete on a repository (plus pull on a mount's ``from``), ``registry:admin:*`` for
+``/api/``, ``registry:catalog:*`` for the catalogue — caches it by scope, and retries once.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Generator
+
+import httpx
+
+REPO_PATH = re.compile(r"^/v2/(.+?)/(?:blobs|manifests|tags|referrers)/")
+CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def scopes_for(request: httpx.Request) -> str:
+    """The space-separated scopes a request to ``request.url`` needs (``""`` for ``/v2/``)."""
+    path = request.url.path
+    if path.startswith("/api/"):
+        return "registry:admin:*"
+    if path.rstrip("/") == "/v2/_catalog":
+        return "registry:catalog:*"
+    match = REPO_PATH.match(path)
+    if not match:
+        return ""
+    scope = f"repository:{match[1]}:pull,push,delete"
+    source = request.url.params.get("from")
+    return f"{scope} repository:{source}:pull" if source else scope
+
+
+class RegistryAuth(httpx.Auth):
+    """Bearer tokens for ``username``/``password`` (both ``None``: anonymous tokens)."""
+
+    requires_request_body = True
+    requires_response_body = True
+
+    def __init__(self, username: str | None = None, password: str | None = None) -> None:
+        self.basic = None
+        if username is not None:
+            raw = f"{username}:{password or ''}".encode()
+            self.basic = "Basic " + base64.b64encode(raw).decode()
+        self.tokens: dict[str, str] = {}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Send with a cached token; on a Bearer challenge get a fresh one and retry once."""
+        key = scopes_for(request)
+        if key in self.tokens:
+            request.headers["Authorization"] = f"Bearer {self.tokens[key]}"
+        response = yield request
+        header = response.headers.get("www-authenticate", "")
+        if response.status_code != 401 or not header.lower().startswith("bearer "):
+            return
+        params = dict(CHALLENGE_PARAM.findall(header))
+        scopes = key.split(" ") if key else [s for s in [params.get("scope")] if s]
+        query = [("service", params.get("service", ""))] + [("scope", s) for s in scopes]
+        token_request = httpx.Request("GET", params.get("realm", ""), params=query)
+        if self.basic:
+            token_request.headers["Authorization"] = self.basic
+        token_response = yield token_request
+        if token_response.status_code != 200:
+            return
+        self.tokens[key] = token_response.json()["token"]
+        request.headers["Authorization"] = f"Bearer {self.tokens[key]}"
+        yield request
