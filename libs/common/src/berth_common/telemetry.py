@@ -1,0 +1,108 @@
+"""Metrics and traces for operators (Prometheus ``/metrics``, OpenTelemetry spans).
+
+* Every HTTP request is measured by ``RequestMetrics`` into the histogram
+  ``berth_http_request_duration_seconds{service, method, route, status}``, labelled by the
+  route *template* (``/v2/{name:path}/manifests/{reference}``) so cardinality stays bounded.
+* Tracing is on when an OTLP endpoint is configured (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, the OpenTelemetry SDK's own variables): FastAPI and
+  asyncpg are instrumented and spans are exported over OTLP/HTTP. Events record the W3C
+  ``traceparent`` of the request that caused them (``berth_common.http.meta``) and the relay
+  forwards it in the NATS headers, so one trace follows a push across services.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger("berth.telemetry")
+
+REQUEST_SECONDS = Histogram(
+    "berth_http_request_duration_seconds", "HTTP request duration until the last byte is sent",
+    ["service", "method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+RESPONSE_BYTES = Counter(
+    "berth_http_response_bytes_total", "Response body bytes sent (zero-copy included)",
+    ["service", "route"],
+)
+_tracing_on = False
+
+
+class RequestMetrics:
+    """Pure ASGI middleware measuring every request (passes zero-copy messages through)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, sent = "500", 0
+
+        async def measured_send(message: Message) -> None:
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = str(message["status"])
+            elif kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif kind == "http.response.zerocopysend":
+                sent += int(message.get("count") or 0)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, measured_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(self.service, scope["method"], route, status).observe(
+                time.perf_counter() - started)
+            if sent:
+                RESPONSE_BYTES.labels(self.service, route).inc(sent)
+
+
+def tracing_configured() -> bool:
+    """Whether an OTLP endpoint is configured in the environment."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def setup_tracing(service: str) -> bool:
+    """Install the SDK tracer provider with an OTLP/HTTP exporter (once per process).
+
+    Returns whether tracing is on. Without an endpoint, spans are not recorded (the API's
+    no-op tracer), which costs nothing on the hot path.
+    """
+    global _tracing_on
+    if _tracing_on or not tracing_configured():
+        return _tracing_on
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": f"berth-{service}"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    AsyncPGInstrumentor().instrument()
+    _tracing_on = True
+    log.info("tracing.enabled", service=service)
+    return True
+
+
+def instrument(app: FastAPI, service: str) -> None:
+    """Add request metrics to ``app`` and, when tracing is configured, OpenTelemetry spans."""
+    if setup_tracing(service):
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
+    app.add_middleware(RequestMetrics, service=service)
