@@ -6,14 +6,16 @@ environment (``BERTH_STORAGE__ROOT``). The YAML file is named by ``BERTH_CONFIG`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -27,9 +29,11 @@ class StorageSettings(BaseModel):
 
 
 class UploadSettings(BaseModel):
-    """Upload sessions: how long an idle session lives before cleanup purges it (seconds)."""
+    """Upload sessions: how long an idle session lives before cleanup purges it, how often
+    cleanup looks (seconds), and the largest manifest accepted (bytes)."""
 
     max_age_seconds: int = Field(default=24 * 3600, ge=60)
+    purge_interval_seconds: float = Field(default=600.0, gt=0)
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
@@ -60,6 +64,8 @@ class Settings(BaseSettings):
         nats_subject_prefix: the subject prefix; events go to ``<prefix>.<aggregate>.<event>``.
         data_dir: where ``berth up`` keeps embedded PostgreSQL, NATS and filesystem storage.
         external_url: the URL clients see (``Location`` headers); unset means derive from the request.
+        trusted_proxies: IPs/CIDRs whose ``X-Forwarded-*`` headers are believed (default loopback);
+            the environment takes a comma-separated list (``BERTH_TRUSTED_PROXIES=10.0.0.0/8,::1``).
         relay_poll_seconds: how often the outbox relay looks for new events when not notified.
         log_level, log_format: structlog output (``console`` or ``json``).
     """
@@ -72,6 +78,7 @@ class Settings(BaseSettings):
     nats_subject_prefix: str = "berth"
     data_dir: Path = Path("berth-data")
     external_url: str | None = None
+    trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.0/8", "::1/128"]
     storage: StorageSettings = StorageSettings()
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
@@ -81,6 +88,17 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=20, ge=1)
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> list[str]:
+        """Accept ``"a, b"`` or a list; normalise each to a network (``10.0.0.0/8``).
+
+        Raises:
+            ValueError: for an entry that is not an IP address or CIDR.
+        """
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        return [str(ipaddress.ip_network(str(i).strip(), strict=False)) for i in items if str(i).strip()]
 
     @classmethod
     def settings_customise_sources(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
+from berth_blob.domain.cleanup import purge_forever
 from berth_blob.domain.uploads import Uploads
 from berth_blob.projections.tables import SPEC
 from berth_blob.routes import blobs, uploads
@@ -51,6 +53,10 @@ async def start(resources: Resources, app: FastAPI) -> None:
     storage = build_storage(resources.settings)
     app.state.blob_storage = storage
     app.state.blob_uploads = Uploads(resources.store, storage)
+    uploads = resources.settings.uploads
+    max_age = timedelta(seconds=uploads.max_age_seconds)
+    resources.spawn("upload-purge", lambda: purge_forever(
+        resources.store, storage, max_age, uploads.purge_interval_seconds))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
