@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 import httpx
-from berth.token_auth import RegistryAuth
 
+from berth.token_auth import RegistryAuth
 from tests.support.berth_app import BerthApp
 
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'

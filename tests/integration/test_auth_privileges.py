@@ -1,4 +1,4 @@
-"""The privilege matrix (issue 3 §4): identity × {its feed, another feed} × operation.
+"""The privilege matrix (issue 3 §4): identity x {its feed, another feed} x operation.
 
 Every row sets up one identity (a user with one privilege, none, a restriction, anonymous, a
 group member, API keys) and checks pull, push of a new tag, overwrite of an existing tag,
