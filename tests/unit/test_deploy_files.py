@@ -18,7 +18,13 @@ import yaml
 from starlette.routing import BaseRoute, Match
 
 from berth.allinone import create_app
-from berth_common.http.routing import BLOB_PATH_REGEX, SERVICES, Service, service_for_path
+from berth_common.http.routing import (
+    AUTH_PATH_REGEX,
+    BLOB_PATH_REGEX,
+    SERVICES,
+    Service,
+    service_for_path,
+)
 from berth_common.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -49,6 +55,13 @@ SAMPLES: list[tuple[str, str, Service]] = [
     ("GET", "/api/feeds/dmc", "api"),
     ("GET", "/token", "auth"),
     ("POST", "/token", "auth"),
+    ("GET", "/auth/jwks.json", "auth"),
+    ("POST", "/api/users", "auth"),
+    ("PUT", "/api/users/alice/password", "auth"),
+    ("POST", "/api/groups/devs/members", "auth"),
+    ("GET", "/api/privileges", "auth"),
+    ("DELETE", "/api/keys/k1", "auth"),
+    ("POST", "/api/signing-keys/rotate", "auth"),
     ("POST", "/api/gc/jobs", "gc"),
 ]
 IDS = [f"{m} {p}" for m, p, _ in SAMPLES]
@@ -131,9 +144,10 @@ def test_nginx_routes_agree(method: str, path: str, service: Service) -> None:
     assert upstreams[upstream] == service
 
 
-def test_nginx_spells_the_blob_regex() -> None:
+def test_nginx_spells_the_regexes() -> None:
     locations, _ = nginx_locations()
     assert ("~", BLOB_PATH_REGEX, "berth_blob") in locations
+    assert ("~", AUTH_PATH_REGEX, "berth_auth") in locations
 
 
 def test_compose_runs_each_service_behind_the_proxy() -> None:
@@ -194,11 +208,11 @@ def test_ingress_routes_agree(method: str, path: str, service: Service) -> None:
     assert deployment_service(backend) == service
 
 
-def test_ingress_is_regex_and_spells_the_blob_regex() -> None:
+def test_ingress_is_regex_and_spells_the_regexes() -> None:
     ingress = k8s_kind("Ingress")["berth"]
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
-    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
-    assert "^" + paths[0] == BLOB_PATH_REGEX
+    paths = {"^" + p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert {BLOB_PATH_REGEX, AUTH_PATH_REGEX} <= paths
 
 
 def test_k8s_deployments_serve_one_service_each_with_probes() -> None:

@@ -10,7 +10,8 @@ The same routing exists in three forms, all derived from or checked against this
 
 Rules, first match wins:
 
-1. ``/token`` → auth (Docker token spec, OAuth2 grants).
+1. ``/token`` (Docker token spec, OAuth2 grants), ``/auth/…`` (JWKS) and the identity admin
+   API ``/api/users|groups|privileges|keys|signing-keys…`` → auth (:data:`AUTH_PATH_REGEX`).
 2. ``/v2/<name>/blobs/<digest>`` and ``/v2/<name>/blobs/uploads[/<session>]`` → blob
    (:data:`BLOB_PATH_REGEX`). A repository may itself contain a ``blobs`` component
    (``/v2/feed/blobs/manifests/v1``): only a single segment after ``/blobs/`` (or
@@ -27,10 +28,11 @@ from typing import Final, Literal
 Service = Literal["api", "blob", "auth", "gc"]
 SERVICES: Final[tuple[Service, ...]] = ("api", "blob", "auth", "gc")
 
-TOKEN_PATH: Final = "/token"
+AUTH_PATH_REGEX: Final = r"^/(token|auth|api/(users|groups|privileges|keys|signing-keys))(/|$)"
 BLOB_PATH_REGEX: Final = r"^/v2/.+/blobs/(uploads/)?[^/]*$"
 GC_PREFIX: Final = "/api/gc/"
 
+_AUTH = re.compile(AUTH_PATH_REGEX)
 _BLOB = re.compile(BLOB_PATH_REGEX)
 
 
@@ -41,7 +43,7 @@ def service_for_path(path: str) -> Service:
     ``service_for_path("/v2/dmc/ubuntu/manifests/trusty")`` → ``"api"``;
     ``service_for_path("/token")`` → ``"auth"``. Never raises.
     """
-    if path == TOKEN_PATH or path.startswith(TOKEN_PATH + "/"):
+    if _AUTH.match(path):
         return "auth"
     if _BLOB.match(path):
         return "blob"
