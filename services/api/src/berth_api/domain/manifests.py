@@ -93,8 +93,10 @@ async def _check_references(conn: asyncpg.Connection, repository: RepositoryName
     blobs = sorted({str(d) for d in parsed.blob_references})
     if blobs:
         linked = await conn.fetch(
+            # FOR SHARE: garbage collection cannot unlink these blobs until this manifest
+            # commits (and then it sees the references) — see berth_blob.domain.gc.
             "SELECT digest FROM blob.v_repository_blobs WHERE repository = $1"
-            " AND digest = ANY($2::text[])", str(repository), blobs,
+            " AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE", str(repository), blobs,
         )
         missing = sorted(set(blobs) - {r["digest"] for r in linked})
         if missing:
