@@ -138,7 +138,7 @@ def forward_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
 
 def _target(scope: Scope) -> str:
     """The path and query exactly as the client sent them (``raw_path`` keeps ``%2F``)."""
-    path = scope.get("raw_path") or scope["path"].encode()
+    path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope.get("query_string", b"")
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
