@@ -17,6 +17,7 @@ from rich.console import Console
 
 from berth import admin_cli, auth_cli, ops_cli
 from berth.runfile import RunInfo
+from berth.tls import TlsFiles
 
 app = typer.Typer(help="Berth: a private Docker/OCI registry with feeds.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -49,8 +50,14 @@ def up(
     port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
     data_dir: DataDir = Path("berth-data"),
     workers: Annotated[int, typer.Option(help="server processes (default: 1)")] = 1,
+    tls: Annotated[bool, typer.Option("--tls", help="serve HTTPS (private CA in <data-dir>/tls)")] = False,
+    tls_name: Annotated[list[str] | None, typer.Option(
+        "--tls-name", help="certificate host name or IP (repeatable; default localhost, 127.0.0.1)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="your own certificate (PEM; implies TLS)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="your own private key (PEM)")] = None,
 ) -> None:
     """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured."""
+    from berth import tls as tls_setup
     from berth.embedded import EmbeddedServices
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
@@ -58,6 +65,11 @@ def up(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        tls_files = tls_setup.configure(data_dir, enabled=tls, names=tls_name or [], host=host,
+                                        cert=tls_cert, key=tls_key)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
     want_nats = not os.environ.get("BERTH_NATS_URL")
     embedded = EmbeddedServices(data_dir, want_postgres=want_pg, want_nats=want_nats)
@@ -70,14 +82,18 @@ def up(
             os.environ["BERTH_NATS_URL"] = endpoints.nats_url
         os.environ.setdefault("BERTH_STORAGE__ROOT", str(data_dir / "storage"))
         os.environ["BERTH_DATA_DIR"] = str(data_dir)
-        url = f"http://{host}:{port}"
+        url = f"{'https' if tls_files else 'http'}://{host}:{port}"
         RunInfo(url=url, database_url=os.environ["BERTH_DATABASE_URL"],
                 nats_url=os.environ["BERTH_NATS_URL"], pid=os.getpid()).write(data_dir)
         console.print(f"[bold green]Berth is running at {url}[/bold green]  (Ctrl-C stops it)")
-        console.print(f"  push: berth feed create dmc && skopeo copy --dest-tls-verify=false "
+        if tls_files:
+            console.print(tls_setup.trust_instructions(
+                tls_files, f"{tls_setup.client_host(host, tls_files)}:{port}"), soft_wrap=True, markup=False)
+        console.print(f"  push: berth feed create dmc && skopeo copy "
+                      f"{'--dest-cert-dir DIR' if tls_files else '--dest-tls-verify=false'} "
                       f"docker://docker.io/library/busybox:latest docker://{host}:{port}/dmc/busybox:latest",
                       soft_wrap=True)
-        _serve(SERVICES["all"], host, port, workers)
+        _serve(SERVICES["all"], host, port, workers, tls_files)
     finally:
         RunInfo.remove(data_dir)
         embedded.stop()
@@ -125,7 +141,9 @@ def _proxy_environment(**urls: str | None) -> None:
             raise typer.BadParameter(f"berth serve proxy needs --{name} URL")
 
 
-def _serve(factory: str, host: str, port: int, workers: int) -> None:
+def _serve(factory: str, host: str, port: int, workers: int, tls: TlsFiles | None = None) -> None:
+    """Run uvicorn; HTTPS with ``tls``. Forwarded headers are Berth's (``berth_common.http.urls``,
+    trusted proxies only), so uvicorn's own ``proxy_headers`` (trusting loopback always) is off."""
     import uvicorn
 
     from berth_common.http.zerocopy import uvicorn_http_protocol
@@ -134,7 +152,8 @@ def _serve(factory: str, host: str, port: int, workers: int) -> None:
     configure_logging()
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
                 http=uvicorn_http_protocol("httptools"), loop="uvloop", log_level="warning",
-                proxy_headers=True, timeout_graceful_shutdown=10, access_log=False)
+                proxy_headers=False, timeout_graceful_shutdown=10, access_log=False,
+                ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None)
 
 
 def main() -> None:
