@@ -1,0 +1,131 @@
+"""Online garbage collection of blobs (DESIGN §5): pushes and pulls continue while it runs.
+
+Two phases, each decided per item inside its own transaction:
+
+1. **Unlink** a repository's link to a blob that no manifest of that repository references and
+   that was linked before the grace period (``BlobUnlinked``). The link row is locked first,
+   then references are read in a new statement, so a manifest PUT that committed meanwhile is
+   seen; a manifest PUT in flight holds a share lock on the links it checked
+   (``berth_api.domain.manifests``), so it either commits first (and the link stays) or waits
+   and then finds the blob unknown. A committed manifest never references an unlinked blob.
+2. **Delete** a blob's content from its feed's store when no repository links it and it was
+   stored before the grace period (``BlobDeleted``, then the file). The per-blob advisory lock
+   (``blob_lock``) is the one the upload commit takes, so a concurrent push of the same
+   content either lands first (and the blob is kept) or moves fresh content in afterwards.
+
+Every deletion is an event, so it is audited and visible in ``berth events tail``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import asyncpg
+import structlog
+
+from berth_blob.domain.layout import FeedLayout
+from berth_blob.projections.tables import project
+from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
+from berth_common.eventstore import EventStore
+from berth_common.storage import StorageDriver
+
+GC_LOCK: Final = 0x62657274_67637275  # "berthgcru"
+log = structlog.get_logger("berth.gc")
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What one collection did: links removed, blobs deleted, bytes freed."""
+
+    unlinked: int
+    deleted: int
+    bytes_freed: int
+
+
+def blob_lock_key(feed: str, digest: str) -> int:
+    """The advisory lock key of one blob in one feed's store (a signed 64-bit integer)."""
+    raw = hashlib.blake2b(f"{feed}@{digest}".encode(), digest_size=8).digest()
+    return int.from_bytes(raw, "big", signed=True)
+
+
+async def lock_blob(conn: asyncpg.Connection, feed: str, digest: str) -> None:
+    """Take the transaction-scoped lock that serialises commit and deletion of one blob."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key(feed, digest))
+
+
+async def collect_garbage(store: EventStore, storage: StorageDriver, grace: timedelta,
+                          *, now: datetime | None = None, batch: int = 1000) -> GcResult:
+    """Run both phases once. Returns zeros when another process is collecting."""
+    cutoff = (now or datetime.now(UTC)) - grace
+    async with store.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", GC_LOCK):
+            return GcResult(0, 0, 0)
+        try:
+            unlinked = await _unlink_unreferenced(store, conn, cutoff, batch)
+            deleted, freed = await _delete_unlinked(store, storage, conn, cutoff, batch)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
+    if unlinked or deleted:
+        log.info("gc.collected", unlinked=unlinked, deleted=deleted, bytes=freed)
+    return GcResult(unlinked, deleted, freed)
+
+
+async def _unlink_unreferenced(store: EventStore, conn: asyncpg.Connection, cutoff: datetime,
+                               batch: int) -> int:
+    rows = await conn.fetch(
+        "SELECT l.repository, l.digest FROM blob.links l WHERE l.linked_at < $1 AND NOT EXISTS"
+        " (SELECT 1 FROM api.v_manifest_references r WHERE r.repository = l.repository"
+        "  AND r.reference = l.digest) ORDER BY l.repository, l.digest LIMIT $2", cutoff, batch)
+    count = 0
+    for row in rows:
+        if await _unlink_one(store, row["repository"], row["digest"], cutoff):
+            count += 1
+    return count
+
+
+async def _unlink_one(store: EventStore, repository: str, digest: str, cutoff: datetime) -> bool:
+    async with store.unit_of_work(project, Metadata(actor="system:gc")) as uow:
+        locked = await uow.conn.fetchval(
+            "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2 AND linked_at < $3"
+            " FOR UPDATE", repository, digest, cutoff)
+        if not locked:
+            return False
+        referenced = await uow.conn.fetchval(
+            "SELECT 1 FROM api.v_manifest_references WHERE repository = $1 AND reference = $2"
+            " LIMIT 1", repository, digest)
+        if referenced:
+            return False
+        await uow.emit(f"bloblink:{repository}@{digest}",
+                       BlobUnlinked(repository=repository, digest=digest))
+        return True
+
+
+async def _delete_unlinked(store: EventStore, storage: StorageDriver, conn: asyncpg.Connection,
+                           cutoff: datetime, batch: int) -> tuple[int, int]:
+    rows = await conn.fetch(
+        "SELECT b.feed, b.digest FROM blob.blobs b WHERE b.created_at < $1 AND NOT EXISTS"
+        " (SELECT 1 FROM blob.links l WHERE l.feed = b.feed AND l.digest = b.digest)"
+        " ORDER BY b.feed, b.digest LIMIT $2", cutoff, batch)
+    deleted = freed = 0
+    for row in rows:
+        size = await _delete_one(store, storage, row["feed"], row["digest"])
+        if size is not None:
+            deleted, freed = deleted + 1, freed + size
+    return deleted, freed
+
+
+async def _delete_one(store: EventStore, storage: StorageDriver, feed: str, digest: str) -> int | None:
+    async with store.unit_of_work(project, Metadata(actor="system:gc")) as uow:
+        await lock_blob(uow.conn, feed, digest)
+        size = await uow.conn.fetchval(
+            "SELECT size FROM blob.blobs WHERE feed = $1 AND digest = $2", feed, digest)
+        linked = await uow.conn.fetchval(
+            "SELECT 1 FROM blob.links WHERE feed = $1 AND digest = $2 LIMIT 1", feed, digest)
+        if size is None or linked:
+            return None
+        await uow.emit(f"blob:{feed}@{digest}", BlobDeleted(feed=feed, digest=digest, size=size))
+        await storage.delete(FeedLayout(feed).blob(digest))
+        return int(size)

@@ -1,0 +1,87 @@
+"""Online garbage collection: unreferenced blobs go (as events), referenced ones stay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from berth_blob.domain.gc import collect_garbage
+from tests.support.berth_app import BerthApp, berth_app
+
+pytestmark = pytest.mark.integration
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+LATER = datetime.now(UTC) + timedelta(days=1)
+
+
+async def _blob(berth: BerthApp, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = await berth.client.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=data)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+async def _image(berth: BerthApp, repo: str, tag: str, layer: bytes) -> tuple[str, str, str]:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "tag": tag}).encode()
+    cdigest, ldigest = await _blob(berth, repo, config), await _blob(berth, repo, layer)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": cdigest, "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": ldigest, "size": len(layer)}]}).encode()
+    r = await berth.client.put(f"/v2/{repo}/manifests/{tag}", content=manifest,
+                               headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 201, r.text
+    return r.headers["docker-content-digest"], cdigest, ldigest
+
+
+async def _collect(berth: BerthApp, now: datetime = LATER):  # type: ignore[no-untyped-def]
+    return await collect_garbage(berth.app.state.resources.store, berth.app.state.blob_storage,
+                                 timedelta(hours=1), now=now)
+
+
+async def test_deleted_image_is_collected_and_shared_layers_stay() -> None:
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("gc")
+        shared, own = os.urandom(4096), os.urandom(8192)
+        gone, _, own_digest = await _image(berth, "gc/a", "old", own)
+        _, _, shared_a = await _image(berth, "gc/a", "keep", shared)
+        _, _, shared_b = await _image(berth, "gc/b", "keep", shared)
+        assert shared_a == shared_b
+        assert (await berth.client.delete(f"/v2/gc/a/manifests/{gone}")).status_code == 202
+
+        early = await _collect(berth, now=datetime.now(UTC))
+        assert (early.unlinked, early.deleted) == (0, 0), "nothing is collected inside the grace period"
+
+        result = await _collect(berth)
+        assert result.unlinked == 2  # the deleted image's config and layer, in gc/a
+        assert result.deleted == 2 and result.bytes_freed >= 8192
+        assert (await berth.client.head(f"/v2/gc/a/blobs/{own_digest}")).status_code == 404
+        for repo in ("gc/a", "gc/b"):
+            r = await berth.client.head(f"/v2/{repo}/blobs/{shared_a}")
+            assert r.status_code == 200
+            assert (await berth.client.get(f"/v2/{repo}/manifests/keep")).status_code == 200
+        storage = berth.app.state.blob_storage
+        assert await storage.stat(f"feeds/gc/blobs/sha256/{own_digest[7:9]}/{own_digest[7:]}") is None
+        pool = berth.app.state.resources.pool
+        events = await pool.fetch("SELECT type, metadata->>'actor' AS actor FROM eventstore.events"
+                                  " WHERE type IN ('blob.unlinked', 'blob.deleted')")
+        assert sorted(e["type"] for e in events) == ["blob.deleted"] * 2 + ["blob.unlinked"] * 2
+        assert {e["actor"] for e in events} == {"system:gc"}
+        again = await _collect(berth)
+        assert (again.unlinked, again.deleted) == (0, 0)
+
+
+async def test_content_pushed_again_after_collection_is_served() -> None:
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("gc2")
+        layer = os.urandom(2048)
+        digest = await _blob(berth, "gc2/x", layer)
+        assert (await berth.client.delete(f"/v2/gc2/x/blobs/{digest}")).status_code == 202
+        assert (await _collect(berth)).deleted == 1
+        assert await _blob(berth, "gc2/x", layer) == digest
+        got = await berth.client.get(f"/v2/gc2/x/blobs/{digest}")
+        assert got.status_code == 200 and got.content == layer
