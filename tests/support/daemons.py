@@ -11,7 +11,9 @@ Docker engine and containerd": no iptables, no bridge, the ``vfs`` storage drive
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +30,7 @@ STOP_TIMEOUT = 20.0  # seconds between SIGTERM and SIGKILL
 CLIENT_TIMEOUT = 180.0  # seconds for one docker/ctr command
 DOCKERD_FLAGS = ("--iptables=false", "--ip6tables=false", "--ip-masq=false", "--bridge=none",
                  "--storage-driver=vfs")
+PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
 CONTAINERD_CONFIG = """version = 2
 root = "{w}/root"
 state = "{w}/state"
@@ -115,11 +118,47 @@ class DockerDaemon(Daemon):
         return run_client([self.cli, *args], self.env, check=check, stdin=stdin, cwd=cwd)
 
     def clean(self) -> None:
-        """Remove every image (and its layers) from this daemon, so the next pull is from zero."""
-        ids = self.docker("image", "ls", "-aq").stdout.split()
-        if ids:
-            self.docker("image", "rm", "-f", *sorted(set(ids)))
-        assert self.docker("image", "ls", "-aq").stdout.strip() == ""
+        """Remove every image (and its layers) from this daemon, so the next pull is from zero.
+
+        Raises:
+            AssertionError: if images remain.
+        """
+        ids = self.docker("image", "ls", "-q").stdout.split()
+        if ids:  # removing the tagged images removes their untagged parents
+            self.docker("image", "rm", "-f", *sorted(set(ids)), check=False)
+        assert self.docker("image", "ls", "-aq").stdout.strip() == "", self.docker("image", "ls", "-a").stdout
+
+    def build(self, context: Path, tag: str, *, platform: str | None = None) -> str:
+        """``DOCKER_BUILDKIT=0 docker build -t TAG [--platform P] CONTEXT``; returns the image id."""
+        extra = ["--platform", platform] if platform else []
+        self.docker("build", "-q", "-t", tag, *extra, str(context))
+        return self.image(tag, "{{.Id}}")
+
+    def push(self, ref: str) -> str:
+        """``docker push REF``; returns the manifest digest the CLI printed (``sha256:...``).
+
+        Raises:
+            AssertionError: if the push fails or prints no digest.
+        """
+        out = self.docker("push", ref).stdout
+        match = PUSHED_DIGEST.search(out)
+        assert match, f"no digest in docker push output:\n{out}"
+        return match[1]
+
+    def image(self, ref: str, template: str) -> str:
+        """``docker image inspect -f TEMPLATE REF``, stripped."""
+        return self.docker("image", "inspect", "-f", template, ref).stdout.strip()
+
+    def login(self, host: str, user: str, password: str, *, check: bool = True
+              ) -> subprocess.CompletedProcess[str]:
+        """``docker login -u USER --password-stdin HOST`` (the password on stdin)."""
+        return self.docker("login", "-u", user, "--password-stdin", host, stdin=password, check=check)
+
+    def credentials(self, host: str) -> dict[str, str]:
+        """What ``docker login`` stored for ``host`` in ``config.json`` (``auth``, ``identitytoken``)."""
+        path = self.root / "config" / "config.json"
+        auths = json.loads(path.read_text()).get("auths", {}) if path.exists() else {}
+        return dict(auths.get(host, {}))
 
 
 @dataclass
@@ -268,3 +307,26 @@ def containerd_daemon(prefix: str = "ct") -> Iterator[Containerd]:
                                                        root, log_path))
     with _running(daemon, ["ctr", "--address", str(socket), "version"]):
         yield daemon
+
+
+def scratch_context(directory: Path, files: dict[str, Path], entrypoint: Sequence[str] = ()) -> Path:
+    """Write a ``FROM scratch`` + ``COPY`` build context: ``files`` maps image path -> real path.
+
+    Files and folders are copied into ``directory`` (created), one ``COPY`` per entry, in order.
+
+    Returns:
+        ``directory``, ready for :meth:`DockerDaemon.build`.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["FROM scratch"]
+    for n, (target, source) in enumerate(files.items()):
+        local = directory / f"f{n}"
+        if source.is_dir():
+            shutil.copytree(source, local)
+        else:
+            shutil.copy2(source, local)
+        lines.append(f"COPY f{n} {target}")
+    if entrypoint:
+        lines.append(f"ENTRYPOINT {json.dumps(list(entrypoint))}")
+    (directory / "Dockerfile").write_text("\n".join(lines) + "\n")
+    return directory
