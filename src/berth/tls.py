@@ -101,7 +101,8 @@ def trust_instructions(files: TlsFiles, host_port: str) -> str:
         f"  podman, skopeo: sudo mkdir -p /etc/containers/certs.d/{host_port} && "
         f"sudo cp {ca} /etc/containers/certs.d/{host_port}/ca.crt",
         "                  or --cert-dir DIR, with a copy of it as DIR/ca.crt",
-        f"  Python (oras, httpx, berth CLI): export SSL_CERT_FILE={ca}",
+        f"  Python (httpx, berth CLI): export SSL_CERT_FILE={ca}",
+        f"  oras-py, requests: export REQUESTS_CA_BUNDLE={ca} (or OrasClient(tls_verify=\"{ca}\"))",
     ])
 
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -43,11 +44,26 @@ class BerthProcess:
     data_dir: Path
     log_path: Path
     proc: subprocess.Popen[bytes]
+    tls: bool = False  # started with ``--tls``: HTTPS, CA at ``ca_file``
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}"
+        """Base URL, ``http://127.0.0.1:PORT`` (``https://`` with TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate ``berth up --tls`` made (``DATA_DIR/tls/ca.crt``)."""
+        return self.data_dir / "tls" / "ca.crt"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify=``: an SSL context trusting ``ca_file`` with TLS, else ``True``.
+
+        Raises:
+            FileNotFoundError: with TLS, before the server has written its CA.
+        """
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else True
 
     def log(self) -> str:
         """The server's combined stdout/stderr so far (last 20,000 characters)."""
@@ -59,7 +75,7 @@ class BerthProcess:
         Raises:
             AssertionError: unless the server answers 201 Created.
         """
-        r = httpx.post(f"{self.url}/api/feeds", json={"name": name}, timeout=30.0,
+        r = httpx.post(f"{self.url}/api/feeds", json={"name": name}, timeout=30.0, verify=self.verify,
                        auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
         if r.status_code != 201:
             raise AssertionError(f"POST /api/feeds {name!r} -> {r.status_code}: {r.text[:2000]}")
@@ -96,11 +112,11 @@ def _wait_ready(server: BerthProcess, timeout: float) -> None:
         if server.proc.poll() is not None:
             raise RuntimeError(f"berth up exited with {server.proc.returncode}; log:\n{server.log()}")
         try:
-            r = httpx.get(f"{server.url}/v2/", timeout=2.0)
+            r = httpx.get(f"{server.url}/v2/", timeout=2.0, verify=server.verify)
             if r.status_code in (200, 401):  # 401: the token challenge, as docker login expects
                 return
             last = r.status_code
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError) as exc:  # OSError: the TLS CA not written yet
             last = exc
         time.sleep(0.2)
     raise RuntimeError(f"berth up not ready after {timeout}s (last: {last!r}); log:\n{server.log()}")
@@ -137,13 +153,14 @@ def berth_process(
     stream: str | None,
     port: int | None = None,
     data_dir: Path | None = None,
+    tls: bool = False,
 ) -> Iterator[BerthProcess]:
     """Start ``uv run berth up`` on 127.0.0.1 and yield it once ``/v2/`` answers 200.
 
     ``database_url``/``nats_url``/``stream`` set BERTH_DATABASE_URL/BERTH_NATS_URL/
     BERTH_NATS_STREAM; ``None`` leaves the variable unset (Berth then embeds its own service).
     The data directory is ``data_dir`` or ``workdir/berth-data``; the log is
-    ``workdir/berth-PORT.log``.
+    ``workdir/berth-PORT.log``. ``tls=True`` adds ``--tls`` (HTTPS; readiness trusts its CA).
 
     Raises:
         RuntimeError: if the server exits or is not ready within 60 s (message holds its log).
@@ -154,6 +171,7 @@ def berth_process(
     data.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"berth-{port}.log"
     cmd = [*BERTH_COMMAND, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
+    cmd += ["--tls"] if tls else []
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -163,7 +181,7 @@ def berth_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = BerthProcess(f"127.0.0.1:{port}", data, log_path, proc)
+    server = BerthProcess(f"127.0.0.1:{port}", data, log_path, proc, tls=tls)
     registry_credentials(server.host)
     try:
         _wait_ready(server, READY_TIMEOUT)
