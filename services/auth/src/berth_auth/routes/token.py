@@ -24,6 +24,7 @@ from berth_auth.domain.tokens import grant, issue, issue_refresh, redeem_refresh
 from berth_common.auth.scopes import ScopeInvalid, parse_scopes
 from berth_common.errors import Unauthorized
 from berth_common.events import Metadata
+from berth_common.http.urls import client_host
 from berth_common.runtime import Resources
 
 router = APIRouter(tags=["token"])
@@ -58,7 +59,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
 
 
 async def _login(request: Request, user: str, password: str) -> Identity:
-    ip = request.client.host if request.client else "unknown"
+    ip = client_host(request, _resources(request).settings)  # X-Forwarded-For of trusted proxies
     return await authenticate(_resources(request).pool, _limiter(request), user, password, ip)
 
 
