@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
@@ -34,10 +34,12 @@ def scopes_for(request: httpx.Request) -> str:
 
 
 class RegistryAuth(httpx.Auth):
-    """Bearer tokens for ``username``/``password`` (both ``None``: anonymous tokens)."""
+    """Bearer tokens for ``username``/``password`` (both ``None``: anonymous tokens).
 
-    requires_request_body = True
-    requires_response_body = True
+    Once a challenge has named the realm, tokens are fetched *before* a request whose scope has
+    none cached, so a streamed upload body is sent once and never buffered; only token responses
+    are read into memory.
+    """
 
     def __init__(self, username: str | None = None, password: str | None = None) -> None:
         self.basic = None
@@ -45,25 +47,59 @@ class RegistryAuth(httpx.Auth):
             raw = f"{username}:{password or ''}".encode()
             self.basic = "Basic " + base64.b64encode(raw).decode()
         self.tokens: dict[str, str] = {}
+        self.challenge: dict[str, str] | None = None
+
+    def _token_request(self, params: dict[str, str], scopes: list[str]) -> httpx.Request:
+        query = [("service", params.get("service", ""))] + [("scope", s) for s in scopes]
+        token_request = httpx.Request("GET", params.get("realm", ""), params=query)
+        if self.basic:
+            token_request.headers["Authorization"] = self.basic
+        return token_request
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Send with a cached token; on a Bearer challenge get a fresh one and retry once."""
+        """Send with a cached (or prefetched) token; on a Bearer challenge refresh and retry once."""
         key = scopes_for(request)
+        if key not in self.tokens and key and self.challenge is not None:
+            token_response = yield self._token_request(self.challenge, key.split(" "))
+            if token_response.status_code == 200:
+                self.tokens[key] = token_response.json()["token"]
         if key in self.tokens:
             request.headers["Authorization"] = f"Bearer {self.tokens[key]}"
         response = yield request
         header = response.headers.get("www-authenticate", "")
         if response.status_code != 401 or not header.lower().startswith("bearer "):
             return
-        params = dict(CHALLENGE_PARAM.findall(header))
+        params = self.challenge = dict(CHALLENGE_PARAM.findall(header))
         scopes = key.split(" ") if key else [s for s in [params.get("scope")] if s]
-        query = [("service", params.get("service", ""))] + [("scope", s) for s in scopes]
-        token_request = httpx.Request("GET", params.get("realm", ""), params=query)
-        if self.basic:
-            token_request.headers["Authorization"] = self.basic
-        token_response = yield token_request
+        token_response = yield self._token_request(params, scopes)
         if token_response.status_code != 200:
             return
         self.tokens[key] = token_response.json()["token"]
         request.headers["Authorization"] = f"Bearer {self.tokens[key]}"
         yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """``auth_flow``, reading only the token responses' bodies."""
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if outgoing.url.path.endswith("/token"):
+                response.read()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """``auth_flow``, reading only the token responses' bodies."""
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if outgoing.url.path.endswith("/token"):
+                await response.aread()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return

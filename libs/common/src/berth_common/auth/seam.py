@@ -74,7 +74,9 @@ def _challenge(request: Request, needed: tuple[str, str, str] | None, error: str
     parts = [f'realm="{realm}"', f'service="{settings.auth.service}"']
     if needed is not None:
         kind, name, action = needed
-        actions = "pull,push" if action == "push" else action
+        # HEAD is how pushers check what exists: hint at push too, so clients that keep one
+        # token per repository (oras-py) ask for both; the grant is still the intersection.
+        actions = "pull,push" if action == "push" or request.method == "HEAD" else action
         parts.append(f'scope="{kind}:{name}:{actions}"')
     if error:
         parts.append(f'error="{error}"')
