@@ -1,0 +1,139 @@
+"""Run the benchmark: ``uv run python -m bench.run [--quick] [--only pull,push,…] [--publish]``.
+
+Starts Berth (``berth serve all --workers <cores>``, fresh database and stream) and Distribution
+2.8 side by side on loopback, runs every case A/B/A/B (the first registry alternates per round),
+writes raw JSON to ``bench/results/`` and, with ``--publish``, the table to
+``docs/PERFORMANCE.md`` and the JSON to ``docs/performance-results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report, servers
+from bench.auth import Tokens
+from bench.client import Registry
+from bench.common import Case, Context, GiB, MiB
+from bench.requests import Listing, Manifests, Skopeo
+from bench.transfer import PeakRss, Pull, Push, ceilings, cleanup
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ("ceiling", "pull", "push", "manifests", "skopeo", "rss", "listing")
+CEILING_OF = {"pull_1": "loopback_get_1", "pull_8": "loopback_get_8", "push_mono": "push",
+              "push_5m": "push", "push_64m": "push", "push_big": "push"}
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (a smoke run, ~3 min)")
+    p.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {CASES}")
+    p.add_argument("--rounds", type=int, help="rounds per case (default 3; quick 2)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Berth worker processes")
+    p.add_argument("--publish", action="store_true", help="write docs/PERFORMANCE.md and the JSON copy")
+    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()), help="scratch parent")
+    return p.parse_args(argv)
+
+
+def _context(args: argparse.Namespace, workdir: Path) -> Context:
+    quick = args.quick
+    return Context(workdir=workdir, quick=quick, rounds=args.rounds or (2 if quick else 3),
+                   blob_size=256 * MiB if quick else GiB, big_size=2 * GiB if quick else 10 * GiB,
+                   wrk_seconds=2.0 if quick else 5.0, listing_count=1000 if quick else 10_000)
+
+
+def _check_disk(ctx: Context, wanted: list[str]) -> None:
+    need = 3 * ctx.blob_size + 2 * GiB + (ctx.big_size if "rss" in wanted else 0)
+    free = shutil.disk_usage(ctx.workdir).free
+    if free < need:
+        sys.exit(f"bench: {free / GiB:.1f} GiB free under {ctx.workdir}, need {need / GiB:.1f} GiB")
+
+
+def run_case(case: Case, regs: list[Registry], ctx: Context) -> dict[str, dict[str, list[float]]]:
+    """Set up both registries, then ``ctx.rounds`` rounds alternating which goes first."""
+    samples: dict[str, dict[str, list[float]]] = {r.name: {} for r in regs}
+    for reg in regs:
+        t = time.monotonic()
+        case.setup(reg, ctx)
+        print(f"  setup {case.name} on {reg.name}: {time.monotonic() - t:.1f}s", flush=True)
+    for round_no in range(ctx.rounds):
+        order = regs if round_no % 2 == 0 else regs[::-1]
+        for reg in order:
+            values = case.run(reg, ctx, round_no)
+            for key, value in values.items():
+                samples[reg.name].setdefault(key, []).append(value)
+            main = {r.key: round(values[r.key], 2) for r in case.rows if r.key in values}
+            print(f"  {case.name} round {round_no} {reg.name}: {main}", flush=True)
+    return samples
+
+
+def _rows(cases: list[Case], samples: dict[str, dict[str, dict[str, list[float]]]],
+          ceiling: dict[str, float]) -> list[dict[str, Any]]:
+    rows = []
+    for case in cases:
+        for row in case.rows:
+            b = report.summary(samples[case.name]["berth"].get(row.key, []))
+            d = report.summary(samples[case.name]["distribution"].get(row.key, []))
+            rows.append({"key": row.key, "case": case.name, "label": row.label, "unit": row.unit,
+                         "better": row.better, "berth": b, "distribution": d,
+                         "ratio": report.ratio(row, b["median"], d["median"]),
+                         "ceiling": ceiling.get(CEILING_OF.get(row.key, ""))})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point (see the module docstring)."""
+    args = _args(argv)
+    wanted = [c.strip() for c in args.only.split(",") if c.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="berth-bench-", dir=args.workdir))
+    ctx = _context(args, workdir)
+    _check_disk(ctx, wanted)
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    samples: dict[str, Any] = {}
+    ceiling: dict[str, float] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            b = stack.enter_context(servers.berth(workdir, args.workers))
+            d = stack.enter_context(servers.distribution(workdir))
+            regs = [Registry("berth", b.host, Tokens(b.url)), Registry("distribution", d.host, Tokens(None))]
+            cases: list[Case] = [c for c in (Pull(), Push(), Manifests(), Skopeo(),
+                                             PeakRss({"berth": b.pids, "distribution": d.pids},
+                                                     {"berth": b.storage, "distribution": d.storage}),
+                                             Listing()) if c.name in wanted]
+            if "ceiling" in wanted:
+                ngx = stack.enter_context(servers.nginx(workdir, workdir))
+                ceiling = ceilings(ctx, ngx)
+                ceiling["push"] = min(ceiling["copy"], ceiling["loopback_put"])
+                print(f"ceilings (MB/s): {ceiling}", flush=True)
+            for case in cases:
+                print(f"{case.name}:", flush=True)
+                samples[case.name] = run_case(case, regs, ctx)
+    finally:
+        cleanup(ctx)
+        shutil.rmtree(workdir, ignore_errors=True)
+    results = {"meta": {"started": started, "quick": ctx.quick, "rounds": ctx.rounds,
+                        "workers": args.workers, "cpus": os.cpu_count(), "blob_bytes": ctx.blob_size,
+                        "big_bytes": ctx.big_size, "wrk_seconds": ctx.wrk_seconds,
+                        "listing_count": ctx.listing_count, "ceiling_mbps": ceiling},
+               "rows": _rows(cases, samples, ceiling), "samples": samples}
+    out = ROOT / "bench" / "results" / f"{started.replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(report.table(results))
+    print(f"raw results: {out}")
+    if args.publish:
+        (ROOT / "docs" / "performance-results.json").write_text(json.dumps(results, indent=1))
+        report.publish(ROOT / "docs" / "PERFORMANCE.md", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Start the registries under test on loopback: Berth (production settings) and Distribution 2.8.
+
+Berth runs as ``berth serve all --workers N`` (N = CPU cores) against the machine's PostgreSQL
+and NATS, in a fresh database and a fresh JetStream stream, with filesystem storage; a feed
+``bench`` is created and Anonymous is granted Add (push) on it, so clients use anonymous bearer
+tokens (``bench.auth``). Distribution runs without auth with filesystem storage. Both log only
+errors. Also nginx (``sendfile on``) as the loopback ceiling for blob transfers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from berth.token_auth import RegistryAuth
+from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
+from tests.support.net import free_port, wait_http
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BERTH_EXE = Path(sys.executable).parent / "berth"
+ADMIN_PASSWORD = "bench-admin"
+FEED = "bench"
+
+
+@dataclass
+class Server:
+    """A running server: ``name``, ``host`` (``127.0.0.1:PORT``), its process and storage root."""
+
+    name: str
+    host: str
+    proc: subprocess.Popen[bytes]
+    storage: Path
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}"
+
+    def pids(self) -> list[int]:
+        """The server's process and all its descendants (uvicorn supervisor + workers)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    text = (task / "children").read_text().split()
+                    todo.extend(int(c) for c in text)
+        return found
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def distribution(workdir: Path) -> Iterator[Server]:
+    """``docker-registry serve`` on a free loopback port, filesystem storage in ``workdir``."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        raise FileNotFoundError("docker-registry is not installed (apt-get install docker-registry)")
+    port, root = free_port(), workdir / "distribution-storage"
+    root.mkdir(parents=True, exist_ok=True)
+    config = workdir / "distribution.yml"
+    config.write_text(
+        "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"
+        f"http: {{addr: 127.0.0.1:{port}, secret: bench-secret}}\n"
+        f"storage:\n  filesystem: {{rootdirectory: {root}}}\n  delete: {{enabled: true}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    with (workdir / "distribution.log").open("wb") as log:
+        proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=log, env=env,
+                                start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/")
+        yield Server("distribution", f"127.0.0.1:{port}", proc, root)
+    finally:
+        _stop(proc)
+
+
+def _berth_env(database_url: str, stream: str, storage: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    env.update(BERTH_DATABASE_URL=database_url, BERTH_NATS_URL=NATS_URL, BERTH_NATS_STREAM=stream,
+               BERTH_NATS_SUBJECT_PREFIX=stream.lower(), BERTH_STORAGE__ROOT=str(storage),
+               BERTH_DATA_DIR=str(storage.parent), BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
+               BERTH_LOG_LEVEL="WARNING")
+    return env
+
+
+def _prepare_feed(url: str) -> None:
+    """Create feed ``bench`` and grant Anonymous ``add`` (push, which implies pull) on it."""
+    auth = RegistryAuth("admin", ADMIN_PASSWORD)
+    r = httpx.post(f"{url}/api/feeds", json={"name": FEED, "public": True}, auth=auth, timeout=30)
+    r.raise_for_status()
+    subprocess.run([str(BERTH_EXE), "grant", "anonymous", "add", "--feed", FEED, "--url", url,
+                    "--user", "admin", "--password", ADMIN_PASSWORD], check=True,
+                   stdout=subprocess.DEVNULL, cwd=REPO_ROOT)
+
+
+@contextlib.contextmanager
+def berth(workdir: Path, workers: int) -> Iterator[Server]:
+    """``berth serve all --workers N`` on a fresh database, stream and storage folder."""
+    stream = unique("BERTH_BENCH_")
+    loop = asyncio.new_event_loop()
+    db_cm = temporary_database("berth_bench_")
+    dsn = loop.run_until_complete(db_cm.__aenter__())
+    storage = workdir / "berth-storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [str(BERTH_EXE), "serve", "all", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
+    with (workdir / "berth.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_berth_env(dsn, stream, storage), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", timeout=90)
+        _prepare_feed(f"http://127.0.0.1:{port}")
+        yield Server("berth", f"127.0.0.1:{port}", proc, storage)
+    finally:
+        _stop(proc)
+        loop.run_until_complete(db_cm.__aexit__(None, None, None))
+        loop.run_until_complete(delete_stream(stream))
+        loop.close()
+
+
+@contextlib.contextmanager
+def nginx(workdir: Path, root: Path) -> Iterator[str]:
+    """nginx serving ``root`` with sendfile (the loopback ceiling); yields ``127.0.0.1:PORT``."""
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"daemon off; pid {workdir}/nginx.pid; error_log {workdir}/nginx-error.log;\n"
+        "worker_processes auto; events {}\n"
+        f"http {{ access_log off; sendfile on; tcp_nopush on; client_body_temp_path {workdir};\n"
+        f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n")
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir)], start_new_session=True,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", ok=(200, 403, 404))
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(proc)
