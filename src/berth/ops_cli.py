@@ -85,10 +85,9 @@ def rebuild(data_dir: DataDir = Path("berth-data")) -> None:
 
 async def rebuild_all(database_url: str) -> list[tuple[str, int]]:
     """Rebuild every service's projections; return ``(projection, events applied)`` pairs."""
+    from berth.allinone import all_projections
     from berth_common.db import create_pool
     from berth_common.eventstore import rebuild as rebuild_projection
-
-    from berth.allinone import all_projections
 
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:

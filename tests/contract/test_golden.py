@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from berth_common.events import all_types, decode
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from berth_common.db import apply_migrations, create_pool, load_migrations
 from berth_common.events import Event, catalogue, decode
 from berth_common.events.catalogue import UnknownEventType
 from berth_common.eventstore import EventStore
-
 from tests.support.databases import temporary_database
 
 

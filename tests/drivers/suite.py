@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import httpx
 import pytest
+
 from berth_common.storage import InvalidOffset, ObjectNotFound, StorageDriver
 
 MiB = 1 << 20

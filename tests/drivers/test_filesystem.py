@@ -9,8 +9,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from berth_common.storage import FilesystemDriver, InvalidOffset, StorageDriver
 
+from berth_common.storage import FilesystemDriver, InvalidOffset, StorageDriver
 from tests.drivers.suite import DriverSuite, chunks_of, list_all, read_all
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from berth_common.storage import FilesystemDriver, InstrumentedDriver, ObjectNotFound, StorageDriver
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
+from berth_common.storage import FilesystemDriver, InstrumentedDriver, ObjectNotFound, StorageDriver
 from tests.drivers.suite import DriverSuite, chunks_of, list_all, read_all
 from tests.drivers.test_filesystem import everything_under
 

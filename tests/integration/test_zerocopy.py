@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from berth_common.http.zerocopy import STATS, FileRangeResponse, uvicorn_http_protocol
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from berth_common.http.zerocopy import STATS, FileRangeResponse, uvicorn_http_protocol
 from tests.support.net import free_port
 
 SIZE = 64 * 1024 * 1024

@@ -6,6 +6,7 @@ import hashlib
 
 import pydantic
 import pytest
+
 from berth_common.errors import DigestInvalid
 from berth_common.oci.digest import SUPPORTED_ALGORITHMS, Digest
 

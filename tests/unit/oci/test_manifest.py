@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from berth_common.errors import ManifestInvalid
 from berth_common.oci import mediatypes as mt
 from berth_common.oci.digest import Digest

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from berth_common.errors import ManifestInvalid, UnsupportedMediaType
 from berth_common.oci import mediatypes as mt
 from berth_common.oci.manifest import parse_manifest

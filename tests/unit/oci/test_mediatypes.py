@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from berth_common.oci import mediatypes as mt
 from berth_common.oci.digest import Digest
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from berth_common.errors import DigestInvalid, NameInvalid, TagInvalid
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import (

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
+from fastapi import Depends, Request
+
 from berth_common.eventstore import EventStore
 from berth_common.oci.reference import RepositoryName
 from berth_common.runtime import Resources
-from fastapi import Depends, Request
 
 
 def get_resources(request: Request) -> Resources:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from berth_common.eventstore import EventStore
-from berth_common.oci.reference import RepositoryName
-from berth_common.storage import StorageDriver
 from fastapi import Depends, Request
 
 from berth_blob.domain.uploads import Uploads
+from berth_common.eventstore import EventStore
+from berth_common.oci.reference import RepositoryName
+from berth_common.storage import StorageDriver
 
 
 def get_store(request: Request) -> EventStore:

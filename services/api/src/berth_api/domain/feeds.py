@@ -6,11 +6,11 @@ import re
 from typing import Any
 
 import asyncpg
+
+from berth_api.projections.tables import project
 from berth_common.errors import Conflict, NameInvalid, NameUnknown
 from berth_common.events import FeedCreated, FeedDeleted, FeedUpdated, Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
-
-from berth_api.projections.tables import project
 
 FEED_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 

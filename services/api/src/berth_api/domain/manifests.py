@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+
+from berth_api.projections.tables import project
 from berth_common.errors import (
     Denied,
     DigestInvalid,
@@ -21,8 +23,6 @@ from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.manifest import ParsedManifest, parse_manifest
 from berth_common.oci.reference import RepositoryName
-
-from berth_api.projections.tables import project
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import asyncpg
+
 from berth_common.events import (
     Event,
     FeedCreated,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from berth_common.auth import Caller, require
-from berth_common.errors import NameUnknown
-from berth_common.http.meta import metadata_of
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from berth_api.deps import Pool, Store
 from berth_api.domain.feeds import create_feed, delete_feed, update_feed
+from berth_common.auth import Caller, require
+from berth_common.errors import NameUnknown
+from berth_common.http.meta import metadata_of
 
 router = APIRouter(prefix="/api/feeds", tags=["feeds"])
 

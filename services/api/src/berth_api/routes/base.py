@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from berth_common.auth import Caller, require
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
+from berth_common.auth import Caller, require
 
 router = APIRouter()
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from berth_common.auth import Caller, require
-from berth_common.errors import NameUnknown, PaginationNumberInvalid
-from berth_common.oci import mediatypes
-from berth_common.oci.digest import Digest
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from berth_api.deps import Pool, Repository
 from berth_api.domain.manifests import require_feed
+from berth_common.auth import Caller, require
+from berth_common.errors import NameUnknown, PaginationNumberInvalid
+from berth_common.oci import mediatypes
+from berth_common.oci.digest import Digest
 
 router = APIRouter()
 MAX_PAGE = 10_000

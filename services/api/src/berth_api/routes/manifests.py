@@ -7,17 +7,17 @@ served are exactly the bytes pushed.
 
 from __future__ import annotations
 
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from berth_api.deps import Pool, Repository, Store
+from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
 from berth_common.auth import Caller, require
 from berth_common.errors import ManifestInvalid, ManifestUnknown
 from berth_common.http.meta import metadata_of
 from berth_common.oci.accept import acceptable_for
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName, parse_reference
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-
-from berth_api.deps import Pool, Repository, Store
-from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
 
 router = APIRouter()
 PATH = "/v2/{name:path}/manifests/{reference}"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from berth_blob.projections.tables import project
 from berth_common.errors import BlobUnknown, NameInvalid
 from berth_common.events import BlobMounted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
-
-from berth_blob.projections.tables import project
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from berth_blob.domain.hashers import HasherCache
+from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.streams import Metered
+from berth_blob.projections.tables import project
 from berth_common.errors import BlobUploadUnknown, DigestInvalid, NameUnknown, RangeInvalid
 from berth_common.events import (
     BlobLinked,
@@ -28,11 +33,6 @@ from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
 from berth_common.storage import InvalidOffset, StorageDriver
-
-from berth_blob.domain.hashers import HasherCache
-from berth_blob.domain.layout import FeedLayout
-from berth_blob.domain.streams import Metered
-from berth_blob.projections.tables import project
 
 
 @dataclass(frozen=True)

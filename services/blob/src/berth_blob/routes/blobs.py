@@ -6,11 +6,6 @@ filesystem the file is sent by the kernel (zero-copy); drivers that can presign 
 
 from __future__ import annotations
 
-from berth_common.auth import Caller, require
-from berth_common.errors import BlobUnknown
-from berth_common.http.meta import metadata_of
-from berth_common.http.zerocopy import FileRangeResponse
-from berth_common.oci.digest import Digest
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
@@ -18,6 +13,11 @@ from berth_blob.deps import Repository, Storage, Store
 from berth_blob.domain.blobs import find, unlink
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.routes.ranges import parse_range
+from berth_common.auth import Caller, require
+from berth_common.errors import BlobUnknown
+from berth_common.http.meta import metadata_of
+from berth_common.http.zerocopy import FileRangeResponse
+from berth_common.oci.digest import Digest
 
 router = APIRouter()
 PATH = "/v2/{name:path}/blobs/{digest}"

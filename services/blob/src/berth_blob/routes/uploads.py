@@ -9,12 +9,6 @@ from __future__ import annotations
 
 import contextlib
 
-from berth_common.auth import Caller, require
-from berth_common.errors import BlobUploadUnknown, DigestInvalid
-from berth_common.events import Metadata
-from berth_common.http.meta import metadata_of
-from berth_common.oci.digest import Digest
-from berth_common.oci.reference import RepositoryName
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -22,6 +16,12 @@ from berth_blob.deps import Repository, Store, UploadsDep
 from berth_blob.domain.blobs import mount
 from berth_blob.domain.uploads import Session, Uploads, range_header
 from berth_blob.routes.ranges import parse_content_range, parse_length
+from berth_common.auth import Caller, require
+from berth_common.errors import BlobUploadUnknown, DigestInvalid
+from berth_common.events import Metadata
+from berth_common.http.meta import metadata_of
+from berth_common.oci.digest import Digest
+from berth_common.oci.reference import RepositoryName
 
 router = APIRouter()
 START = "/v2/{name:path}/blobs/uploads/"

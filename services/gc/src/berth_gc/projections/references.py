@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from berth_common.events import Event, ManifestDeleted, ManifestPushed
 from berth_common.eventstore import EventContext, ProjectionSpec
 
