@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from berth import admin_cli, auth_cli, ops_cli
+from berth import admin_cli, auth_cli, gc_cli, ops_cli
 from berth.runfile import RunInfo
 from berth.tls import TlsFiles
 
@@ -29,6 +29,7 @@ app.command("grant")(auth_cli.grant)
 app.command("revoke")(auth_cli.revoke)
 app.add_typer(ops_cli.events_app, name="events")
 app.add_typer(ops_cli.projections_app, name="projections")
+app.add_typer(gc_cli.gc_app, name="gc")
 console = Console(stderr=True)
 
 SERVICES = {

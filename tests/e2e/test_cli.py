@@ -54,6 +54,10 @@ def test_feed_commands_events_and_rebuild() -> None:
         assert [t for t in types if t.startswith("feed.")] == ["feed.created", "feed.deleted"], tail
         rebuilt = berth("projections", "rebuild", env=env).stdout
         assert "api: 2 events applied" in rebuilt
+        nowhere = berth("gc", "run", env={**env, "BERTH_STORAGE__ROOT": str(workdir / "nope")}, ok=False)
+        assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
+        storage = {**env, "BERTH_STORAGE__ROOT": str(server.data_dir / "storage")}
+        assert "deleted 0 blobs" in berth("gc", "run", "--grace-seconds", "0", env=storage).stdout
 
 
 def test_serve_without_database_is_a_clear_error() -> None:

@@ -85,3 +85,23 @@ async def test_content_pushed_again_after_collection_is_served() -> None:
         assert await _blob(berth, "gc2/x", layer) == digest
         got = await berth.client.get(f"/v2/gc2/x/blobs/{digest}")
         assert got.status_code == 200 and got.content == layer
+
+
+async def test_upload_commit_waits_for_the_blob_lock_held_by_gc() -> None:
+    """The commit takes the per-blob lock GC holds while deleting, so they never interleave."""
+    import asyncio
+
+    from berth_blob.domain.gc import blob_lock_key
+
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("gclock")
+        data = os.urandom(1024)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        pool = berth.app.state.resources.pool
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("gclock", digest))
+            push = asyncio.create_task(_blob(berth, "gclock/x", data))
+            done, _ = await asyncio.wait({push}, timeout=1.0)
+            assert not done, "the upload committed while GC held the blob's lock"
+        assert await push == digest
+        assert (await berth.client.get(f"/v2/gclock/x/blobs/{digest}")).content == data

@@ -37,6 +37,15 @@ class UploadSettings(BaseModel):
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
+class GcSettings(BaseModel):
+    """Online garbage collection (DESIGN §5): how long a blob must have been unreferenced
+    (``grace_seconds``) before it goes, and how often the collector runs (``interval_seconds``)."""
+
+    enabled: bool = True
+    grace_seconds: int = Field(default=3600, ge=0)
+    interval_seconds: float = Field(default=3600.0, gt=0)
+
+
 class AuthSettings(BaseModel):
     """Token auth (docs/SECURITY.md): ``service`` is the token audience, ``issuer`` its ``iss``.
 
@@ -81,6 +90,7 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.0/8", "::1/128"]
     storage: StorageSettings = StorageSettings()
     uploads: UploadSettings = UploadSettings()
+    gc: GcSettings = GcSettings()
     auth: AuthSettings = AuthSettings()
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)

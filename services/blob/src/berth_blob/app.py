@@ -13,6 +13,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from berth_blob.domain.cleanup import purge_forever
+from berth_blob.domain.gc import collect_forever
 from berth_blob.domain.uploads import Uploads
 from berth_blob.projections.tables import SPEC
 from berth_blob.routes import blobs, uploads
@@ -57,6 +58,10 @@ async def start(resources: Resources, app: FastAPI) -> None:
     max_age = timedelta(seconds=uploads.max_age_seconds)
     resources.spawn("upload-purge", lambda: purge_forever(
         resources.store, storage, max_age, uploads.purge_interval_seconds))
+    gc = resources.settings.gc
+    if gc.enabled:
+        resources.spawn("blob-gc", lambda: collect_forever(
+            resources.store, storage, timedelta(seconds=gc.grace_seconds), gc.interval_seconds))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ Every deletion is an event, so it is audited and visible in ``berth events tail`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,14 @@ async def collect_garbage(store: EventStore, storage: StorageDriver, grace: time
     if unlinked or deleted:
         log.info("gc.collected", unlinked=unlinked, deleted=deleted, bytes=freed)
     return GcResult(unlinked, deleted, freed)
+
+
+async def collect_forever(store: EventStore, storage: StorageDriver, grace: timedelta,
+                          interval: float) -> None:
+    """Run ``collect_garbage`` every ``interval`` seconds until cancelled (first run after one)."""
+    while True:
+        await asyncio.sleep(interval)
+        await collect_garbage(store, storage, grace)
 
 
 async def _unlink_unreferenced(store: EventStore, conn: asyncpg.Connection, cutoff: datetime,

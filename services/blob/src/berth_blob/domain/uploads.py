@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from berth_blob.domain.gc import lock_blob
 from berth_blob.domain.hashers import HasherCache
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.streams import Metered
@@ -157,21 +158,29 @@ class Uploads:
             raise DigestInvalid(f"the uploaded content has digest {actual}, not {digest}",
                                 detail={"digest": str(digest)})
         target = layout.blob(str(digest))
-        if await self.storage.stat(target) is None:
-            if session.size == 0 and await self.storage.stat(data) is None:
-                await self.storage.write(target, _empty())
-            else:
-                await self.storage.move(data, target)
-        await self.storage.delete(layout.upload_prefix(session.id))
-        self.hashers.forget(session.id)
 
         async def work(uow: UnitOfWork) -> None:
+            # The per-blob lock that garbage collection takes before deleting content: the
+            # content found (or moved) here cannot vanish before the link commits.
+            await lock_blob(uow.conn, layout.feed, str(digest))
+            await self._place(session, data, target)
             await uow.emit(f"upload:{session.id}", UploadCompleted(
                 upload_id=session.id, repository=session.repository, digest=str(digest),
                 size=session.size))
             await link(uow, session.repository, str(digest), session.size)
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
+        await self.storage.delete(layout.upload_prefix(session.id))
+        self.hashers.forget(session.id)
+
+    async def _place(self, session: Session, data: str, target: str) -> None:
+        """Put the verified bytes at their content address (deduplicated: kept if present)."""
+        if await self.storage.stat(target) is not None:
+            return
+        if session.size == 0 and await self.storage.stat(data) is None:
+            await self.storage.write(target, _empty())
+        else:
+            await self.storage.move(data, target)
 
     async def _digest_of(self, session: Session, path: str, algorithm: str) -> Digest:
         if session.size == 0 and await self.storage.stat(path) is None:
