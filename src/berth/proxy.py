@@ -54,8 +54,10 @@ class Upstreams:
 class RoutingProxy:
     """The ASGI app. ``RoutingProxy(Upstreams(api=..., blob=..., auth=...))``."""
 
-    def __init__(self, upstreams: Upstreams, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, upstreams: Upstreams, *, transport: httpx.AsyncBaseTransport | None = None,
+                 trust_forwarded: bool = False):
         self.upstreams = upstreams
+        self.trust_forwarded = trust_forwarded
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -96,7 +98,8 @@ class RoutingProxy:
             await _error(send, Unavailable(f"no {service} service is configured"))
             return
         request = self.client.build_request(
-            scope["method"], base + _target(scope), headers=forward_headers(scope),
+            scope["method"], base + _target(scope),
+            headers=forward_headers(scope, trust_forwarded=self.trust_forwarded),
             content=_body(receive) if _has_body(scope) else None)
         try:
             response = await self.client.send(request, stream=True)
@@ -114,14 +117,18 @@ class RoutingProxy:
             await response.aclose()
 
 
-def forward_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+def forward_headers(scope: Scope, *, trust_forwarded: bool = False) -> list[tuple[bytes, bytes]]:
     """The request headers to send upstream: the client's minus hop-by-hop, plus X-Forwarded-*.
 
-    ``Host`` is kept; ``X-Forwarded-Proto``/``-Host`` keep an earlier proxy's values, and
-    ``X-Forwarded-For`` gets the client address appended (``"a, b"``).
+    ``Host`` is kept. The proxy is the edge by default: the client's own ``X-Forwarded-*``
+    headers are dropped and replaced by what the proxy sees, so no client can choose the token
+    realm the services build from them. With ``trust_forwarded`` (the proxy itself sits behind
+    another ingress: ``BERTH_PROXY_TRUST_FORWARDED=1``) an earlier proxy's ``-Proto``/``-Host``
+    are kept and the client address is appended to ``X-Forwarded-For`` (``"a, b"``).
     """
     raw: list[tuple[bytes, bytes]] = scope["headers"]
-    headers = [(k, v) for k, v in raw if k.lower() not in HOP_BY_HOP]
+    headers = [(k, v) for k, v in raw if k.lower() not in HOP_BY_HOP
+               and (trust_forwarded or not k.lower().startswith(b"x-forwarded-"))]
     seen = {k.lower(): v for k, v in headers}
     if b"x-forwarded-proto" not in seen:
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
@@ -183,4 +190,5 @@ def create_app(environ: Mapping[str, str] | None = None) -> RoutingProxy:
 
     env = os.environ if environ is None else environ
     return RoutingProxy(Upstreams(api=env["BERTH_PROXY_API"], blob=env["BERTH_PROXY_BLOB"],
-                                  auth=env["BERTH_PROXY_AUTH"], gc=env.get("BERTH_PROXY_GC") or None))
+                                  auth=env["BERTH_PROXY_AUTH"], gc=env.get("BERTH_PROXY_GC") or None),
+                        trust_forwarded=env.get("BERTH_PROXY_TRUST_FORWARDED", "") in ("1", "true"))

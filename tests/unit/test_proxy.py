@@ -55,13 +55,27 @@ async def test_routes_each_path_to_its_service() -> None:
 async def test_keeps_host_and_query_and_adds_forwarded_headers() -> None:
     async with proxy_client(httpx.MockTransport(echo)) as client:
         r = await client.get("/token?service=berth&scope=repository:dmc/a:pull&scope=x",
-                             headers={"X-Forwarded-For": "192.0.2.1"})
+                             headers={"X-Forwarded-For": "192.0.2.1",
+                                      "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
     seen = r.json()
     assert seen["target"] == "/token?service=berth&scope=repository:dmc/a:pull&scope=x"
     assert seen["headers"]["host"] == "registry.example:5000"
+    # the proxy is the edge: a client cannot choose the forwarded host (the token realm)
     assert seen["headers"]["x-forwarded-host"] == "registry.example:5000"
     assert seen["headers"]["x-forwarded-proto"] == "http"
-    assert seen["headers"]["x-forwarded-for"] == "192.0.2.1, 10.0.0.7"
+    assert seen["headers"]["x-forwarded-for"] == "10.0.0.7"
+
+
+def test_behind_another_ingress_forwarded_headers_are_kept() -> None:
+    from berth.proxy import forward_headers
+
+    scope = {"headers": [(b"host", b"r.example"), (b"x-forwarded-host", b"outer.example"),
+                         (b"x-forwarded-proto", b"https"), (b"x-forwarded-for", b"192.0.2.1")],
+             "client": ("10.0.0.7", 1234), "scheme": "http"}
+    headers = dict(forward_headers(scope, trust_forwarded=True))
+    assert headers[b"x-forwarded-host"] == b"outer.example"
+    assert headers[b"x-forwarded-proto"] == b"https"
+    assert headers[b"x-forwarded-for"] == b"192.0.2.1, 10.0.0.7"
 
 
 async def test_streams_request_bodies_with_their_length() -> None:
