@@ -25,7 +25,6 @@ from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import RegistryHeaders, install_surface
 from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
-from berth_common.telemetry import instrument
 
 __all__ = ["SERVICES", "RegistryHeaders", "all_projections", "create_app", "start_services"]
 
@@ -68,7 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for svc in SERVICES:
         svc.setup(app)
-    install_surface(app)
-    instrument(app, "all")
+    install_surface(app, "all", access_log=settings.access_log)
     return app
 

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=20, ge=1)
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
+    access_log: bool = True
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

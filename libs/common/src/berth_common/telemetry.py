@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("berth.telemetry")
+access = structlog.get_logger("berth.access")
 
 REQUEST_SECONDS = Histogram(
     "berth_http_request_duration_seconds", "HTTP request duration until the last byte is sent",
@@ -35,10 +36,14 @@ _tracing_on = False
 
 
 class RequestMetrics:
-    """Pure ASGI middleware measuring every request (passes zero-copy messages through)."""
+    """Pure ASGI middleware measuring every request (passes zero-copy messages through).
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app, self.service = app, service
+    With ``access_log`` it also writes one ``http.request`` line per request (method, path,
+    status, duration in ms, bytes sent, client address) to the ``berth.access`` logger.
+    """
+
+    def __init__(self, app: ASGIApp, service: str, access_log: bool = True) -> None:
+        self.app, self.service, self.access_log = app, service, access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +71,11 @@ class RequestMetrics:
                 time.perf_counter() - started)
             if sent:
                 RESPONSE_BYTES.labels(self.service, route).inc(sent)
+            if self.access_log:
+                client = scope.get("client")
+                access.info("http.request", method=scope["method"], path=scope["path"],
+                            status=int(status), ms=round((time.perf_counter() - started) * 1000, 2),
+                            bytes=sent, client=client[0] if client else None)
 
 
 def tracing_configured() -> bool:
@@ -99,10 +109,11 @@ def setup_tracing(service: str) -> bool:
     return True
 
 
-def instrument(app: FastAPI, service: str) -> None:
-    """Add request metrics to ``app`` and, when tracing is configured, OpenTelemetry spans."""
+def instrument(app: FastAPI, service: str, *, access_log: bool = True) -> None:
+    """Add request metrics (and the access log) to ``app`` and, when tracing is configured,
+    OpenTelemetry spans."""
     if setup_tracing(service):
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
-    app.add_middleware(RequestMetrics, service=service)
+    app.add_middleware(RequestMetrics, service=service, access_log=access_log)

@@ -62,6 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Berth api", lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/openapi.json")
     install_error_handlers(app)
-    install_surface(app)
+    install_surface(app, "api", access_log=settings.access_log)
     setup(app)
     return app

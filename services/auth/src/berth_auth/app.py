@@ -96,5 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/api/openapi.json")
     install_error_handlers(app)
     setup(app)
-    install_surface(app)
+    install_surface(app, "auth", access_log=settings.access_log)
     return app

@@ -82,6 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Berth blob", lifespan=lifespan, docs_url=None, openapi_url=None)
     install_error_handlers(app)
-    install_surface(app)
+    install_surface(app, "blob", access_log=settings.access_log)
     setup(app)
     return app

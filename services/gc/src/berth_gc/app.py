@@ -64,5 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Berth gc", lifespan=lifespan, docs_url=None, openapi_url=None)
     install_error_handlers(app)
     setup(app)
-    install_surface(app)
+    install_surface(app, "gc", access_log=settings.access_log)
     return app

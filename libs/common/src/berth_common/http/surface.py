@@ -37,12 +37,15 @@ class RegistryHeaders:
         await self.app(scope, receive, send_with_header)
 
 
-def install_surface(app: FastAPI) -> None:
-    """Add ``GET /healthz`` (200 ``ok``: the process serves), ``GET /metrics`` (Prometheus text)
-    and :class:`RegistryHeaders` to ``app``."""
+def install_surface(app: FastAPI, service: str = "all", *, access_log: bool = True) -> None:
+    """Add ``GET /healthz`` (200 ``ok``: the process serves), ``GET /metrics`` (Prometheus text),
+    :class:`RegistryHeaders`, request metrics, the access log and (when configured) tracing."""
+    from berth_common.telemetry import instrument
+
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     app.add_middleware(RegistryHeaders)
+    instrument(app, service, access_log=access_log)
 
 
 async def _health() -> PlainTextResponse:
