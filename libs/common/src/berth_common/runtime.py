@@ -70,11 +70,7 @@ class Resources:
 
     async def close(self) -> None:
         """Stop background loops, then close the bus and the pool."""
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(self.tasks)
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.close()
@@ -83,6 +79,27 @@ class Resources:
         except TimeoutError:
             log.warning("pool.close_timeout")
             self.pool.terminate()
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``timeout`` seconds in all.
+
+    A task that swallows one cancellation (a library catching ``CancelledError``, or the
+    ``asyncio.wait_for`` race of Python < 3.12) is cancelled again every half second, so
+    shutdown never hangs on a background loop; one still running at the end is logged.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    pending = {t for t in tasks if not t.done()}
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
+    if pending:
+        log.warning("background.not_stopped", tasks=sorted(t.get_name() for t in pending))
 
 
 def start_relay(resources: Resources, app: Starlette) -> OutboxRelay | None:
