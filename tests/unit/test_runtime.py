@@ -22,5 +22,5 @@ async def test_stop_tasks_recancels_a_loop_that_swallows_cancellation() -> None:
 
     task = asyncio.create_task(stubborn())
     await asyncio.sleep(0)
-    await stop_tasks([task], timeout=5)
+    await stop_tasks([task], within=5)
     assert task.done() and swallowed == 3

@@ -81,14 +81,14 @@ class Resources:
             self.pool.terminate()
 
 
-async def stop_tasks(tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> None:
-    """Cancel ``tasks`` and wait for them, at most ``timeout`` seconds in all.
+async def stop_tasks(tasks: list[asyncio.Task[None]], within: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``within`` seconds in all.
 
     A task that swallows one cancellation (a library catching ``CancelledError``, or the
     ``asyncio.wait_for`` race of Python < 3.12) is cancelled again every half second, so
     shutdown never hangs on a background loop; one still running at the end is logged.
     """
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     pending = {t for t in tasks if not t.done()}
     while pending and asyncio.get_running_loop().time() < deadline:
         for task in pending:

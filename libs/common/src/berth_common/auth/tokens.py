@@ -4,6 +4,10 @@ Public keys come from the auth service's published view ``auth.v_signing_keys`` 
 an unknown ``kid`` triggers a reload (at most once a second), and the cache is reloaded every
 minute so retired keys stop verifying. Checked: ES256 signature, ``kid``, ``iss``, ``aud``,
 ``exp``/``nbf``/``iat`` with ``LEEWAY`` seconds, and the shape of ``access``.
+
+Verified claims are remembered per token string until the token expires (clients reuse one
+token for many requests, and an ES256 verification costs more than the rest of a manifest GET);
+a remembered token is still refused once its ``kid`` is no longer published.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from berth_common.settings import AuthSettings
 LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf/iat
 RELOAD_EVERY = 60.0
 MIN_RELOAD_GAP = 1.0
+MAX_VERIFIED = 10_000  # remembered tokens per process; the memo is cleared when full
 
 
 class InvalidToken(Exception):
@@ -34,6 +39,7 @@ class KeyCache:
         self.pool = pool
         self.keys: dict[str, EllipticCurvePublicKey] = {}
         self.loaded_at = float("-inf")
+        self.verified: dict[str, tuple[str, float, dict[str, Any]]] = {}  # token → (kid, until, claims)
 
     async def _reload(self) -> None:
         rows = await self.pool.fetch("SELECT kid, public_pem FROM auth.v_signing_keys")
@@ -66,6 +72,20 @@ def _check_access(access: Any) -> list[dict[str, Any]]:
 
 async def verify(token: str, keys: KeyCache, settings: AuthSettings) -> dict[str, Any]:
     """The verified claims of ``token``. Raises ``InvalidToken`` with a short reason."""
+    hit = keys.verified.get(token)
+    if hit is not None:
+        kid, until, claims = hit
+        if time.time() <= until and await keys.get(kid) is not None:
+            return claims
+        del keys.verified[token]
+    claims = await _verify(token, keys, settings)
+    if len(keys.verified) >= MAX_VERIFIED:
+        keys.verified.clear()
+    keys.verified[token] = (jwt.get_unverified_header(token)["kid"], float(claims["exp"]) + LEEWAY, claims)
+    return claims
+
+
+async def _verify(token: str, keys: KeyCache, settings: AuthSettings) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

@@ -72,6 +72,17 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return render(request, _BadRequest("invalid request parameters", detail=detail))
 
 
+async def _unstorable_text(request: Request, exc: Exception) -> Response:
+    """400 for text PostgreSQL cannot hold (a NUL, an unencodable character) from the client.
+
+    Any parameter may carry ``%00`` or ``"\\u0000"``; rather than checking every one before it
+    reaches a query, the driver's refusal is mapped here, at the boundary (never a 500).
+    """
+    return render(request, _BadRequest(
+        "a request value contains a character that cannot be stored (e.g. NUL)",
+        detail={"reason": type(exc).__name__}))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, asyncpg.PostgresConnectionError | ConnectionError | asyncpg.TooManyConnectionsError):
         log.error("backend.unavailable", path=request.url.path, error=repr(exc))
@@ -85,4 +96,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RegistryError, _registry_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for text_error in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+        app.add_exception_handler(text_error, _unstorable_text)
     app.add_exception_handler(Exception, _unexpected)
