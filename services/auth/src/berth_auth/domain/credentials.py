@@ -81,7 +81,10 @@ async def authenticate(pool: asyncpg.Pool, limiter: FailureLimiter, user: str, p
                        ip: str) -> Identity:
     """Check Basic credentials. Raises ``Unauthorized`` (bad) or ``TooManyRequests``."""
     limiter.check(user, ip)
-    identity = await (_api_key(pool, password) if user == "api" else _password(pool, user, password))
+    if "\0" in user or "\0" in password:  # no stored name or key holds a NUL (PostgreSQL text)
+        identity = None
+    else:
+        identity = await (_api_key(pool, password) if user == "api" else _password(pool, user, password))
     if identity is None:
         limiter.failed(user, ip)
         raise _bad_credentials()

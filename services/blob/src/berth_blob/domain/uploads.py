@@ -114,7 +114,7 @@ class Uploads:
         hasher = await self.hashers.at(session.id, session.size, self.storage, path)
         metered = Metered(body, hasher, expected, from_range=content_range is not None)
         try:
-            new_size = await self.storage.append(path, metered, session.size)
+            new_size = await self._append_at(session, path, metered)
         except InvalidOffset:
             self.hashers.forget(session.id)
             raise RangeInvalid("the session changed concurrently; retry from its Range",
@@ -123,6 +123,31 @@ class Uploads:
             await self._record_chunk(session, metered.count, meta)
         self.hashers.keep(session.id, new_size, hasher)
         return Session(session.id, session.repository, new_size)
+
+    async def _append_at(self, session: Session, path: str, chunks: AsyncIterable[bytes]) -> int:
+        """Append at the recorded size; first drop unacknowledged bytes past it (``_trim``)."""
+        try:
+            return await self.storage.append(path, chunks, session.size)
+        except InvalidOffset as exc:
+            if exc.size is None or exc.size < session.size:
+                raise
+        await self._trim(session, path)  # nothing was read from ``chunks`` yet: retry once
+        return await self.storage.append(path, chunks, session.size)
+
+    async def _trim(self, session: Session, path: str) -> None:
+        """Cut the session's data back to its recorded size (no-op when it is not longer).
+
+        A PATCH killed mid-stream (SIGKILL, power loss, a failed ``ChunkReceived`` commit)
+        leaves bytes in storage that were never recorded nor acknowledged; the client resends
+        from the ``Range`` it was given. The driver has no truncate: copy, then move over.
+        """
+        info = await self.storage.stat(path)
+        if info is None or info.size <= session.size:
+            return
+        spare = f"{path}.trim"
+        await self.storage.write(spare, self.storage.read(path, 0, session.size))
+        await self.storage.move(spare, path)
+        self.hashers.forget(session.id)
 
     async def _record_chunk(self, session: Session, count: int, meta: Metadata) -> None:
         async def work(uow: UnitOfWork) -> None:
@@ -152,6 +177,7 @@ class Uploads:
     async def _commit(self, session: Session, digest: Digest, meta: Metadata) -> None:
         layout = FeedLayout.of(session.repository)
         data = layout.upload_data(session.id)
+        await self._trim(session, data)
         actual = await self._digest_of(session, data, digest.algorithm)
         if actual != digest:
             await self._discard(session, f"digest mismatch: content is {actual}", meta)

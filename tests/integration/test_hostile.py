@@ -1,0 +1,116 @@
+"""Hostile input: garbage that must come back as a 4xx OCI error body, never a 500.
+
+Found by fuzzing Berth in process (``berth_app``); each test pins one finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import httpx
+import pytest
+
+from tests.support.berth_app import BerthApp, berth_app
+
+pytestmark = pytest.mark.integration
+
+
+def _error_code(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    code: str = r.json()["errors"][0]["code"]
+    return code
+
+
+async def _nul_requests(berth: BerthApp) -> list[tuple[str, httpx.Response]]:
+    c = berth.client
+    digest = "sha256:" + "a" * 64
+    return [
+        ("tags last", await c.get("/v2/nul/img/tags/list?last=%00")),
+        ("catalog last", await c.get("/v2/_catalog?last=a%00")),
+        ("referrers artifactType", await c.get(f"/v2/nul/img/referrers/{digest}?artifactType=%00")),
+        ("feed get", await c.get("/api/feeds/%00")),
+        ("feed delete", await c.delete("/api/feeds/%00")),
+        ("feed description", await c.post("/api/feeds", json={"name": "nul2", "description": "\0"})),
+        ("feed patch", await c.patch("/api/feeds/nul", json={"description": "a\0"})),
+        ("user email", await c.post("/api/users", json={"name": "u", "password": "p", "email": "\0"})),
+        ("group member", await c.post("/api/groups/%00/members", json={"user": "\0"})),
+        ("privilege principal", await c.post("/api/privileges", json={
+            "principal_kind": "user", "principal": "\0", "privilege": "view"})),
+        ("key feeds", await c.post("/api/keys", json={"feeds": ["\0"]})),
+        ("key delete", await c.delete("/api/keys/%00")),
+    ]
+
+
+async def test_nul_characters_are_400_not_500() -> None:
+    """A NUL in a query parameter, path segment or JSON string cannot reach PostgreSQL as text
+    (``invalid byte sequence for encoding "UTF8": 0x00``); it used to surface as 500 UNKNOWN."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("nul")
+        for label, r in await _nul_requests(berth):
+            assert 400 <= r.status_code < 500, (label, r.status_code, r.text[:300])
+            assert r.json()["errors"][0]["code"], label
+        assert [f["name"] for f in (await berth.client.get("/api/feeds")).json()] == ["nul"]
+
+
+async def test_nul_in_token_credentials_is_a_4xx() -> None:
+    async with berth_app(with_bus=False) as berth:
+        raw = httpx.AsyncClient(transport=berth.client._transport, base_url="http://berth.test")
+        async with raw:
+            r = await raw.post("/token", content=b"grant_type=password&username=%00&password=%00",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert 400 <= r.status_code < 500 and r.json()["errors"][0]["code"], r.text
+            basic = "Basic " + base64.b64encode(b"\0:\0").decode()
+            r = await raw.get("/token", headers={"Authorization": basic})
+            assert _error_code(r, 401) == "UNAUTHORIZED"
+
+
+async def _session_with_crash_leftovers(berth: BerthApp, repo: str) -> str:
+    """A session holding ``hello`` (acknowledged) plus bytes a killed PATCH left in storage.
+
+    A SIGKILL while a PATCH streams leaves the appended bytes on disk (no rollback runs) but no
+    ``ChunkReceived`` event: the recorded size stays 5 while the stored data is longer.
+    """
+    r = await berth.client.post(f"/v2/{repo}/blobs/uploads/")
+    location = r.headers["location"]
+    r = await berth.client.patch(location, content=b"hello", headers={"Content-Range": "0-4"})
+    assert r.status_code == 202 and r.headers["range"] == "0-4", r.text
+    upload_id = location.rsplit("/", 1)[1]
+    data = berth.settings.storage.root / "feeds" / repo.split("/")[0] / "uploads" / upload_id / "data"
+    with data.open("ab") as f:
+        f.write(b"-garbage from a killed request-")
+    return location
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def test_session_continues_after_a_killed_patch() -> None:
+    """Unacknowledged bytes past the recorded size used to make every later PATCH 416 forever."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("crash")
+        location = await _session_with_crash_leftovers(berth, "crash/img")
+        r = await berth.client.get(location)
+        assert r.status_code == 204 and r.headers["range"] == "0-4"
+        r = await berth.client.patch(location, content=b"world", headers={"Content-Range": "5-9"})
+        assert r.status_code == 202 and r.headers["range"] == "0-9", r.text
+        r = await berth.client.put(f"{location}?digest={_sha256(b'helloworld')}")
+        assert r.status_code == 201, r.text
+        r = await berth.client.get(f"/v2/crash/img/blobs/{_sha256(b'helloworld')}")
+        assert r.content == b"helloworld"
+
+
+async def test_completing_after_a_killed_patch_stores_only_acknowledged_bytes() -> None:
+    """The digest was checked over the recorded bytes but the whole file was moved into place:
+    the content stored under ``sha256(hello)`` held ``hello`` plus the leftovers."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("crash")
+        location = await _session_with_crash_leftovers(berth, "crash/img")
+        r = await berth.client.put(f"{location}?digest={_sha256(b'hello')}")
+        assert r.status_code == 201, r.text
+        r = await berth.client.get(f"/v2/crash/img/blobs/{_sha256(b'hello')}")
+        assert r.status_code == 200 and r.content == b"hello"
+        hexdigest = _sha256(b"hello").split(":")[1]
+        stored = berth.settings.storage.root / "feeds/crash/blobs/sha256" / hexdigest[:2] / hexdigest
+        assert stored.read_bytes() == b"hello"  # GET serves the recorded size; the file must match
