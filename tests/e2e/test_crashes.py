@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from berth.ops_cli import rebuild_all
@@ -136,3 +138,40 @@ def _manifest(berth: BerthProcess, auth: RegistryAuth, layer: str, size: int) ->
         f'"size":{len(config)}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar",'
         f'"digest":"{layer}","size":{size}}}]}}'
     ).encode()
+
+
+def _postmaster(data_dir: Path) -> psutil.Process:
+    return psutil.Process(int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
+
+
+def test_postgres_outage_is_503_json_and_recovers() -> None:
+    """Embedded PostgreSQL stops (SIGQUIT: immediate shutdown, its unix socket goes away).
+
+    Requests answer 503 UNAVAILABLE with the OCI body — they used to be 500 UNKNOWN (the
+    socket's FileNotFoundError was not seen as an outage) with an ASGI traceback in the log —
+    and work again once PostgreSQL is back, without restarting Berth.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="berth-pg-outage-"))
+    data_dir = workdir / "data"
+    auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
+    with berth_process(workdir, database_url=None, nats_url=NATS_URL, stream=unique("BERTH_E2E_"),
+                       data_dir=data_dir) as berth:
+        berth.create_feed("outage")
+        assert httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth).status_code == 404
+        postmaster = _postmaster(data_dir)
+        command, cwd = postmaster.cmdline(), postmaster.cwd()
+        ids = {"user": postmaster.uids().real, "group": postmaster.gids().real, "extra_groups": []}
+        postmaster.send_signal(signal.SIGQUIT)
+        postmaster.wait(30)
+        for _ in range(3):  # pooled connections die first, then new ones cannot connect
+            r = httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth, timeout=60)
+            assert r.status_code == 503, r.text
+            assert r.json()["errors"][0]["code"] == "UNAVAILABLE"
+        restarted = subprocess.Popen(command, cwd=cwd, start_new_session=True,  # type: ignore[call-overload]
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **ids)
+        deadline = time.monotonic() + 60
+        while (r := httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth)).status_code == 503:
+            assert time.monotonic() < deadline and restarted.poll() is None, r.text
+            time.sleep(0.2)
+        assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN", r.text
+        assert "Exception in ASGI application" not in berth.log()

@@ -83,10 +83,20 @@ async def _unstorable_text(request: Request, exc: Exception) -> Response:
         detail={"reason": type(exc).__name__}))
 
 
+# 57xxx operator intervention: shutting down, starting up, crash recovery, admin shutdown.
+_OUTAGES = (asyncpg.PostgresConnectionError, ConnectionError, asyncpg.TooManyConnectionsError,
+            asyncpg.exceptions.OperatorInterventionError)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """503 for a backing service that cannot be reached (logged as one line, no traceback)."""
+    log.error("backend.unavailable", path=request.url.path, error=repr(exc))
+    return render(request, Unavailable("a backing service is unavailable; retry later"))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, asyncpg.PostgresConnectionError | ConnectionError | asyncpg.TooManyConnectionsError):
-        log.error("backend.unavailable", path=request.url.path, error=repr(exc))
-        return render(request, Unavailable("a backing service is unavailable; retry later"))
+    if isinstance(exc, _OUTAGES):
+        return await _unavailable(request, exc)
     log.exception("request.failed", path=request.url.path, method=request.method)
     return render(request, InternalError())
 
@@ -96,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RegistryError, _registry_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for outage in _OUTAGES:  # handled here, not by the catch-all that re-raises to the server
+        app.add_exception_handler(outage, _unavailable)
     for text_error in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
         app.add_exception_handler(text_error, _unstorable_text)
     app.add_exception_handler(Exception, _unexpected)
