@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 
 import httpx
 import pytest
@@ -114,3 +115,19 @@ async def test_completing_after_a_killed_patch_stores_only_acknowledged_bytes() 
         hexdigest = _sha256(b"hello").split(":")[1]
         stored = berth.settings.storage.root / "feeds/crash/blobs/sha256" / hexdigest[:2] / hexdigest
         assert stored.read_bytes() == b"hello"  # GET serves the recorded size; the file must match
+
+
+async def test_requests_to_unknown_sessions_leave_no_per_session_state() -> None:
+    """Each PATCH/PUT/DELETE to any upload id used to add an ``asyncio.Lock`` that was never
+    dropped (only a completed or cancelled session's was): unbounded growth per bogus id."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("locks")
+        for i in range(20):
+            r = await berth.client.patch(f"/v2/locks/img/blobs/uploads/{uuid.uuid4()}", content=b"x")
+            assert _error_code(r, 404) == "BLOB_UPLOAD_UNKNOWN"
+            r = await berth.client.delete(f"/v2/locks/img/blobs/uploads/junk-{i}")
+            assert _error_code(r, 404) == "BLOB_UPLOAD_UNKNOWN"
+        r = await berth.client.post("/v2/locks/img/blobs/uploads/")
+        r = await berth.client.patch(r.headers["location"], content=b"abc")
+        assert r.status_code == 202
+        assert berth.app.state.blob_uploads._locks == {}

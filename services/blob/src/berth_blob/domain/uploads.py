@@ -9,6 +9,7 @@ session. A digest mismatch cancels the session and stores nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -56,10 +57,22 @@ class Uploads:
     def __init__(self, store: EventStore, storage: StorageDriver) -> None:
         self.store, self.storage = store, storage
         self.hashers = HasherCache()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # upload id -> (lock, users)
 
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(upload_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, upload_id: str) -> AsyncIterator[None]:
+        """Serialise this process's requests on one session; the entry goes with its last user."""
+        lock, users = self._locks.get(upload_id, (asyncio.Lock(), 0))
+        self._locks[upload_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            users = self._locks[upload_id][1] - 1
+            if users:
+                self._locks[upload_id] = (lock, users)
+            else:
+                del self._locks[upload_id]
 
     async def start(self, repository: RepositoryName, meta: Metadata) -> Session:
         """Open a session (``UploadStarted``). Raises ``NameUnknown`` for an unknown feed."""
@@ -95,7 +108,7 @@ class Uploads:
             RangeInvalid: ``start`` is not the session's size (out of order): nothing appended.
             SizeInvalid: the body length differs from ``Content-Length``.
         """
-        async with self._lock(upload_id):
+        async with self._exclusive(upload_id):
             session = await self.get(repository, upload_id)
             return await self._append(session, body, content_range, length, meta)
 
@@ -166,12 +179,11 @@ class Uploads:
             BlobUploadUnknown, RangeInvalid, SizeInvalid: as for ``append``.
             DigestInvalid: the content does not match ``digest``; the session is discarded.
         """
-        async with self._lock(upload_id):
+        async with self._exclusive(upload_id):
             session = await self.get(repository, upload_id)
             if body is not None:
                 session = await self._append(session, body, content_range, length, meta)
             await self._commit(session, digest, meta)
-        self._locks.pop(upload_id, None)
         return digest
 
     async def _commit(self, session: Session, digest: Digest, meta: Metadata) -> None:
@@ -221,10 +233,9 @@ class Uploads:
 
     async def cancel(self, repository: RepositoryName, upload_id: str, meta: Metadata) -> None:
         """Cancel the session (DELETE): ``UploadCancelled``, data removed. Raises ``BlobUploadUnknown``."""
-        async with self._lock(upload_id):
+        async with self._exclusive(upload_id):
             session = await self.get(repository, upload_id)
             await self._discard(session, "cancelled by client", meta)
-        self._locks.pop(upload_id, None)
 
     async def _discard(self, session: Session, reason: str, meta: Metadata) -> None:
         self.hashers.forget(session.id)
