@@ -14,7 +14,9 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-REPO_PATH = re.compile(r"^/v2/(.+?)/(?:blobs|manifests|tags|referrers)/")
+# Greedy name, anchored endpoint suffix: a repository may itself be called ``feed/tags``.
+REPO_PATH = re.compile(
+    r"^/v2/(.+)/(?:blobs/uploads/[^/]*|blobs/[^/]+|manifests/[^/]+|tags/list|referrers/[^/]+)$")
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 

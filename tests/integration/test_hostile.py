@@ -12,6 +12,7 @@ import uuid
 import httpx
 import pytest
 
+from berth.token_auth import scopes_for
 from tests.support.berth_app import BerthApp, berth_app
 
 pytestmark = pytest.mark.integration
@@ -131,3 +132,23 @@ async def test_requests_to_unknown_sessions_leave_no_per_session_state() -> None
         r = await berth.client.patch(r.headers["location"], content=b"abc")
         assert r.status_code == 202
         assert berth.app.state.blob_uploads._locks == {}
+
+
+@pytest.mark.parametrize("repo", ["feed/tags", "feed/blobs/x", "feed/manifests", "feed/referrers/a"])
+def test_registry_auth_scopes_repositories_named_like_endpoints(repo: str) -> None:
+    """``RegistryAuth`` (CLI and tests) asked for ``repository:feed:…`` for ``feed/tags/…``:
+    the first ``/tags/`` in the path was taken as the endpoint, so every push got 401."""
+    digest = "sha256:" + "a" * 64
+    for path in ("blobs/uploads/", f"blobs/uploads/{uuid.uuid4()}", f"blobs/{digest}",
+                 "manifests/latest", "tags/list", f"referrers/{digest}"):
+        request = httpx.Request("PUT", f"http://berth.test/v2/{repo}/{path}")
+        assert scopes_for(request) == f"repository:{repo}:pull,push,delete", path
+
+
+async def test_push_to_a_repository_named_tags() -> None:
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("feed")
+        r = await berth.client.post(f"/v2/feed/tags/blobs/uploads/?digest={_sha256(b'{}')}", content=b"{}")
+        assert r.status_code == 201, r.text
+        r = await berth.client.get("/v2/feed/tags/tags/list")
+        assert _error_code(r, 404) == "NAME_UNKNOWN"  # a blob alone makes no repository listing
