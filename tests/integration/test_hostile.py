@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -152,3 +153,40 @@ async def test_push_to_a_repository_named_tags() -> None:
         assert r.status_code == 201, r.text
         r = await berth.client.get("/v2/feed/tags/tags/list")
         assert _error_code(r, 404) == "NAME_UNKNOWN"  # a blob alone makes no repository listing
+
+
+async def test_non_ascii_basic_credentials_are_401() -> None:
+    """``base64.b64decode`` raises plain ValueError for non-ASCII text: it was a 500."""
+    async with berth_app(with_bus=False) as berth:
+        raw = httpx.AsyncClient(transport=berth.client._transport, base_url="http://berth.test")
+        async with raw:
+            r = await raw.get("/token", headers={"Authorization": b"Basic \xe9\xe9=="})
+            assert _error_code(r, 401) == "UNAUTHORIZED"
+
+
+async def test_client_disconnect_mid_patch_is_a_quiet_4xx() -> None:
+    """A client that goes away mid-body raised ``ClientDisconnect`` out of the app: logged as
+    500 with an ASGI traceback. Nothing of the partial chunk may stay in the session."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("gone")
+        r = await berth.client.post("/v2/gone/img/blobs/uploads/")
+        location = r.headers["location"]
+        token = berth.client.auth.tokens["repository:gone/img:pull,push,delete"]  # type: ignore[union-attr]
+        incoming = [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH",
+                 "scheme": "http", "path": location, "raw_path": location.encode(), "query_string": b"",
+                 "root_path": "", "server": ("berth.test", 80), "client": ("127.0.0.1", 5000),
+                 "headers": [(b"host", b"berth.test"), (b"authorization", f"Bearer {token}".encode()),
+                             (b"content-length", b"10")]}
+        await berth.app(scope, receive, send)
+        assert 400 <= sent[0]["status"] < 500, sent
+        r = await berth.client.get(location)
+        assert r.status_code == 204 and r.headers["range"] == "0-0"

@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from berth_common.errors import (
@@ -94,6 +95,12 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return render(request, Unavailable("a backing service is unavailable; retry later"))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that disconnected mid-body: nobody reads the answer; log one line, no traceback."""
+    log.info("request.client_disconnected", path=request.url.path, method=request.method)
+    return render(request, _BadRequest("the client disconnected before the request body was complete"))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, _OUTAGES):
         return await _unavailable(request, exc)
@@ -106,6 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RegistryError, _registry_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     for outage in _OUTAGES:  # handled here, not by the catch-all that re-raises to the server
         app.add_exception_handler(outage, _unavailable)
     for text_error in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):

@@ -10,7 +10,6 @@ Wrong credentials: 401 UNAUTHORIZED; repeated failures: 429 TOOMANYREQUESTS; bad
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,7 +50,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
         return None
     try:
         user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII header text
         raise Unauthorized("malformed Basic credentials") from None
     if not sep or not user:
         raise Unauthorized("malformed Basic credentials: expected user:password")
