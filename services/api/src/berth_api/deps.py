@@ -18,17 +18,17 @@ def get_resources(request: Request) -> Resources:
     return resources
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     """The asyncpg pool."""
     return get_resources(request).pool
 
 
-def get_store(request: Request) -> EventStore:
+async def get_store(request: Request) -> EventStore:
     """The event store."""
     return get_resources(request).store
 
 
-def get_repository(name: str) -> RepositoryName:
+async def get_repository(name: str) -> RepositoryName:
     """The ``{name}`` path parameter as a repository name. Raises ``NameInvalid``."""
     return RepositoryName.parse(name)
 

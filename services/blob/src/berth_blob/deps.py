@@ -12,25 +12,25 @@ from berth_common.oci.reference import RepositoryName
 from berth_common.storage import StorageDriver
 
 
-def get_store(request: Request) -> EventStore:
+async def get_store(request: Request) -> EventStore:
     """The event store."""
     store: EventStore = request.app.state.resources.store
     return store
 
 
-def get_uploads(request: Request) -> Uploads:
+async def get_uploads(request: Request) -> Uploads:
     """The process's upload sessions service."""
     uploads: Uploads = request.app.state.blob_uploads
     return uploads
 
 
-def get_storage(request: Request) -> StorageDriver:
+async def get_storage(request: Request) -> StorageDriver:
     """The storage driver."""
     storage: StorageDriver = request.app.state.blob_storage
     return storage
 
 
-def get_repository(name: str) -> RepositoryName:
+async def get_repository(name: str) -> RepositoryName:
     """The ``{name}`` path parameter as a repository name. Raises ``NameInvalid``."""
     return RepositoryName.parse(name)
 
