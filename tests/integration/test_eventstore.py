@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
@@ -155,16 +154,12 @@ async def test_reader_after_checkpoint_sees_every_event_once(
 ) -> None:
     """Positions follow commit order: polling ``position > checkpoint`` never skips an event.
 
-    Each commit is slowed down after its insert (as a loaded server would be); a reader polls
-    concurrently like the outbox relay and must see every event exactly once, in order.
+    Each commit is slowed down between its insert and its commit, under the lock (as a loaded
+    server would be); a reader polls concurrently like the outbox relay and must see every
+    event exactly once, in order.
     """
-    original = store_module._append
-
-    async def slow_append(conn: asyncpg.Connection, pending: list[Any]) -> None:
-        await original(conn, pending)
-        await asyncio.sleep(random.random() / 200)
-
-    monkeypatch.setattr(store_module, "_append", slow_append)
+    monkeypatch.setattr(store_module, "APPEND_AND_COMMIT_SQL",
+                        "SELECT eventstore.append_staged(); SELECT pg_sleep(random() / 200); COMMIT")
     store, writers, done = EventStore(pool), 40, asyncio.Event()
     seen: list[str] = []
 

@@ -7,8 +7,11 @@ Ordering: every appending transaction takes one transaction-scoped advisory lock
 it inserts its events, and holds it until commit. Positions are therefore handed out in commit
 order and a reader that has seen position *p* will never later see a smaller one commit — the
 outbox relay and rebuilds can read ``position > checkpoint`` without skipping an event. The
-cost is that commits of appending transactions are serialised (a few hundred microseconds
-each); measured in ``docs/PERFORMANCE.md``.
+cost is that commits of appending transactions are serialised, so the critical section is kept
+free of client round trips: the events are staged in a transaction-local setting first, then
+one message ``SELECT eventstore.append_staged(); COMMIT`` takes the lock, checks versions,
+inserts, notifies and commits server-side (migration ``0003_append_staged.sql``). Measured in
+``docs/PERFORMANCE.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -28,6 +31,9 @@ APPEND_LOCK: Final = 0x62657274_68657674  # "berthevt"
 NOTIFY_CHANNEL: Final = "berth_events"
 ANY: Final = -1
 NO_STREAM: Final = 0
+CONFLICT_SQLSTATE: Final = "BE409"  # raised by eventstore.append_staged()
+STAGE_SQL: Final = "SELECT set_config('berth.append', $1, true)"
+APPEND_AND_COMMIT_SQL = "SELECT eventstore.append_staged(); COMMIT"  # one simple-protocol message
 
 
 class ConcurrencyError(Exception):
@@ -105,11 +111,17 @@ class EventStore:
         Raises:
             ConcurrencyError: an expected version did not match (nothing is committed).
         """
-        async with self.pool.acquire() as conn, conn.transaction():
-            uow = UnitOfWork(conn, projector, metadata or Metadata())
-            yield uow
-            if uow.pending:
-                await _append(conn, uow.pending)
+        async with self.pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            try:
+                uow = UnitOfWork(conn, projector, metadata or Metadata())
+                yield uow
+                await _commit(conn, uow.pending)
+            except BaseException:
+                if not conn.is_closed() and conn.is_in_transaction():
+                    with contextlib.suppress(Exception):  # the pool's reset rolls back anyway
+                        await conn.execute("ROLLBACK")
+                raise
 
     async def read_all(
         self, after: int = 0, limit: int = 1000, types: list[str] | None = None
@@ -144,34 +156,36 @@ async def run_with_retry(
     raise AssertionError("unreachable")
 
 
-async def _append(conn: asyncpg.Connection, pending: list[_Pending]) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-    streams = sorted({p.stream for p in pending})
-    rows = await conn.fetch(
-        "SELECT stream, max(version) AS v FROM eventstore.events WHERE stream = ANY($1::text[]) "
-        "GROUP BY stream", streams,
-    )
-    current = {s: 0 for s in streams} | {r["stream"]: r["v"] for r in rows}
-    cols: list[list[Any]] = [[] for _ in range(8)]
-    for p in pending:
-        if p.expected_version != ANY and p.expected_version != current[p.stream]:
-            raise ConcurrencyError(
-                f"{p.stream}: expected version {p.expected_version}, found {current[p.stream]}"
-            )
-        current[p.stream] += 1
-        values = (p.stream, current[p.stream], p.event.type_name, p.event.schema_version,
-                  json.dumps(p.event.model_dump(mode="json")), json.dumps(p.metadata.to_json()),
-                  p.metadata.event_id, p.metadata.occurred_at)
-        for col, value in zip(cols, values, strict=True):
-            col.append(value)
-    await conn.execute(
-        "INSERT INTO eventstore.events (stream, version, type, schema_version, payload, metadata,"
-        " event_id, recorded_at) SELECT s, v, t, sv, p::jsonb, m::jsonb, e, r FROM unnest("
-        "$1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[],"
-        " $8::timestamptz[]) AS u(s, v, t, sv, p, m, e, r)",
-        *cols,
-    )
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+async def _commit(conn: asyncpg.Connection, pending: list[_Pending]) -> None:
+    """Commit the open transaction, appending ``pending`` (if any) under the append lock.
+
+    Raises:
+        ConcurrencyError: an expected version did not match (the caller rolls back).
+    """
+    if not pending:
+        await conn.execute("COMMIT")
+        return
+    await conn.execute(STAGE_SQL, _staged(pending))
+    try:
+        await conn.execute(APPEND_AND_COMMIT_SQL)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == CONFLICT_SQLSTATE:
+            raise ConcurrencyError(str(exc)) from None
+        raise
+
+
+def _staged(pending: list[_Pending]) -> str:
+    """The JSON array ``eventstore.append_staged()`` reads (shape: see its migration)."""
+    rows = []
+    for i, p in enumerate(pending):
+        at = p.metadata.occurred_at
+        rows.append({
+            "i": i, "s": p.stream, "x": p.expected_version, "t": p.event.type_name,
+            "sv": p.event.schema_version, "p": p.event.model_dump(mode="json"),
+            "m": p.metadata.to_json(), "e": str(p.metadata.event_id),
+            "r": (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat(),
+        })
+    return json.dumps(rows)
 
 
 _SELECT = (
