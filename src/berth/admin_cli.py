@@ -3,56 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from berth.auth_cli import admin_auth
-from berth.runfile import resolve
+from berth.auth_cli import AdminPassword, AdminUser, DataDir, Url, call
 
 feed_app = typer.Typer(help="Create, list and delete feeds.", no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
-
-Url = Annotated[str | None, typer.Option("--url", help="Berth's URL (default: BERTH_URL, run.json)")]
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
-
-
-def _call(method: str, url: str | None, data_dir: Path, path: str, **kwargs: Any) -> httpx.Response:
-    base = url or resolve(data_dir)[0]
-    try:
-        response = httpx.request(method, base.rstrip("/") + path, timeout=30,
-                                 auth=admin_auth(), **kwargs)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach Berth at {base}: {exc}[/red]")
-        raise typer.Exit(2) from None
-    if response.status_code >= 400:
-        try:
-            errors = response.json().get("errors", [])
-            message = "; ".join(f"{e['code']}: {e['message']}" for e in errors)
-        except ValueError:
-            message = response.text[:200]
-        err.print(f"[red]{message or response.status_code}[/red]")
-        raise typer.Exit(1)
-    return response
 
 
 @feed_app.command("create")
 def create(name: str, public: Annotated[bool, typer.Option(help="anonymous users may pull")] = False,
-           description: str = "", url: Url = None, data_dir: DataDir = Path("berth-data")) -> None:
+           description: str = "", url: Url = None, data_dir: DataDir = Path("berth-data"),
+           user: AdminUser = "admin", password: AdminPassword = None) -> None:
     """Create feed NAME (images are then HOST/NAME/IMAGE:TAG)."""
-    _call("POST", url, data_dir, "/api/feeds",
-          json={"name": name, "public": public, "description": description})
+    call("POST", "/api/feeds", url=url, data_dir=data_dir, user=user, password=password,
+         json={"name": name, "public": public, "description": description})
     out.print(f"feed {name} created")
 
 
 @feed_app.command("list")
-def list_(url: Url = None, data_dir: DataDir = Path("berth-data")) -> None:
+def list_(url: Url = None, data_dir: DataDir = Path("berth-data"), user: AdminUser = "admin",
+          password: AdminPassword = None) -> None:
     """List feeds."""
-    feeds = _call("GET", url, data_dir, "/api/feeds").json()
+    feeds = call("GET", "/api/feeds", url=url, data_dir=data_dir, user=user, password=password).json()
     table = Table("name", "public", "repositories", "description")
     for feed in feeds:
         table.add_row(feed["name"], "yes" if feed["public"] else "no", str(feed["repositories"]),
@@ -61,7 +38,8 @@ def list_(url: Url = None, data_dir: DataDir = Path("berth-data")) -> None:
 
 
 @feed_app.command("delete")
-def delete(name: str, url: Url = None, data_dir: DataDir = Path("berth-data")) -> None:
+def delete(name: str, url: Url = None, data_dir: DataDir = Path("berth-data"), user: AdminUser = "admin",
+           password: AdminPassword = None) -> None:
     """Delete feed NAME and all its repositories."""
-    _call("DELETE", url, data_dir, f"/api/feeds/{name}")
+    call("DELETE", f"/api/feeds/{name}", url=url, data_dir=data_dir, user=user, password=password)
     out.print(f"feed {name} deleted")

@@ -44,6 +44,10 @@ def call(method: str, path: str, *, url: str | None = None, data_dir: Path = Pat
          user: str | None = None, password: str | None = None, **kwargs: Any) -> httpx.Response:
     """One admin API call; prints the error and exits 1 (2 if unreachable) on failure."""
     base = url or resolve(data_dir)[0]
+    if not (password if password is not None else os.environ.get("BERTH_ADMIN_PASSWORD")):
+        err.print("no admin password: pass --password or set BERTH_ADMIN_PASSWORD (berth up printed it"
+                  " at the first start)")
+        raise typer.Exit(2)
     try:
         response = httpx.request(method, base.rstrip("/") + path, timeout=30,
                                  auth=admin_auth(user, password), **kwargs)

@@ -90,12 +90,21 @@ def up(
         if tls_files:
             console.print(tls_setup.trust_instructions(
                 tls_files, f"{tls_setup.client_host(host, tls_files)}:{port}"), soft_wrap=True, markup=False)
-        console.print(f"  push: berth feed create dmc && skopeo copy "
-                      f"{'--dest-cert-dir DIR' if tls_files else '--dest-tls-verify=false'} "
-                      f"docker://docker.io/library/busybox:latest docker://{host}:{port}/dmc/busybox:latest",
-                      soft_wrap=True)
+        tls_flag = "--dest-cert-dir DIR" if tls_files else "--dest-tls-verify=false"
+        console.print(
+            "  next, in another shell (the admin password was printed at the first start; "
+            "BERTH_ADMIN_PASSWORD sets it):\n"
+            "    export BERTH_ADMIN_PASSWORD=...\n"
+            "    uv run berth feed create myfeed\n"
+            f"    skopeo copy {tls_flag} --dest-creds \"admin:$BERTH_ADMIN_PASSWORD\" "
+            f"docker://docker.io/library/busybox:latest docker://{host}:{port}/myfeed/busybox:latest",
+            soft_wrap=True, markup=False, highlight=False)
         _serve(SERVICES["all"], host, port, workers, tls_files)
     finally:
+        # A second Ctrl-C (the terminal and ``uv run`` both deliver one) must not interrupt
+        # the shutdown of PostgreSQL and NATS.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         RunInfo.remove(data_dir)
         embedded.stop()
         console.print("[dim]stopped[/dim]")

@@ -81,8 +81,11 @@ def _run(args: list[str], *, user: pwd.struct_passwd | None, cwd: Path, timeout:
         env["HOME"] = str(cwd)
     with tempfile.TemporaryFile("w+") as out:
         try:
+            # A session of its own: the terminal's Ctrl-C goes to berth, which stops PostgreSQL
+            # after the app has shut down, instead of reaching the server first.
             proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env,
-                                  timeout=timeout, input=stdin, text=True, check=False, **ids)
+                                  timeout=timeout, input=stdin, text=True, check=False,
+                                  start_new_session=True, **ids)
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedServiceError(f"{Path(args[0]).name} timed out after {timeout}s") from exc
         out.seek(0)
@@ -305,8 +308,9 @@ class _Nats:
         """Start on ``port``; True once it answers, False if it exited (e.g. port taken meanwhile)."""
         args = [str(_nats_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(self.store)]
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            # start_new_session: Ctrl-C reaches berth only, which stops NATS after its clients.
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         cwd=self.store)
+                                         cwd=self.store, start_new_session=True)
         deadline = time.monotonic() + _NATS_READY_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -26,3 +26,14 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.error").addFilter(_quiet_tls_probes)
+
+
+def _quiet_tls_probes(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's warning for a TLS handshake on a plain-HTTP port.
+
+    skopeo, podman and docker try HTTPS first on every registry and fall back to HTTP on
+    loopback; each probe would otherwise log "Invalid HTTP request received." (the client gets
+    its 400 all the same).
+    """
+    return record.getMessage() != "Invalid HTTP request received."

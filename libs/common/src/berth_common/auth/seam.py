@@ -108,8 +108,10 @@ async def authorize(request: Request, repository: str | None, action: Action) ->
         raise _challenge(request, needed, "invalid_token", str(exc)) from None
     caller = Caller.from_claims(claims)
     if needed is not None and not caller.allows(*needed):
-        raise _challenge(request, needed, "insufficient_scope",
-                         "insufficient privileges: the token does not grant this action")
+        message = ("authentication required: log in (docker login HOST) to access this"
+                   if caller.subject == "anonymous" else
+                   "insufficient privileges: the token does not grant this action")
+        raise _challenge(request, needed, "insufficient_scope", message)
     return caller
 
 
