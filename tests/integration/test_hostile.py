@@ -5,8 +5,10 @@ Found by fuzzing Berth in process (``berth_app``); each test pins one finding.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -190,3 +192,24 @@ async def test_client_disconnect_mid_patch_is_a_quiet_4xx() -> None:
         assert 400 <= sent[0]["status"] < 500, sent
         r = await berth.client.get(location)
         assert r.status_code == 204 and r.headers["range"] == "0-0"
+
+
+async def test_manifest_put_racing_feed_delete_is_201_or_404() -> None:
+    """The manifest PUT checked the feed without locking it; a concurrent feed DELETE then made
+    the repository insert fail its foreign key: 500. (The FK kept the tables consistent.)"""
+    manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    async with berth_app(with_bus=False) as berth:
+        c = berth.client
+        for i in range(6):
+            await berth.create_feed(f"race{i}")
+            await c.post(f"/v2/race{i}/img/blobs/uploads/?digest={_sha256(b'{}')}", content=b"{}")
+            config = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                      "digest": _sha256(b"{}"), "size": 2}
+            manifest = json.dumps({"schemaVersion": 2, "mediaType": manifest_type, "config": config,
+                                   "layers": []}).encode()
+            put, delete = await asyncio.gather(
+                c.put(f"/v2/race{i}/img/manifests/v1", content=manifest,
+                      headers={"Content-Type": manifest_type}),
+                c.delete(f"/api/feeds/race{i}"))
+            assert delete.status_code == 204, delete.text
+            assert put.status_code == 201 or _error_code(put, 404) == "NAME_UNKNOWN", put.text

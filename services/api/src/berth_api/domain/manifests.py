@@ -38,9 +38,14 @@ def stream_of(repository: RepositoryName | str) -> str:
     return f"repository:{repository}"
 
 
-async def require_feed(conn: asyncpg.Connection, repository: RepositoryName) -> None:
-    """Raise ``NameUnknown`` unless the repository's feed exists."""
-    if not await conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1", repository.feed):
+async def require_feed(conn: asyncpg.Connection, repository: RepositoryName, *, lock: bool = False) -> None:
+    """Raise ``NameUnknown`` unless the repository's feed exists.
+
+    ``lock`` share-locks the feed row until the transaction ends, so a concurrent feed delete
+    waits for a push (or the push waits and then finds no feed) instead of breaking its insert.
+    """
+    sql = "SELECT 1 FROM api.feeds WHERE name = $1" + (" FOR SHARE" if lock else "")
+    if not await conn.fetchval(sql, repository.feed):
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
             " must be created first (berth feed create FEED)", detail={"name": str(repository)},
@@ -70,7 +75,7 @@ async def put_manifest(store: EventStore, repository: RepositoryName, reference:
     text = _text(body)
 
     async def work(uow: UnitOfWork) -> PushedManifest:
-        await require_feed(uow.conn, repository)
+        await require_feed(uow.conn, repository, lock=True)
         await _check_references(uow.conn, repository, parsed)
         await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
         if isinstance(reference, str):
