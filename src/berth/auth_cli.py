@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from berth.runfile import resolve
-from berth.token_auth import RegistryAuth
+
+if TYPE_CHECKING:  # imported lazily: httpx costs ~0.4 s at every CLI start
+    import httpx
+
+    from berth.token_auth import RegistryAuth
 
 user_app = typer.Typer(help="Users: add, passwd, list, disable.", no_args_is_help=True)
 group_app = typer.Typer(help="Groups: create, add, remove, list.", no_args_is_help=True)
@@ -36,6 +39,8 @@ Feed = Annotated[str | None, typer.Option("--feed", help="one feed (default: all
 
 def admin_auth(user: str | None = None, password: str | None = None) -> RegistryAuth:
     """Token-flow credentials for the admin API (arguments, else the environment)."""
+    from berth.token_auth import RegistryAuth
+
     return RegistryAuth(user or os.environ.get("BERTH_ADMIN_USER", "admin"),
                         password if password is not None else os.environ.get("BERTH_ADMIN_PASSWORD", ""))
 
@@ -43,6 +48,8 @@ def admin_auth(user: str | None = None, password: str | None = None) -> Registry
 def call(method: str, path: str, *, url: str | None = None, data_dir: Path = Path("berth-data"),
          user: str | None = None, password: str | None = None, **kwargs: Any) -> httpx.Response:
     """One admin API call; prints the error and exits 1 (2 if unreachable) on failure."""
+    import httpx
+
     base = url or resolve(data_dir)[0]
     if not (password if password is not None else os.environ.get("BERTH_ADMIN_PASSWORD")):
         err.print("no admin password: pass --password or set BERTH_ADMIN_PASSWORD (berth up printed it"

@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from berth import admin_cli, auth_cli, gc_cli, ops_cli
 from berth.runfile import RunInfo
-from berth.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from berth.tls import TlsFiles
 
 app = typer.Typer(help="Berth: a private Docker/OCI registry with feeds.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
