@@ -175,3 +175,35 @@ def test_postgres_outage_is_503_json_and_recovers() -> None:
             time.sleep(0.2)
         assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN", r.text
         assert "Exception in ASGI application" not in berth.log()
+
+
+def test_pushes_survive_a_dead_nats_and_are_published_after_restart() -> None:
+    """Embedded NATS killed: pushes still answer 201 (events wait in the outbox), Berth stops
+    cleanly on SIGTERM, and after a restart ``berth events tail`` shows every event."""
+    workdir = Path(tempfile.mkdtemp(prefix="berth-nats-outage-"))
+    data_dir = workdir / "data"
+    auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
+    digests = []
+    with berth_process(workdir, database_url=None, nats_url=None, stream=None, data_dir=data_dir) as berth:
+        berth.create_feed("crash")
+        port = int(berth.host.rsplit(":", 1)[1])
+        for child in psutil.Process(berth.proc.pid).children(recursive=True):
+            if "nats-server" in " ".join(child.cmdline()):
+                child.kill()
+        for _ in range(3):
+            blob = os.urandom(512)
+            digests.append("sha256:" + hashlib.sha256(blob).hexdigest())
+            r = httpx.post(f"{berth.url}/v2/{REPO}/blobs/uploads/?digest={digests[-1]}", content=blob,
+                           auth=auth, timeout=60)
+            assert r.status_code == 201, r.text
+    with berth_process(workdir, database_url=None, nats_url=None, stream=None, data_dir=data_dir,
+                       port=port):
+        deadline = time.monotonic() + 60
+        while True:
+            tail = subprocess.run(["uv", "run", "berth", "events", "tail", "--last", "0", "--data-dir",
+                                   str(data_dir)], capture_output=True, text=True, timeout=120,
+                                  cwd=Path(__file__).resolve().parents[2])
+            if all(d in tail.stdout for d in digests) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert all(d in tail.stdout for d in digests), tail.stdout[-3000:] + tail.stderr[-2000:]
