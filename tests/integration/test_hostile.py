@@ -213,3 +213,33 @@ async def test_manifest_put_racing_feed_delete_is_201_or_404() -> None:
                 c.delete(f"/api/feeds/race{i}"))
             assert delete.status_code == 204, delete.text
             assert put.status_code == 201 or _error_code(put, 404) == "NAME_UNKNOWN", put.text
+
+
+async def test_completing_after_a_crash_between_move_and_commit() -> None:
+    """Killed after the verified data moved to its content address but before the commit: a
+    restarted server (no hash state in memory) answered the completing PUT with 500
+    (ObjectNotFound on the session's data). The bytes are at the address: the PUT can finish."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("moved")
+        r = await berth.client.post("/v2/moved/img/blobs/uploads/")
+        location = r.headers["location"]
+        r = await berth.client.patch(location, content=b"hello", headers={"Content-Range": "0-4"})
+        assert r.status_code == 202
+        upload_id = location.rsplit("/", 1)[1]
+        root = berth.settings.storage.root / "feeds/moved"
+        hexdigest = _sha256(b"hello").split(":")[1]
+        target = root / "blobs/sha256" / hexdigest[:2] / hexdigest
+        target.parent.mkdir(parents=True)
+        (root / "uploads" / upload_id / "data").rename(target)
+        berth.app.state.blob_uploads.hashers.forget(upload_id)  # as after a restart
+        r = await berth.client.put(f"{location}?digest={_sha256(b'hello')}")
+        assert r.status_code == 201, r.text
+        assert (await berth.client.get(f"/v2/moved/img/blobs/{_sha256(b'hello')}")).content == b"hello"
+        r = await berth.client.post("/v2/moved/img/blobs/uploads/")
+        location = r.headers["location"]
+        await berth.client.patch(location, content=b"bye", headers={"Content-Range": "0-2"})
+        (root / "uploads" / location.rsplit("/", 1)[1] / "data").unlink()
+        berth.app.state.blob_uploads.hashers.forget(location.rsplit("/", 1)[1])
+        r = await berth.client.put(f"{location}?digest={_sha256(b'bye')}")
+        assert _error_code(r, 400) == "BLOB_UPLOAD_INVALID"
+        assert _error_code(await berth.client.get(location), 404) == "BLOB_UPLOAD_UNKNOWN"

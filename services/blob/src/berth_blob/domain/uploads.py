@@ -22,7 +22,13 @@ from berth_blob.domain.hashers import HasherCache
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.streams import Metered
 from berth_blob.projections.tables import project
-from berth_common.errors import BlobUploadUnknown, DigestInvalid, NameUnknown, RangeInvalid
+from berth_common.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    NameUnknown,
+    RangeInvalid,
+)
 from berth_common.events import (
     BlobLinked,
     ChunkReceived,
@@ -189,13 +195,14 @@ class Uploads:
     async def _commit(self, session: Session, digest: Digest, meta: Metadata) -> None:
         layout = FeedLayout.of(session.repository)
         data = layout.upload_data(session.id)
+        target = layout.blob(str(digest))
         await self._trim(session, data)
-        actual = await self._digest_of(session, data, digest.algorithm)
+        source = await self._source(session, data, target, meta)
+        actual = await self._digest_of(session, source, digest.algorithm)
         if actual != digest:
             await self._discard(session, f"digest mismatch: content is {actual}", meta)
             raise DigestInvalid(f"the uploaded content has digest {actual}, not {digest}",
                                 detail={"digest": str(digest)})
-        target = layout.blob(str(digest))
 
         async def work(uow: UnitOfWork) -> None:
             # The per-blob lock that garbage collection takes before deleting content: the
@@ -210,6 +217,18 @@ class Uploads:
         await run_with_retry(self.store, work, projector=project, metadata=meta)
         await self.storage.delete(layout.upload_prefix(session.id))
         self.hashers.forget(session.id)
+
+    async def _source(self, session: Session, data: str, target: str, meta: Metadata) -> str:
+        """Where the session's bytes are: its data, or ``target`` if a crash came between the
+        move into place and the commit (verified again by the caller). Raises
+        ``BlobUploadInvalid`` (session discarded) when they are nowhere."""
+        if session.size == 0 or await self.storage.stat(data) is not None:
+            return data
+        placed = await self.storage.stat(target)
+        if placed is not None and placed.size == session.size:
+            return target
+        await self._discard(session, "the session's data is missing", meta)
+        raise BlobUploadInvalid("the upload session's data is missing; upload the blob again")
 
     async def _place(self, session: Session, data: str, target: str) -> None:
         """Put the verified bytes at their content address (deduplicated: kept if present)."""
