@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from berth_blob.consumers.feeds import feed_consumer
 from berth_blob.domain.cleanup import purge_forever
 from berth_blob.domain.gc import collect_forever
 from berth_blob.domain.uploads import Uploads
@@ -58,6 +59,9 @@ async def start(resources: Resources, app: FastAPI) -> None:
     max_age = timedelta(seconds=uploads.max_age_seconds)
     resources.spawn("upload-purge", lambda: purge_forever(
         resources.store, storage, max_age, uploads.purge_interval_seconds))
+    if resources.bus is not None:
+        consumer = feed_consumer(resources.pool, resources.bus, resources.store, storage)
+        resources.spawn("blob-feed-consumer", consumer.run)
     gc = resources.settings.gc
     if gc.enabled:
         resources.spawn("blob-gc", lambda: collect_forever(

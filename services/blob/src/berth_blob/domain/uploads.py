@@ -207,6 +207,7 @@ class Uploads:
         async def work(uow: UnitOfWork) -> None:
             # The per-blob lock that garbage collection takes before deleting content: the
             # content found (or moved) here cannot vanish before the link commits.
+            await require_feed(uow.conn, RepositoryName.parse(session.repository), share_lock=True)
             await lock_blob(uow.conn, layout.feed, str(digest))
             await self._place(session, data, target)
             await uow.emit(f"upload:{session.id}", UploadCompleted(
@@ -276,9 +277,15 @@ async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None
                        BlobLinked(repository=repository, digest=digest, size=size))
 
 
-async def require_feed(conn: asyncpg.Connection, repository: RepositoryName) -> None:
-    """Raise ``NameUnknown`` unless the feed exists (read through api's published view)."""
-    if not await conn.fetchval("SELECT 1 FROM api.v_feeds WHERE name = $1", repository.feed):
+async def require_feed(conn: asyncpg.Connection, repository: RepositoryName, *,
+                       share_lock: bool = False) -> None:
+    """Raise ``NameUnknown`` unless the feed exists (read through api's published view).
+
+    ``share_lock`` holds the feed row until the transaction ends, so a concurrent feed DELETE
+    waits for it (or it sees the deletion): nothing is linked into a deleted feed.
+    """
+    lock = " FOR SHARE" if share_lock else ""
+    if not await conn.fetchval(f"SELECT 1 FROM api.v_feeds WHERE name = $1{lock}", repository.feed):
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
             " must be created first (berth feed create FEED)", detail={"name": str(repository)})

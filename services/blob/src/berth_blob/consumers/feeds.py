@@ -1,0 +1,66 @@
+"""The blob service's reaction to ``FeedDeleted`` (an api event, received from the bus).
+
+When a feed is deleted, every repository link of that feed and every open upload session in
+it go too, as events (``BlobUnlinked``, ``UploadCancelled``); garbage collection then reclaims
+the content after its grace period. Only what existed when the feed was deleted is touched
+(links and sessions created before the event's time), so a feed re-created under the same
+name keeps what is pushed to it. The reaction is idempotent — a redelivered event finds
+nothing left to do — so it runs in its own transaction, at least once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncpg
+import structlog
+
+from berth_blob.domain.layout import FeedLayout
+from berth_blob.projections.tables import project
+from berth_common.bus import Bus
+from berth_common.events import BlobUnlinked, Event, FeedDeleted, Metadata, UploadCancelled
+from berth_common.eventstore import EventContext, EventStore, ProjectionConsumer
+from berth_common.storage import StorageDriver
+
+CONSUMER: Final = "blob-feeds"
+log = structlog.get_logger("berth.blob.feeds")
+
+
+async def feed_deleted(store: EventStore, storage: StorageDriver, event: FeedDeleted,
+                       ctx: EventContext) -> tuple[int, int]:
+    """Unlink the feed's links and cancel its sessions older than ``ctx.occurred_at``.
+
+    Returns ``(links removed, sessions cancelled)``.
+    """
+    meta = Metadata(actor="system:feed-deleted")
+    async with store.unit_of_work(project, meta) as uow:
+        links = await uow.conn.fetch(
+            "SELECT repository, digest FROM blob.links WHERE feed = $1 AND linked_at <= $2"
+            " ORDER BY repository, digest FOR UPDATE", event.feed, ctx.occurred_at)
+        for row in links:
+            await uow.emit(f"bloblink:{row['repository']}@{row['digest']}",
+                           BlobUnlinked(repository=row["repository"], digest=row["digest"]))
+        sessions = await uow.conn.fetch(
+            "SELECT id::text, repository FROM blob.uploads WHERE feed = $1 AND started_at <= $2"
+            " ORDER BY id FOR UPDATE", event.feed, ctx.occurred_at)
+        for row in sessions:
+            await uow.emit(f"upload:{row['id']}", UploadCancelled(
+                upload_id=row["id"], repository=row["repository"], reason="feed deleted"))
+    for row in sessions:
+        await storage.delete(FeedLayout(event.feed).upload_prefix(row["id"]))
+    if links or sessions:
+        log.info("feed.deleted.cleaned", feed=event.feed, links=len(links), sessions=len(sessions))
+    return len(links), len(sessions)
+
+
+def feed_consumer(pool: asyncpg.Pool, bus: Bus, store: EventStore,
+                  storage: StorageDriver) -> ProjectionConsumer:
+    """The durable consumer of ``feed.deleted`` for the blob service."""
+
+    async def apply(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+        if isinstance(event, FeedDeleted):
+            await feed_deleted(store, storage, event, ctx)
+
+    name = f"{CONSUMER}-{bus.stream}".replace(".", "_")
+    return ProjectionConsumer(pool, bus, name, "blob.consumer_positions", apply, ["feed.deleted"],
+                              checkpoint=CONSUMER)
