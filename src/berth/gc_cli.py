@@ -6,11 +6,15 @@ import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from berth.runfile import resolve
+
+if TYPE_CHECKING:
+    from berth_blob.domain.gc import GcResult
+    from berth_common.settings import Settings
 
 gc_app = typer.Typer(help="Garbage collection of unreferenced blobs.", no_args_is_help=True)
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
@@ -40,12 +44,13 @@ def run(grace_seconds: Annotated[int | None, typer.Option(
                f" freed {result.bytes_freed} bytes")
 
 
-async def _collect(settings, grace):  # type: ignore[no-untyped-def]
+async def _collect(settings: Settings, grace: timedelta) -> GcResult:
     from berth_blob.app import build_storage
     from berth_blob.domain.gc import collect_garbage
     from berth_common.db import create_pool
     from berth_common.eventstore import EventStore
 
+    assert settings.database_url is not None
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     storage = build_storage(settings)
     try:

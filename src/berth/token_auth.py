@@ -53,7 +53,8 @@ class RegistryAuth(httpx.Auth):
 
     def _token_request(self, params: dict[str, str], scopes: list[str]) -> httpx.Request:
         query = [("service", params.get("service", ""))] + [("scope", s) for s in scopes]
-        token_request = httpx.Request("GET", params.get("realm", ""), params=query)
+        # repeated ``scope`` parameters: httpx takes a list of pairs (its stubs only say mappings)
+        token_request = httpx.Request("GET", params.get("realm", ""), params=query)  # type: ignore[arg-type]
         if self.basic:
             token_request.headers["Authorization"] = self.basic
         return token_request

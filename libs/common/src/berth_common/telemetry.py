@@ -103,7 +103,7 @@ def setup_tracing(service: str) -> bool:
     provider = TracerProvider(resource=Resource.create({"service.name": f"berth-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    AsyncPGInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     _tracing_on = True
     log.info("tracing.enabled", service=service)
     return True

@@ -7,8 +7,7 @@ projection (private keys are never events); see ``domain/keys.py``.
 
 from __future__ import annotations
 
-import asyncpg
-
+from berth_common.db import Connection
 from berth_common.events import Event
 from berth_common.events.identities import (
     ApiKeyCreated,
@@ -47,7 +46,7 @@ _SIMPLE: dict[type[Event], tuple[str, tuple[str, ...]]] = {
 }
 
 
-async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     """Apply ``event`` to the auth tables (other aggregates' events are ignored)."""
     simple = _SIMPLE.get(type(event))
     if simple is not None:

@@ -15,7 +15,6 @@ caller learns nothing about what exists.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -115,10 +114,14 @@ async def authorize(request: Request, repository: str | None, action: Action) ->
     return caller
 
 
-def require(action: Action) -> Callable[..., Awaitable[Caller]]:
-    """A FastAPI dependency: the route's caller, authorised for ``action`` on path ``name``."""
+def require(action: Action) -> Any:
+    """A FastAPI dependency: the route's caller, authorised for ``action`` on path ``name``.
+
+    Used as a parameter default (``caller: Caller = require("pull")``), like ``Depends``, whose
+    return type it shares.
+    """
 
     async def dependency(request: Request) -> Caller:
         return await authorize(request, request.path_params.get("name"), action)
 
-    return Depends(dependency)  # type: ignore[no-any-return]
+    return Depends(dependency)

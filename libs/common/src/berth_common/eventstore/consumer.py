@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from berth_common.bus import Bus
+from berth_common.db import Connection
 from berth_common.events import RecordedEvent, decode
 from berth_common.eventstore.store import EventContext, Projector
 
@@ -143,7 +144,7 @@ def context_of_envelope(envelope: dict[str, Any]) -> EventContext:
                         str(envelope["event_id"]), meta.get("actor"))
 
 
-async def apply_recorded(conn: asyncpg.Connection, projector: Projector, event: RecordedEvent) -> None:
+async def apply_recorded(conn: Connection, projector: Projector, event: RecordedEvent) -> None:
     """Apply a recorded event read from the store (used by rebuilds)."""
     from berth_common.eventstore.store import context_of
 

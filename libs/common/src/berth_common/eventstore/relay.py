@@ -23,6 +23,7 @@ import structlog
 from nats.js.errors import NotFoundError
 
 from berth_common.bus import Bus
+from berth_common.db import Connection
 from berth_common.eventstore.store import NOTIFY_CHANNEL, read_all
 
 RELAY_LOCK: Final = 0x62657274_72656C61  # "berthrela"
@@ -77,7 +78,7 @@ class OutboxRelay:
     def _notified(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _relay_forever(self, leader: asyncpg.Connection) -> None:
+    async def _relay_forever(self, leader: Connection) -> None:
         backoff, synced = self.poll, False
         while True:
             try:
@@ -143,14 +144,14 @@ class OutboxRelay:
             return int(position)
 
 
-async def checkpoint(conn: asyncpg.Connection) -> int:
+async def checkpoint(conn: Connection) -> int:
     """The relay's checkpoint: every event at or below it has been published (0 at first)."""
     value = await conn.fetchval(
         "SELECT position FROM eventstore.checkpoints WHERE name = $1", CHECKPOINT)
     return int(value or 0)
 
 
-async def advance(conn: asyncpg.Connection, position: int) -> None:
+async def advance(conn: Connection, position: int) -> None:
     """Move the relay's checkpoint forward to ``position`` (never backwards)."""
     await conn.execute(
         "INSERT INTO eventstore.checkpoints(name, position) VALUES ($1, $2) ON CONFLICT (name)"

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from berth_common.db import Connection
 from berth_common.events import Event, Metadata, RecordedEvent, decode
 
 APPEND_LOCK: Final = 0x62657274_68657674  # "berthevt"
@@ -50,7 +51,7 @@ class EventContext:
     actor: str | None
 
 
-Projector = Callable[[asyncpg.Connection, Event, EventContext], Awaitable[None]]
+Projector = Callable[[Connection, Event, EventContext], Awaitable[None]]
 
 
 @dataclass
@@ -69,7 +70,7 @@ class UnitOfWork:
     at once (so later reads in the same transaction see it); the events are inserted at commit.
     """
 
-    conn: asyncpg.Connection
+    conn: Connection
     projector: Projector | None
     metadata: Metadata
     pending: list[_Pending] = field(default_factory=list)
@@ -156,7 +157,7 @@ async def run_with_retry(
     raise AssertionError("unreachable")
 
 
-async def _commit(conn: asyncpg.Connection, pending: list[_Pending]) -> None:
+async def _commit(conn: Connection, pending: list[_Pending]) -> None:
     """Commit the open transaction, appending ``pending`` (if any) under the append lock.
 
     Raises:
@@ -195,7 +196,7 @@ _SELECT = (
 
 
 async def read_all(
-    conn: asyncpg.Connection, after: int, limit: int, types: list[str] | None = None
+    conn: Connection, after: int, limit: int, types: list[str] | None = None
 ) -> list[RecordedEvent]:
     """Committed events after ``after`` in position order (see ``EventStore.read_all``)."""
     if types is None:

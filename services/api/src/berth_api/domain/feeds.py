@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from berth_api.projections.tables import project
+from berth_common.db import Connection
 from berth_common.errors import Conflict, NameInvalid, NameUnknown
 from berth_common.events import FeedCreated, FeedDeleted, FeedUpdated, Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
@@ -67,7 +68,7 @@ async def delete_feed(store: EventStore, name: str, metadata: Metadata | None = 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 
 
-async def _require_feed(conn: asyncpg.Connection, name: str) -> None:
+async def _require_feed(conn: Connection, name: str) -> None:
     if not await conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1 FOR UPDATE", name):
         raise NameUnknown(f"feed {name!r} does not exist")
 

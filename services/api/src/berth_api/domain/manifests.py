@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from berth_api.projections.tables import project
+from berth_common.db import Connection
 from berth_common.errors import (
     Denied,
     DigestInvalid,
@@ -38,7 +37,7 @@ def stream_of(repository: RepositoryName | str) -> str:
     return f"repository:{repository}"
 
 
-async def require_feed(conn: asyncpg.Connection, repository: RepositoryName, *, lock: bool = False) -> None:
+async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bool = False) -> None:
     """Raise ``NameUnknown`` unless the repository's feed exists.
 
     ``lock`` share-locks the feed row until the transaction ends, so a concurrent feed delete
@@ -93,7 +92,7 @@ def _text(body: bytes) -> str:
         raise ManifestInvalid("the manifest is not UTF-8 encoded JSON") from None
 
 
-async def _check_references(conn: asyncpg.Connection, repository: RepositoryName,
+async def _check_references(conn: Connection, repository: RepositoryName,
                             parsed: ParsedManifest) -> None:
     blobs = sorted({str(d) for d in parsed.blob_references})
     if blobs:

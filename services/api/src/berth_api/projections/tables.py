@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncpg
-
+from berth_common.db import Connection
 from berth_common.events import (
     Event,
     FeedCreated,
@@ -28,7 +27,7 @@ TYPES = ("feed.created", "feed.updated", "feed.deleted", "manifest.pushed", "man
          "tag.updated", "tag.deleted")
 
 
-async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     """Apply ``event`` to the api tables (events of other aggregates are ignored)."""
     match event:
         case FeedCreated():
@@ -63,14 +62,14 @@ async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> 
             pass
 
 
-async def _update_feed(conn: asyncpg.Connection, event: FeedUpdated) -> None:
+async def _update_feed(conn: Connection, event: FeedUpdated) -> None:
     allowed = {"description", "public", "storage"}
     for key, value in event.changes.items():
         if key in allowed:
             await conn.execute(f"UPDATE api.feeds SET {key} = $2 WHERE name = $1", event.feed, value)
 
 
-async def _manifest_pushed(conn: asyncpg.Connection, event: ManifestPushed, ctx: EventContext) -> None:
+async def _manifest_pushed(conn: Connection, event: ManifestPushed, ctx: EventContext) -> None:
     feed = event.repository.split("/", 1)[0]
     await conn.execute(
         "INSERT INTO api.repositories(name, feed, created_at) VALUES ($1, $2, $3)"

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -116,7 +117,8 @@ async def jwks(request: Request) -> JSONResponse:
         "SELECT kid, public_pem FROM auth.v_signing_keys ORDER BY created_at DESC")
     keys = []
     for row in rows:
-        jwk = jwt.algorithms.ECAlgorithm.to_jwk(load_pem_public_key(row["public_pem"].encode()),
-                                                as_dict=True)
+        public = load_pem_public_key(row["public_pem"].encode())
+        assert isinstance(public, EllipticCurvePublicKey)  # ES256 keys only (domain/keys.py)
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
         keys.append({**jwk, "kid": row["kid"], "use": "sig", "alg": "ES256"})
     return JSONResponse({"keys": keys})

@@ -18,6 +18,7 @@ import structlog
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.projections.tables import project
 from berth_common.bus import Bus
+from berth_common.db import Connection
 from berth_common.events import BlobUnlinked, Event, FeedDeleted, Metadata, UploadCancelled
 from berth_common.eventstore import EventContext, EventStore, ProjectionConsumer
 from berth_common.storage import StorageDriver
@@ -57,7 +58,7 @@ def feed_consumer(pool: asyncpg.Pool, bus: Bus, store: EventStore,
                   storage: StorageDriver) -> ProjectionConsumer:
     """The durable consumer of ``feed.deleted`` for the blob service."""
 
-    async def apply(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    async def apply(conn: Connection, event: Event, ctx: EventContext) -> None:
         if isinstance(event, FeedDeleted):
             await feed_deleted(store, storage, event, ctx)
 

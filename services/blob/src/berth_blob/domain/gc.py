@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-import asyncpg
 import structlog
 
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.projections.tables import project
+from berth_common.db import Connection
 from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore
 from berth_common.storage import StorageDriver
@@ -52,7 +52,7 @@ def blob_lock_key(feed: str, digest: str) -> int:
     return int.from_bytes(raw, "big", signed=True)
 
 
-async def lock_blob(conn: asyncpg.Connection, feed: str, digest: str) -> None:
+async def lock_blob(conn: Connection, feed: str, digest: str) -> None:
     """Take the transaction-scoped lock that serialises commit and deletion of one blob."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key(feed, digest))
 
@@ -82,7 +82,7 @@ async def collect_forever(store: EventStore, storage: StorageDriver, grace: time
         await collect_garbage(store, storage, grace)
 
 
-async def _unlink_unreferenced(store: EventStore, conn: asyncpg.Connection, cutoff: datetime,
+async def _unlink_unreferenced(store: EventStore, conn: Connection, cutoff: datetime,
                                batch: int) -> int:
     rows = await conn.fetch(
         "SELECT l.repository, l.digest FROM blob.links l WHERE l.linked_at < $1 AND NOT EXISTS"
@@ -112,7 +112,7 @@ async def _unlink_one(store: EventStore, repository: str, digest: str, cutoff: d
         return True
 
 
-async def _delete_unlinked(store: EventStore, storage: StorageDriver, conn: asyncpg.Connection,
+async def _delete_unlinked(store: EventStore, storage: StorageDriver, conn: Connection,
                            cutoff: datetime, batch: int) -> tuple[int, int]:
     rows = await conn.fetch(
         "SELECT b.feed, b.digest FROM blob.blobs b WHERE b.created_at < $1 AND NOT EXISTS"

@@ -15,13 +15,12 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
 from berth_blob.domain.gc import lock_blob
 from berth_blob.domain.hashers import HasherCache
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.streams import Metered
 from berth_blob.projections.tables import project
+from berth_common.db import Connection
 from berth_common.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -277,7 +276,7 @@ async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None
                        BlobLinked(repository=repository, digest=digest, size=size))
 
 
-async def require_feed(conn: asyncpg.Connection, repository: RepositoryName, *,
+async def require_feed(conn: Connection, repository: RepositoryName, *,
                        share_lock: bool = False) -> None:
     """Raise ``NameUnknown`` unless the feed exists (read through api's published view).
 

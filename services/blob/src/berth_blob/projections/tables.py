@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from berth_common.db import Connection
 from berth_common.events import (
     BlobDeleted,
     BlobLinked,
@@ -28,7 +27,7 @@ def feed_of(repository: str) -> str:
     return repository.split("/", 1)[0]
 
 
-async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     """Apply ``event`` to the blob tables (events of other aggregates are ignored)."""
     match event:
         case UploadStarted():

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from berth_common.db import Connection
 from berth_common.events import Event, ManifestDeleted, ManifestPushed
 from berth_common.eventstore import EventContext, ProjectionSpec
 
@@ -12,7 +11,7 @@ TYPES = ("manifest.pushed", "manifest.deleted")
 CONSUMER = "gc-references"
 
 
-async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     """Record (or forget) the blobs a manifest references."""
     match event:
         case ManifestPushed():
