@@ -7,6 +7,7 @@ the projections (``COLLATE "C"`` keys, so the order is lexical), never a storage
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,37 +34,63 @@ def _page_size(request: Request) -> int | None:
     return min(int(raw), MAX_PAGE)
 
 
-def _page(items: list[str], n: int | None, path: str,
-          extra: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    if n is None or len(items) <= n:
-        return items, {}
-    if n == 0:
-        return [], {}
-    items = items[:n]
-    query = urlencode({**extra, "n": n, "last": items[-1]})
-    return items, {"Link": f'<{path}?{query}>; rel="next"'}
+# One query per page: PostgreSQL builds the JSON array of the page itself (``json_agg``; the
+# subquery yields the keys in their C-collation order), so no per-row Python objects are made;
+# it also returns the page's last key and whether any key follows it (one index probe).
+_PAGE_SQL = """
+    SELECT page.items, page.last, EXISTS ({follows} > page.last) AS more FROM (
+        SELECT coalesce(json_agg(k), '[]')::text AS items, max(k) AS last FROM ({source}) s
+    ) page
+"""
+_TAGS_SQL = (
+    "SELECT (SELECT true FROM api.repositories WHERE name = $2) AS known, p.* FROM ("
+    + _PAGE_SQL.format(
+        source="SELECT tag AS k FROM api.tags WHERE repository = $2 AND tag > $3 ORDER BY tag LIMIT $1",
+        follows="SELECT 1 FROM api.tags WHERE repository = $2 AND tag") + ") p"
+)
+_CATALOG_SQL = _PAGE_SQL.format(
+    source="SELECT name AS k FROM api.repositories WHERE name > $2"
+           " AND ($3::text[] IS NULL OR feed = ANY($3::text[])) ORDER BY name LIMIT $1",
+    follows="SELECT 1 FROM api.repositories WHERE ($3::text[] IS NULL OR feed = ANY($3::text[]))"
+            " AND name")
+
+
+def _limit(n: int | None) -> int:
+    """Rows in a page: ``n``, or (no ``n``) everything up to a safety bound."""
+    return n if n is not None else MAX_PAGE * 100
+
+
+def _link(row: Any, n: int | None, path: str) -> dict[str, str]:
+    """The spec's ``Link: <path?n=&last=>; rel="next"`` when more entries follow a page of ``n``."""
+    if not n or not row["more"]:
+        return {}
+    return {"Link": f'<{path}?{urlencode({"n": n, "last": row["last"]})}>; rel="next"'}
+
+
+def _json(prefix: dict[str, str], key: str, items: str, headers: dict[str, str]) -> Response:
+    """``{**prefix, key: <items>}`` with ``items`` (JSON array text from PostgreSQL) spliced in."""
+    head = json.dumps(prefix, separators=(",", ":"))[:-1]
+    body = f'{head}{"," if prefix else ""}{json.dumps(key)}:{items}}}'
+    return Response(body.encode(), headers=headers, media_type="application/json")
 
 
 @router.get("/v2/{name:path}/tags/list", include_in_schema=False)
 async def list_tags(request: Request, repository: Repository, pool: Pool,
-                    caller: Caller = require("pull")) -> JSONResponse:
+                    caller: Caller = require("pull")) -> Response:
     """200 ``{"name": ..., "tags": [...]}``; 404 NAME_UNKNOWN for an unknown repository."""
     n = _page_size(request)
     last = request.query_params.get("last", "")
-    async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT 1 FROM api.repositories WHERE name = $1", str(repository)):
+    name = str(repository)
+    row = await pool.fetchrow(_TAGS_SQL, _limit(n), name, last)
+    if not row["known"]:
+        async with pool.acquire() as conn:
             await require_feed(conn, repository)
-            raise NameUnknown(f"repository {repository} is not known", detail={"name": str(repository)})
-        rows = await conn.fetch(
-            "SELECT tag FROM api.tags WHERE repository = $1 AND tag > $2 ORDER BY tag LIMIT $3",
-            str(repository), last, (n if n is not None else MAX_PAGE * 100) + 1,
-        )
-    tags, headers = _page([r["tag"] for r in rows], n, f"/v2/{repository}/tags/list", {})
-    return JSONResponse({"name": str(repository), "tags": tags}, headers=headers)
+        raise NameUnknown(f"repository {repository} is not known", detail={"name": name})
+    return _json({"name": name}, "tags", row["items"], _link(row, n, f"/v2/{repository}/tags/list"))
 
 
 @router.get("/v2/_catalog", include_in_schema=False)
-async def catalog(request: Request, pool: Pool, caller: Caller = require("pull")) -> JSONResponse:
+async def catalog(request: Request, pool: Pool, caller: Caller = require("pull")) -> Response:
     """200 ``{"repositories": [...]}`` in lexical order with ``n``/``last`` pagination.
 
     Only repositories of feeds the caller may view (``Caller.catalog_feeds``) are listed.
@@ -71,13 +98,9 @@ async def catalog(request: Request, pool: Pool, caller: Caller = require("pull")
     n = _page_size(request)
     last = request.query_params.get("last", "")
     feeds = caller.catalog_feeds()
-    rows = await pool.fetch(
-        "SELECT name FROM api.repositories WHERE name > $1"
-        " AND ($3::text[] IS NULL OR feed = ANY($3::text[])) ORDER BY name LIMIT $2",
-        last, (n if n is not None else MAX_PAGE * 100) + 1, None if feeds is None else sorted(feeds),
-    )
-    names, headers = _page([r["name"] for r in rows], n, "/v2/_catalog", {})
-    return JSONResponse({"repositories": names}, headers=headers)
+    row = await pool.fetchrow(_CATALOG_SQL, _limit(n), last,
+                              None if feeds is None else sorted(feeds))
+    return _json({}, "repositories", row["items"], _link(row, n, "/v2/_catalog"))
 
 
 @router.get("/v2/{name:path}/referrers/{digest}", include_in_schema=False)
