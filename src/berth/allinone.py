@@ -57,9 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await start_services(resources, app)
             yield
         finally:
-            storage = getattr(app.state, "blob_storage", None)
-            if storage is not None:
-                await storage.close()
             await resources.close()
 
     app = FastAPI(title="Berth", lifespan=lifespan, docs_url="/api/docs",

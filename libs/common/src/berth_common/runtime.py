@@ -33,6 +33,7 @@ class Resources:
     store: EventStore
     bus: Bus | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings, *, with_bus: bool = True) -> Resources:
@@ -68,9 +69,18 @@ class Resources:
 
         self.tasks.append(asyncio.create_task(supervise(), name=name))
 
+    def at_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` (e.g. a storage driver's ``close``) after the background loops stop."""
+        self.closers.append(closer)
+
     async def close(self) -> None:
-        """Stop background loops, then close the bus and the pool."""
+        """Stop background loops, run the closers, then close the bus and the pool."""
         await stop_tasks(self.tasks)
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("close.failed", closer=getattr(closer, "__qualname__", repr(closer)))
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.close()

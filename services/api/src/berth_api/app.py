@@ -6,18 +6,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from berth_api.projections.tables import SPEC
 from berth_api.routes import admin, base, listing, manifests
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.errors import install_error_handlers
-from berth_common.http.surface import install_surface
-from berth_common.runtime import Resources, start_relay
+from berth_common.http.service_app import service_app
+from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
 
@@ -46,22 +42,9 @@ async def start(resources: Resources) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone api service (``berth serve api``)."""
-    settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
+    async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources)
-        start_relay(resources, app)
-        app.state.resources = resources
-        try:
-            yield
-        finally:
-            await resources.close()
 
-    app = FastAPI(title="Berth api", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json")
-    install_error_handlers(app)
-    install_surface(app, "api", access_log=settings.access_log)
-    setup(app)
-    return app
+    return service_app("api", settings or Settings(), setup=setup, start=starting,
+                       appends_events=True, docs=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -23,9 +21,8 @@ from berth_auth.routes import admin, token
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.events import Metadata
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.errors import install_error_handlers
-from berth_common.http.surface import install_surface
-from berth_common.runtime import Resources, start_relay
+from berth_common.http.service_app import service_app
+from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
 log = structlog.get_logger("berth.auth")
@@ -79,22 +76,9 @@ async def start(resources: Resources) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone auth service (``berth serve auth``)."""
-    settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
+    async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources)
-        start_relay(resources, app)  # auth appends events (users, keys, privileges)
-        app.state.resources = resources
-        try:
-            yield
-        finally:
-            await resources.close()
 
-    app = FastAPI(title="Berth auth", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json")
-    install_error_handlers(app)
-    setup(app)
-    install_surface(app, "auth", access_log=settings.access_log)
-    return app
+    return service_app("auth", settings or Settings(), setup=setup, start=starting,
+                       appends_events=True, docs=True)

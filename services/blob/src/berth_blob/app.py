@@ -6,8 +6,6 @@ driver and the upload sessions service; ``create_app()`` builds the standalone s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -20,9 +18,8 @@ from berth_blob.projections.tables import SPEC
 from berth_blob.routes import blobs, uploads
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.errors import install_error_handlers
-from berth_common.http.surface import install_surface
-from berth_common.runtime import Resources, start_relay
+from berth_common.http.service_app import service_app
+from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_common.storage import InstrumentedDriver, StorageDriver, create_driver
 
@@ -54,6 +51,7 @@ async def start(resources: Resources, app: FastAPI) -> None:
     await apply_migrations(resources.pool, migrations())
     storage = build_storage(resources.settings)
     app.state.blob_storage = storage
+    resources.at_close(storage.close)
     app.state.blob_uploads = Uploads(resources.store, storage)
     uploads = resources.settings.uploads
     max_age = timedelta(seconds=uploads.max_age_seconds)
@@ -70,22 +68,9 @@ async def start(resources: Resources, app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone blob service (``berth serve blob``)."""
-    settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
+    async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources, app)
-        start_relay(resources, app)
-        app.state.resources = resources
-        try:
-            yield
-        finally:
-            await app.state.blob_storage.close()
-            await resources.close()
 
-    app = FastAPI(title="Berth blob", lifespan=lifespan, docs_url=None, openapi_url=None)
-    install_error_handlers(app)
-    install_surface(app, "blob", access_log=settings.access_log)
-    setup(app)
-    return app
+    return service_app("blob", settings or Settings(), setup=setup, start=starting,
+                       appends_events=True, docs=False)

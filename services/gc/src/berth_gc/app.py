@@ -5,15 +5,11 @@ No public surface beyond health and metrics. ``start`` migrates and runs its dur
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
-from berth_common.http.errors import install_error_handlers
-from berth_common.http.surface import install_surface
+from berth_common.http.service_app import service_app
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_gc.projections.references import CONSUMER, SPEC, TYPES, project
@@ -49,20 +45,9 @@ def _durable(stream: str) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone gc service (``berth serve gc``)."""
-    settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
+    async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources)
-        app.state.resources = resources
-        try:
-            yield
-        finally:
-            await resources.close()
 
-    app = FastAPI(title="Berth gc", lifespan=lifespan, docs_url=None, openapi_url=None)
-    install_error_handlers(app)
-    setup(app)
-    install_surface(app, "gc", access_log=settings.access_log)
-    return app
+    return service_app("gc", settings or Settings(), setup=setup, start=starting,
+                       appends_events=False, docs=False)

@@ -1,0 +1,50 @@
+"""The one way a standalone service app is built (``berth serve api|blob|auth|gc``).
+
+Each service module provides ``setup(app)`` (its routers) and a ``start`` (migrations,
+background work); this builds the FastAPI app around them: resources opened in the lifespan
+(never at import time), an outbox relay candidate when the service appends events, the error
+renderer, and the common surface (``/healthz``, ``/metrics``, access log, tracing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from berth_common.http.errors import install_error_handlers
+from berth_common.http.surface import install_surface
+from berth_common.runtime import Resources, start_relay
+from berth_common.settings import Settings
+
+Start = Callable[[Resources, FastAPI], Awaitable[None]]
+
+
+def service_app(name: str, settings: Settings, *, setup: Callable[[FastAPI], None], start: Start,
+                appends_events: bool = True, docs: bool = False) -> FastAPI:
+    """A FastAPI app for service ``name`` (``api``, ``blob``, …).
+
+    ``appends_events``: run an outbox relay candidate (leader-elected across processes).
+    ``docs``: serve the OpenAPI schema at ``/api/openapi.json`` and docs at ``/api/docs``.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await Resources.open(settings)
+        app.state.resources = resources
+        try:
+            await start(resources, app)
+            if appends_events:
+                start_relay(resources, app)
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(title=f"Berth {name}", lifespan=lifespan,
+                  docs_url="/api/docs" if docs else None,
+                  openapi_url="/api/openapi.json" if docs else None)
+    install_error_handlers(app)
+    setup(app)
+    install_surface(app, name, access_log=settings.access_log)
+    return app
