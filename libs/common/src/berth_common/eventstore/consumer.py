@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from berth_common.events import RecordedEvent, decode
 from berth_common.eventstore.store import EventContext, Projector
 
 log = structlog.get_logger("berth.consumer")
+SKIP_RECORD_SECONDS = 1.0  # how long the position of ignored events may lag under steady traffic
 
 
 class ProjectionConsumer:
@@ -77,19 +79,43 @@ class ProjectionConsumer:
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
                                   max_ack_pending=1000, ack_wait=60),
         )
+        # Events of other types are acknowledged without a transaction each: only the newest
+        # one is remembered (``skipped``) and its position recorded when the bus goes quiet
+        # or after ``SKIP_RECORD_SECONDS`` (an applied event records a later position anyway).
+        # Losing that record in a crash only means the ignored events are ignored again.
+        skipped: Msg | None = None
+        skipped_since = 0.0
         while True:
             try:
                 msgs = await sub.fetch(100, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
+                if skipped is not None:
+                    await self._apply_until_done(skipped)
+                    skipped = None
                 continue
             except nats.errors.Error as exc:
                 log.warning("consumer.fetch_failed", consumer=self.name, error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
-                await self._apply_until_done(msg)
+                if self._ignores(msg):
+                    skipped_since = skipped_since if skipped is not None else time.monotonic()
+                    skipped = msg
+                else:
+                    await self._apply_until_done(msg)
+                    skipped = None
                 with contextlib.suppress(nats.errors.Error):
                     await msg.ack()  # a lost ack means a redelivery, which is skipped
+            if skipped is not None and time.monotonic() - skipped_since >= SKIP_RECORD_SECONDS:
+                await self._apply_until_done(skipped)
+                skipped = None
+
+    def _ignores(self, msg: Msg) -> bool:
+        """Whether ``msg`` is of a type this consumer does not apply (unparsable: not ignored)."""
+        try:
+            return json.loads(msg.data)["type"] not in self.types
+        except (ValueError, KeyError, TypeError):
+            return False
 
     async def _apply_until_done(self, msg: Msg) -> None:
         """Apply ``msg``, retrying with backoff: the projection never skips past a failure.
