@@ -25,8 +25,11 @@ class LoadFailure(RuntimeError):
 
 
 def wrk(url: str, *, method: str = "GET", connections: int = 1, seconds: float = 5.0,
-        headers: dict[str, str] | None = None) -> dict[str, Any]:
+        headers: dict[str, str] | None = None, body_file: Path | None = None) -> dict[str, Any]:
     """Load ``url`` with ``connections`` keep-alive connections for ``seconds``.
+
+    With ``body_file`` (``method`` PUT), each request sends that body to ``url`` + a new
+    ``<thread>-<counter>`` suffix (a new tag per request), with ``headers["Content-Type"]``.
 
     Returns:
         ``{"rps", "p50_ms", "p99_ms", "requests", "wrk_cpu"}`` (``wrk_cpu``: cores used by wrk).
@@ -35,7 +38,8 @@ def wrk(url: str, *, method: str = "GET", connections: int = 1, seconds: float =
     """
     headers = headers or {}
     env = {**os.environ, "WRK_METHOD": method, "WRK_ACCEPT": headers.get("Accept", ""),
-           "WRK_AUTH": headers.get("Authorization", "")}
+           "WRK_AUTH": headers.get("Authorization", ""), "WRK_BODY_FILE": str(body_file or ""),
+           "WRK_CONTENT_TYPE": headers.get("Content-Type", "")}
     threads = min(connections, 2)
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     duration = f"{max(1, round(seconds))}s"

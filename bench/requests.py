@@ -32,10 +32,12 @@ from tests.e2e.oci_layout import (
 )
 
 MANIFEST_REPO = "bench/m"
+PUT_REPO = "bench/mput"
 ACCEPT = ", ".join([MANIFEST, "application/vnd.oci.image.index.v1+json",
                     "application/vnd.docker.distribution.manifest.v2+json",
                     "application/vnd.docker.distribution.manifest.list.v2+json"])
 CONCURRENCY = (1, 16, 64)
+PUT_CONCURRENCY = 16
 POPULATE_THREADS = 16
 TOKEN_BATCH = 20  # repositories per Berth token while populating row 6
 
@@ -75,9 +77,17 @@ class Manifests:
             for k, label, unit, better in (("rps", "requests/s", "req/s", "higher"),
                                            ("p50", "p50", "ms", "lower"),
                                            ("p99", "p99", "ms", "lower"))]
+    rows += [Row(f"put_c{PUT_CONCURRENCY}_{k}", f"manifest PUT under a new tag, {PUT_CONCURRENCY}"
+                 f" conn. (wrk), {label}", unit, better)
+             for k, label, unit, better in (("rps", "requests/s", "req/s", "higher"),
+                                            ("p50", "p50", "ms", "lower"))]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         push_small_image(reg, MANIFEST_REPO, "latest")
+        manifest = push_small_image(reg, PUT_REPO, "latest")  # its own repository: GETs unaffected
+        body = ctx.workdir / f"manifest-{reg.name}.json"
+        body.write_bytes(manifest)
+        ctx.shared[f"manifest_body_{reg.name}"] = body
 
     def run(self, reg: Registry, ctx: Context, round_no: int) -> dict[str, float]:
         url = f"http://{reg.host}/v2/{MANIFEST_REPO}/manifests/latest"
@@ -90,7 +100,17 @@ class Manifests:
                 key = f"{method.lower()}_c{c}"
                 out.update({f"{key}_rps": r["rps"], f"{key}_p50": r["p50_ms"],
                             f"{key}_p99": r["p99_ms"], f"{key}_wrk_cpu": r["wrk_cpu"]})
+        out.update(self._put(reg, ctx, round_no))
         return out
+
+    def _put(self, reg: Registry, ctx: Context, round_no: int) -> dict[str, float]:
+        """Manifest PUT throughput: the same small manifest under a new tag per request."""
+        headers = {"Content-Type": MANIFEST, **reg.tokens.repo(PUT_REPO, "pull,push")}
+        url = f"http://{reg.host}/v2/{PUT_REPO}/manifests/put-r{round_no}-"
+        r = wrk(url, method="PUT", connections=PUT_CONCURRENCY, seconds=ctx.wrk_seconds,
+                headers=headers, body_file=ctx.shared[f"manifest_body_{reg.name}"])
+        key = f"put_c{PUT_CONCURRENCY}"
+        return {f"{key}_rps": r["rps"], f"{key}_p50": r["p50_ms"], f"{key}_wrk_cpu": r["wrk_cpu"]}
 
 
 class Listing:

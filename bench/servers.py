@@ -4,7 +4,8 @@ Berth runs as ``berth serve all --workers N`` (N = CPU cores) against the machin
 and NATS, in a fresh database and a fresh JetStream stream, with filesystem storage; a feed
 ``bench`` is created and Anonymous is granted Add (push) on it, so clients use anonymous bearer
 tokens (``bench.auth``). Distribution runs without auth with filesystem storage. Both log only
-errors. Also nginx (``sendfile on``) as the loopback ceiling for blob transfers.
+errors; both have their access log off. Also nginx (``sendfile on``) as the loopback ceiling
+for blob transfers.
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ def _berth_env(database_url: str, stream: str, storage: Path) -> dict[str, str]:
     env.update(BERTH_DATABASE_URL=database_url, BERTH_NATS_URL=NATS_URL, BERTH_NATS_STREAM=stream,
                BERTH_NATS_SUBJECT_PREFIX=stream.lower(), BERTH_STORAGE__ROOT=str(storage),
                BERTH_DATA_DIR=str(storage.parent), BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               BERTH_LOG_LEVEL="WARNING")
+               BERTH_LOG_LEVEL="WARNING",
+               # Parity with Distribution (accesslog disabled). Also needed because uvicorn's
+               # spawned workers do not inherit the CLI's logging setup, so BERTH_LOG_LEVEL does
+               # not silence the info-level access line there.
+               BERTH_ACCESS_LOG="false")
     return env
 
 
