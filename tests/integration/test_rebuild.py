@@ -100,11 +100,17 @@ def _comparable(value: Any) -> Any:
 
 
 async def gc_caught_up(conn: asyncpg.Connection) -> None:
-    """Wait until the gc consumer has recorded the last event's position."""
-    last = await conn.fetchval("SELECT max(position) FROM eventstore.events")
+    """Wait until every bus consumer (gc's projection, the blob service's reaction to
+    ``feed.deleted``, which itself appends events) has recorded the last event's position and
+    no new event appeared meanwhile: the system is quiescent."""
+    positions = ("SELECT least((SELECT min(position) FROM gc.consumer_positions),"
+                 " (SELECT min(position) FROM blob.consumer_positions))")
     while True:
-        if (await conn.fetchval("SELECT max(position) FROM gc.consumer_positions") or 0) >= last:
-            return
+        last = await conn.fetchval("SELECT max(position) FROM eventstore.events")
+        if (await conn.fetchval(positions) or 0) >= last:
+            await asyncio.sleep(0.3)
+            if await conn.fetchval("SELECT max(position) FROM eventstore.events") == last:
+                return
         await asyncio.sleep(0.05)
 
 
