@@ -85,8 +85,9 @@ def test_allinone_routers_agree(method: str, path: str, service: Service) -> Non
              "query_string": b""}
     endpoint = next((r.endpoint for r in allinone_routes()
                      if r.matches(scope)[0] == Match.FULL), None)
-    if endpoint is None:
-        pytest.skip(f"no route serves {method} {path} yet")
+    if endpoint is None:  # gc has no public routes: its reserved prefix matches nothing
+        assert service == "gc", f"no route serves {method} {path}"
+        return
     assert endpoint.__module__.split(".")[0] == f"berth_{service}"
 
 
