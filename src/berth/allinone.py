@@ -23,6 +23,7 @@ import berth_gc.app as gc
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import RegistryHeaders, install_surface
+from berth_common.logging import configure_logging
 from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
 
@@ -48,6 +49,7 @@ async def start_services(resources: Resources, app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The all-in-one app. Resources are built in the lifespan from ``settings``."""
     settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)  # also in spawned workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import install_surface
+from berth_common.logging import configure_logging
 from berth_common.runtime import Resources, start_relay
 from berth_common.settings import Settings
 
@@ -28,6 +29,8 @@ def service_app(name: str, settings: Settings, *, setup: Callable[[FastAPI], Non
     ``appends_events``: run an outbox relay candidate (leader-elected across processes).
     ``docs``: serve the OpenAPI schema at ``/api/openapi.json`` and docs at ``/api/docs``.
     """
+
+    configure_logging(settings.log_level, settings.log_format)  # also in spawned workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
