@@ -82,6 +82,7 @@ async def list_tags(request: Request, repository: Repository, pool: Pool,
     last = request.query_params.get("last", "")
     name = str(repository)
     row = await pool.fetchrow(_TAGS_SQL, _limit(n), name, last)
+    assert row is not None  # an aggregate query always returns one row
     if not row["known"]:
         async with pool.acquire() as conn:
             await require_feed(conn, repository)
@@ -100,6 +101,7 @@ async def catalog(request: Request, pool: Pool, caller: Caller = require("pull")
     feeds = caller.catalog_feeds()
     row = await pool.fetchrow(_CATALOG_SQL, _limit(n), last,
                               None if feeds is None else sorted(feeds))
+    assert row is not None  # an aggregate query always returns one row
     return _json({}, "repositories", row["items"], _link(row, n, "/v2/_catalog"))
 
 
