@@ -10,8 +10,6 @@ here agree with it (``tests/unit/test_deploy_files.py``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from types import ModuleType
 
 from fastapi import FastAPI
@@ -21,10 +19,9 @@ import berth_auth.app as auth
 import berth_blob.app as blob
 import berth_gc.app as gc
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.errors import install_error_handlers
-from berth_common.http.surface import RegistryHeaders, install_surface
-from berth_common.logging import configure_logging
-from berth_common.runtime import Resources, start_relay
+from berth_common.http.service_app import service_app
+from berth_common.http.surface import RegistryHeaders
+from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
 __all__ = ["SERVICES", "RegistryHeaders", "all_projections", "create_app", "start_services"]
@@ -38,34 +35,23 @@ def all_projections() -> list[ProjectionSpec]:
 
 
 async def start_services(resources: Resources, app: FastAPI) -> None:
-    """Migrate every schema, start background work (relay, consumers), wire service state."""
+    """Migrate every schema, start background work (consumers, cleanup), wire service state.
+
+    The outbox relay candidate is started by ``service_app`` after this.
+    """
     await api.start(resources)
     await blob.start(resources, app)
     await auth.start(resources)
     await gc.start(resources)
-    start_relay(resources, app)
+
+
+def setup_all(app: FastAPI) -> None:
+    """Mount every service's routers on ``app``."""
+    for svc in SERVICES:
+        svc.setup(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The all-in-one app. Resources are built in the lifespan from ``settings``."""
-    settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_format)  # also in spawned workers
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings)
-        app.state.resources = resources
-        try:
-            await start_services(resources, app)
-            yield
-        finally:
-            await resources.close()
-
-    app = FastAPI(title="Berth", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redirect_slashes=False)
-    install_error_handlers(app)
-    for svc in SERVICES:
-        svc.setup(app)
-    install_surface(app, "all", access_log=settings.access_log)
-    return app
-
+    """The all-in-one app: the same ``service_app`` as a standalone service, with all four."""
+    return service_app("all", settings or Settings(), setup=setup_all, start=start_services,
+                       appends_events=True, docs=True)

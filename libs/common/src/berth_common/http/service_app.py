@@ -24,7 +24,7 @@ Start = Callable[[Resources, FastAPI], Awaitable[None]]
 
 def service_app(name: str, settings: Settings, *, setup: Callable[[FastAPI], None], start: Start,
                 appends_events: bool = True, docs: bool = False) -> FastAPI:
-    """A FastAPI app for service ``name`` (``api``, ``blob``, …).
+    """A FastAPI app for service ``name`` (``api``, ``blob``, …, or ``all`` for the all-in-one).
 
     ``appends_events``: run an outbox relay candidate (leader-elected across processes).
     ``docs``: serve the OpenAPI schema at ``/api/openapi.json`` and docs at ``/api/docs``.
@@ -46,7 +46,8 @@ def service_app(name: str, settings: Settings, *, setup: Callable[[FastAPI], Non
 
     app = FastAPI(title=f"Berth {name}", lifespan=lifespan,
                   docs_url="/api/docs" if docs else None,
-                  openapi_url="/api/openapi.json" if docs else None)
+                  openapi_url="/api/openapi.json" if docs else None,
+                  redirect_slashes=False)  # registry paths are exact; never answer with a redirect
     install_error_handlers(app)
     setup(app)
     install_surface(app, name, access_log=settings.access_log)
