@@ -95,11 +95,12 @@ async def test_failing_projector_commits_neither_change_nor_position(pool: async
         raise RuntimeError("projector bug")
 
     consumer = ProjectionConsumer(pool, bus, "c1", "positions", broken, TYPES)
-    assert await consumer.handle(batch[0]) is False  # not of interest: position only
+    assert await consumer.handle(batch[0]) is False  # not of interest: nothing recorded
+    assert await position(pool, "c1") is None
     with pytest.raises(RuntimeError):
         await consumer.handle(batch[1])
     assert await pool.fetchval("SELECT count(*) FROM applied") == 0
-    assert await position(pool, "c1") == batch[0]["position"]
+    assert await position(pool, "c1") is None
     fixed = ProjectionConsumer(pool, bus, "c1", "positions", project, TYPES)
     assert [await fixed.handle(e) for e in batch] == [False, True, True, True]
     assert await pool.fetchval("SELECT count(*) FROM applied") == 3
@@ -179,3 +180,40 @@ async def _consumer_done(bus: Bus, name: str, count: int) -> bool:
         info = await bus.js.consumer_info(bus.stream, name)
         return info.ack_floor.stream_seq >= count and info.num_ack_pending == 0
     return False
+
+
+async def test_receives_only_its_types_and_replaces_an_unfiltered_durable(
+    pool: asyncpg.Pool, bus: Bus,
+) -> None:
+    """The durable is filtered server-side to the consumer's types; one left by an older Berth
+    (filter: the whole stream) is replaced by a filtered one starting after its ack floor."""
+    store = EventStore(pool)
+    await append_mixed(store)  # feed.created, then feed.updated i=0, 1, 2
+    relay = OutboxRelay(pool, bus)
+    assert await relay.relay_once() == 4
+    name = unique("c_")
+    old = await bus.js.pull_subscribe(f"{bus.prefix}.>", durable=name, stream=bus.stream)
+    for msg in await old.fetch(2, timeout=5):  # the old instance got as far as i=0
+        await msg.ack_sync()
+    await old.unsubscribe()
+
+    consumer = ProjectionConsumer(pool, bus, name, "positions", project, TYPES)
+    assert consumer.filter_subject == f"{bus.prefix}.feed.updated"
+    async with running(consumer.run()):
+        await until(lambda: _consumer_done(bus, name, 4))
+    info = await bus.js.consumer_info(bus.stream, name)
+    assert info.config.filter_subject == f"{bus.prefix}.feed.updated"
+    changes = [json.loads(r["changes"]) for r in await pool.fetch("SELECT changes FROM applied ORDER BY n")]
+    assert changes == [{"i": 1}, {"i": 2}]
+    assert consumer.applied == 2
+
+
+@pytest.mark.parametrize(("types", "subject"), [
+    (["feed.deleted"], "p.feed.deleted"),
+    (["manifest.pushed", "manifest.deleted"], "p.manifest.>"),
+    (["manifest.pushed", "tag.updated"], "p.>"),
+])
+def test_filter_subject(types: list[str], subject: str) -> None:
+    fake_bus: Any = type("FakeBus", (), {"prefix": "p"})()
+    consumer = ProjectionConsumer(None, fake_bus, "c", "positions", project, types)  # type: ignore[arg-type]
+    assert consumer.filter_subject == subject

@@ -206,3 +206,22 @@ async def test_events_are_append_only(pool: asyncpg.Pool, statement: str) -> Non
         await pool.execute(statement)
     [event] = await store.read_stream("feed:f")
     assert event.payload == feed(1)
+
+
+async def test_payloads_with_quotes_and_dollars_round_trip(pool: asyncpg.Pool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staged JSON travels as a dollar-quoted literal: quotes, backslashes, dollar signs and
+    even the tag itself (forced to collide once) arrive unchanged."""
+    tags = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(store_module.secrets, "token_hex", lambda n: next(tags))
+    nasty = {"q": "it's '; DROP TABLE eventstore.events; --", "d": "$$ $b$ $baaaa$ \\' \\\\",
+             "u": "é ✓ \u2028", "nl": "a\nb\tc"}
+    async with EventStore(pool).unit_of_work() as uow:
+        await uow.emit("feed:f", FeedUpdated(feed="f", changes=nasty))
+    [event] = await EventStore(pool).read_stream("feed:f")
+    assert event.payload == FeedUpdated(feed="f", changes=nasty)
+
+
+def test_dollar_quoted_refuses_nul() -> None:
+    with pytest.raises(ValueError):
+        store_module.dollar_quoted("a\x00b")

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import nats
 import pytest
 
 from berth.ops_cli import rebuild_all
@@ -32,6 +33,7 @@ from tests.spec.helpers import (
     to_bytes,
 )
 from tests.support.berth_app import BerthApp, berth_app
+from tests.support.databases import NATS_URL
 
 pytestmark = pytest.mark.integration
 SCHEMAS = ("api", "blob", "gc")
@@ -99,19 +101,29 @@ def _comparable(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
 
 
-async def gc_caught_up(conn: asyncpg.Connection) -> None:
-    """Wait until every bus consumer (gc's projection, the blob service's reaction to
-    ``feed.deleted``, which itself appends events) has recorded the last event's position and
-    no new event appeared meanwhile: the system is quiescent."""
-    positions = ("SELECT least((SELECT min(position) FROM gc.consumer_positions),"
-                 " (SELECT min(position) FROM blob.consumer_positions))")
-    while True:
-        last = await conn.fetchval("SELECT max(position) FROM eventstore.events")
-        if (await conn.fetchval(positions) or 0) >= last:
-            await asyncio.sleep(0.3)
-            if await conn.fetchval("SELECT max(position) FROM eventstore.events") == last:
-                return
-        await asyncio.sleep(0.05)
+async def gc_caught_up(conn: asyncpg.Connection, stream: str) -> None:
+    """Wait until the system is quiescent: the relay has published the last event, every bus
+    consumer of ``stream`` (gc's projection, the blob service's reaction to ``feed.deleted``,
+    which itself appends events) has nothing pending or unacknowledged, and no new event
+    appeared meanwhile. (Consumers receive only their own types, so their recorded positions
+    stop at the last event they apply; JetStream says whether they are done.)"""
+    bus = await nats.connect(NATS_URL)
+    try:
+        js = bus.jetstream()
+        while True:
+            last = await conn.fetchval("SELECT max(position) FROM eventstore.events")
+            relayed = await conn.fetchval(
+                "SELECT position FROM eventstore.checkpoints WHERE name = 'relay'") or 0
+            consumers = await js.consumers_info(stream)
+            idle = consumers and all(c.num_pending == 0 and c.num_ack_pending == 0
+                                     for c in consumers)
+            if relayed >= last and idle:
+                await asyncio.sleep(0.3)
+                if await conn.fetchval("SELECT max(position) FROM eventstore.events") == last:
+                    return
+            await asyncio.sleep(0.05)
+    finally:
+        await bus.close()
 
 
 async def test_rebuild_equals_live_projections() -> None:
@@ -121,7 +133,7 @@ async def test_rebuild_equals_live_projections() -> None:
         assert dsn
         conn = await asyncpg.connect(dsn)
         try:
-            await gc_caught_up(conn)
+            await gc_caught_up(conn, berth.settings.nats_stream)
             live = await snapshot(conn)
             assert all(live[t] for t in ("api.feeds", "api.manifests", "api.tags", "blob.links",
                                          "blob.uploads", "gc.blob_references")), live

@@ -252,3 +252,23 @@ async def _disconnected(bus: Bus) -> bool:
 
 async def _failed(relay: OutboxRelay) -> bool:
     return relay.failures > 0
+
+
+async def test_checkpoint_is_kept_in_memory_and_saved_when_asked(pool: asyncpg.Pool, bus: Bus) -> None:
+    """``relay_once`` does not write the table; ``save_checkpoint`` does (idle or timed), and a
+    relay that starts from the stale table value re-publishes nothing new (de-duplicated)."""
+    store = EventStore(pool)
+    await append(store, 3)
+    relay = OutboxRelay(pool, bus, save_seconds=60)
+    assert await relay.relay_once() == 3
+    async with pool.acquire() as conn:
+        assert await checkpoint(conn) == 0
+    assert await relay.relay_once() == 0  # the in-memory position moved on
+    await append(store, 1)
+    assert await relay.relay_once() == 1
+    restarted = OutboxRelay(pool, bus)  # took over before anything was saved
+    assert await restarted.sync_checkpoint() == (await store.read_all())[-1].position
+    await relay.save_checkpoint()
+    async with pool.acquire() as conn:
+        assert await checkpoint(conn) == (await store.read_all())[-1].position
+    await assert_published_once_in_order(pool, bus)

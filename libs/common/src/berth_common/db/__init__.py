@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import asyncpg
 
 from berth_common.db.migrations import Migration, apply_migrations, load_migrations
-from berth_common.db.pool import create_pool, ensure_database
+from berth_common.db.pool import create_pool, ensure_database, keeps_session_state
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -16,4 +16,5 @@ else:
     Connection = asyncpg.Connection
 
 __all__ = [
-    "Connection","Migration", "apply_migrations", "create_pool", "ensure_database", "load_migrations"]
+    "Connection","Migration", "apply_migrations", "create_pool", "ensure_database", "keeps_session_state",
+    "load_migrations"]

@@ -14,6 +14,8 @@ from importlib import resources
 
 import asyncpg
 
+from berth_common.db.pool import keeps_session_state
+
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x6265727468  # "berth"
 
@@ -50,6 +52,7 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
     """Apply every migration not yet recorded; return the names applied (in order)."""
     applied: list[str] = []
     async with pool.acquire() as conn:
+        keeps_session_state(conn)
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         try:
             await conn.execute(

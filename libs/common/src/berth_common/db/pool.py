@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import weakref
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +31,36 @@ async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
         raise ConnectionRefusedError(f"PostgreSQL is not reachable: {exc}") from exc
 
 
+_SESSION_STATE: weakref.WeakSet[asyncpg.Connection[Any]] = weakref.WeakSet()
+
+
+def keeps_session_state(conn: Any) -> None:
+    """Mark a pooled connection that took session-level state (a session advisory lock, LISTEN).
+
+    Its next release back to the pool runs asyncpg's full reset (``pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL``); other connections skip that round trip (see
+    ``_reset``). ``conn`` is a pool proxy or a raw ``asyncpg.Connection``.
+    """
+    _SESSION_STATE.add(getattr(conn, "_con", None) or conn)
+
+
+async def _reset(conn: asyncpg.Connection[Any]) -> None:
+    """Release hook of the pool: the full reset only for connections marked by
+    ``keeps_session_state``.
+
+    asyncpg rolls back an open transaction and drops listener callbacks before calling this.
+    Berth never sets session-level state otherwise (settings are ``set_config(…, true)``, i.e.
+    transaction-local; no ``WITH HOLD`` cursors), so the default reset query — one more round
+    trip on every release, ~4 % of a worker's CPU in a push (docs/PERFORMANCE.md) — is only
+    needed after session advisory locks or LISTEN.
+    """
+    if conn in _SESSION_STATE:
+        _SESSION_STATE.discard(conn)
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     """Create the pool for ``dsn`` (asyncpg URL; unix sockets via ``?host=/dir``).
 
@@ -38,7 +69,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     """
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-        statement_cache_size=1024, command_timeout=60, connect=_connect,
+        reset=_reset, statement_cache_size=1024, command_timeout=60, connect=_connect,
     )
     assert pool is not None
     return pool

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -23,14 +22,14 @@ import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from berth_common.bus import Bus
-from berth_common.db import Connection
+from berth_common.db import Connection, keeps_session_state
 from berth_common.events import RecordedEvent, decode
 from berth_common.eventstore.store import EventContext, Projector
 
 log = structlog.get_logger("berth.consumer")
-SKIP_RECORD_SECONDS = 1.0  # how long the position of ignored events may lag under steady traffic
 
 
 class ProjectionConsumer:
@@ -61,6 +60,7 @@ class ProjectionConsumer:
     async def run(self) -> None:
         """Run until cancelled: wait to be the active instance, then fetch, apply, acknowledge."""
         async with self.pool.acquire() as conn:
+            keeps_session_state(conn)
             while True:
                 if await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.key):
                     break
@@ -73,42 +73,61 @@ class ProjectionConsumer:
                 with contextlib.suppress(Exception):
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.key)
 
-    async def _consume(self) -> None:
-        sub = await self.bus.js.pull_subscribe(
-            f"{self.bus.prefix}.>", durable=self.name, stream=self.bus.stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                  max_ack_pending=1000, ack_wait=60),
+    @property
+    def filter_subject(self) -> str:
+        """The subjects this consumer needs, as one JetStream filter (NATS 2.9 takes one).
+
+        ``{"manifest.pushed", "manifest.deleted"}`` → ``<prefix>.manifest.>``; one type →
+        its subject; types of several aggregates → ``<prefix>.>`` (the rest is skipped here).
+        """
+        aggregates = {t.split(".", 1)[0] for t in self.types}
+        if len(self.types) == 1:
+            return f"{self.bus.prefix}.{next(iter(self.types))}"
+        if len(aggregates) == 1:
+            return f"{self.bus.prefix}.{aggregates.pop()}.>"
+        return f"{self.bus.prefix}.>"
+
+    async def _subscribe(self) -> Any:
+        """Bind the durable pull consumer, filtered server-side to ``filter_subject``.
+
+        A durable made with another filter (an older Berth delivered every event and skipped
+        most) is replaced by one that starts after its acknowledged floor, so nothing is
+        delivered twice or missed (redeliveries would be skipped by position anyway).
+        """
+        subject, start = self.filter_subject, None
+        with contextlib.suppress(NotFoundError):
+            info = await self.bus.js.consumer_info(self.bus.stream, self.name)
+            if info.config.filter_subject != subject:
+                start = (info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1
+                await self.bus.js.delete_consumer(self.bus.stream, self.name)
+                log.info("consumer.refiltered", consumer=self.name, subject=subject, start=start)
+        policy = {"deliver_policy": DeliverPolicy.ALL} if start is None else {
+            "deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start}
+        return await self.bus.js.pull_subscribe(
+            subject, durable=self.name, stream=self.bus.stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000,
+                                  ack_wait=60, **policy),
         )
-        # Events of other types are acknowledged without a transaction each: only the newest
-        # one is remembered (``skipped``) and its position recorded when the bus goes quiet
-        # or after ``SKIP_RECORD_SECONDS`` (an applied event records a later position anyway).
-        # Losing that record in a crash only means the ignored events are ignored again.
-        skipped: Msg | None = None
-        skipped_since = 0.0
+
+    async def _consume(self) -> None:
+        sub = await self._subscribe()
+        # Events of other types (only possible when ``filter_subject`` had to be the whole
+        # stream) are acknowledged without a transaction: the recorded position is that of the
+        # last event applied, as a rebuild records it.
         while True:
             try:
                 msgs = await sub.fetch(100, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
-                if skipped is not None:
-                    await self._apply_until_done(skipped)
-                    skipped = None
                 continue
             except nats.errors.Error as exc:
                 log.warning("consumer.fetch_failed", consumer=self.name, error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
-                if self._ignores(msg):
-                    skipped_since = skipped_since if skipped is not None else time.monotonic()
-                    skipped = msg
-                else:
+                if not self._ignores(msg):
                     await self._apply_until_done(msg)
-                    skipped = None
                 with contextlib.suppress(nats.errors.Error):
                     await msg.ack()  # a lost ack means a redelivery, which is skipped
-            if skipped is not None and time.monotonic() - skipped_since >= SKIP_RECORD_SECONDS:
-                await self._apply_until_done(skipped)
-                skipped = None
 
     def _ignores(self, msg: Msg) -> bool:
         """Whether ``msg`` is of a type this consumer does not apply (unparsable: not ignored)."""
@@ -141,9 +160,11 @@ class ProjectionConsumer:
         """Apply one bus envelope if it is new and of interest; return whether it was applied.
 
         The projection change and the new position commit together; if the projector raises,
-        neither does (the exception propagates). Envelopes at or below the recorded position
-        (redeliveries) change nothing.
+        neither does (the exception propagates). Envelopes of other types, and envelopes at or
+        below the recorded position (redeliveries), change nothing.
         """
+        if envelope["type"] not in self.types:
+            return False
         position = int(envelope["position"])
         async with self.pool.acquire() as conn, conn.transaction():
             seen = await conn.fetchval(
@@ -151,16 +172,14 @@ class ProjectionConsumer:
             )
             if seen is not None and position <= seen:
                 return False
-            applied = envelope["type"] in self.types
-            if applied:
-                event = decode(envelope["type"], int(envelope["schema_version"]), envelope["payload"])
-                await self.projector(conn, event, context_of_envelope(envelope))
+            event = decode(envelope["type"], int(envelope["schema_version"]), envelope["payload"])
+            await self.projector(conn, event, context_of_envelope(envelope))
             await conn.execute(
                 f"INSERT INTO {self.table}(name, position) VALUES ($1, $2) ON CONFLICT (name)"
                 " DO UPDATE SET position = excluded.position", self.key, position,
             )
-        self.applied += applied
-        return applied
+        self.applied += 1
+        return True
 
 
 def context_of_envelope(envelope: dict[str, Any]) -> EventContext:

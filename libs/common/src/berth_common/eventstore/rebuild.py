@@ -34,7 +34,7 @@ async def rebuild(pool: asyncpg.Pool, spec: ProjectionSpec, batch: int = 2000) -
 
     Returns the number of events applied. Concurrent writers and the projection's consumer
     wait (the tables are locked); a bus-fed projection's checkpoint is set to the last event
-    replayed, so its consumer skips what the rebuild applied.
+    it applied (as its consumer records it), so the consumer skips what the rebuild applied.
     """
     applied = 0
     # The checkpoint table is locked first: a live consumer locks its checkpoint row, then the
@@ -52,7 +52,8 @@ async def rebuild(pool: asyncpg.Pool, spec: ProjectionSpec, batch: int = 2000) -
                 if event.type in spec.types:
                     await spec.projector(conn, event.payload, context_of(event))
                     applied += 1
-            after = last = events[-1].position
+                    last = event.position
+            after = events[-1].position
         if spec.checkpoint is not None:
             table, name = spec.checkpoint
             await conn.execute(

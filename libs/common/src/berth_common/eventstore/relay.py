@@ -3,8 +3,11 @@
 DESIGN §2. One relay is active at a time (a session-level advisory lock elects it among all
 processes and workers). It reads ``position > checkpoint`` in batches, publishes each with
 ``Nats-Msg-Id`` = event id, waiting for each acknowledgement before the next (so the stream
-holds events in position order), then advances its checkpoint. A crash between publish and
-checkpoint re-publishes at most one batch, which JetStream de-duplicates; and on becoming
+holds events in position order), then advances its checkpoint. The leader keeps the
+checkpoint in memory and writes it to ``eventstore.checkpoints`` at most once per
+``save_seconds`` under steady traffic and whenever it falls idle (a write with a WAL flush per
+batch cost more than the publishes, docs/PERFORMANCE.md). A crash between publish and saved
+checkpoint re-publishes what came after, which JetStream de-duplicates; and on becoming
 leader, or after any failure, the relay first moves its checkpoint past the last event the
 stream already holds (matched by position *and* event id), so nothing is published twice even
 after the duplicate window. A NATS outage only delays publishing: the relay retries from its
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any, Final
 
 import asyncpg
@@ -23,7 +27,7 @@ import structlog
 from nats.js.errors import NotFoundError
 
 from berth_common.bus import Bus
-from berth_common.db import Connection
+from berth_common.db import Connection, keeps_session_state
 from berth_common.eventstore.store import NOTIFY_CHANNEL, read_all
 
 RELAY_LOCK: Final = 0x62657274_72656C61  # "berthrela"
@@ -41,15 +45,22 @@ class OutboxRelay:
     Args:
         pool: asyncpg pool; one connection is held for leadership and LISTEN while running.
         bus: the connected bus.
-        poll_seconds: fallback polling interval when no notification arrives.
+        poll_seconds: fallback polling interval when no notification arrives; also how long
+            the relay waits idle before saving its checkpoint.
         batch: events per read.
+        save_seconds: longest interval between checkpoint writes under steady traffic.
 
     ``published`` counts events sent (re-sends included), ``failures`` failed attempts (NATS or
     PostgreSQL errors, retried); ``leader`` says whether this relay holds the lock now.
     """
 
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, poll_seconds: float = 1.0, batch: int = 500):
+    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, poll_seconds: float = 1.0, batch: int = 500,
+                 save_seconds: float = 1.0):
         self.pool, self.bus, self.poll, self.batch = pool, bus, poll_seconds, batch
+        self.save_seconds = save_seconds
+        self._position: int | None = None  # published up to here (None: read it from the table)
+        self._saved = 0  # the position last written to the table
+        self._saved_at = 0.0
         self._wake = asyncio.Event()
         self.published = self.failures = 0
         self.leader = False
@@ -61,6 +72,7 @@ class OutboxRelay:
             LeadershipLost: the lock connection broke (the supervisor restarts the relay).
         """
         async with self.pool.acquire() as conn:
+            keeps_session_state(conn)
             while True:  # poll for the lock: a blocking lock would pin a backend forever
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
                     break
@@ -71,6 +83,8 @@ class OutboxRelay:
                 await self._relay_forever(conn)
             finally:
                 self.leader = False
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.save_checkpoint(), 2.0)
                 with contextlib.suppress(Exception):
                     await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
                     await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
@@ -86,6 +100,8 @@ class OutboxRelay:
                     await self.sync_checkpoint()
                     synced = True
                 moved = await self.relay_once()
+                if moved and time.monotonic() - self._saved_at >= self.save_seconds:
+                    await self.save_checkpoint()
                 backoff = self.poll
             except Exception as exc:
                 if leader.is_closed():
@@ -98,8 +114,11 @@ class OutboxRelay:
                 continue
             if moved < self.batch:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), self.poll)
+                except TimeoutError:  # idle: write the checkpoint down
+                    with contextlib.suppress(Exception):  # retried at the next quiet moment
+                        await self.save_checkpoint()
 
     async def relay_once(self) -> int:
         """Publish one batch after the checkpoint; return how many events were published.
@@ -107,23 +126,33 @@ class OutboxRelay:
         Only the leader may call this (``run`` does); raises whatever NATS or PostgreSQL raise.
         """
         async with self.pool.acquire() as conn:
-            events = await read_all(conn, await checkpoint(conn), self.batch)
-        if not events:
-            return 0
+            if self._position is None:
+                self._position = self._saved = await checkpoint(conn)
+            events = await read_all(conn, self._position, self.batch)
         for event in events:
             await self.bus.publish(bus_envelope(event.envelope()))
             self.published += 1
-        async with self.pool.acquire() as conn:
-            await advance(conn, events[-1].position)
+            self._position = event.position
         return len(events)
+
+    async def save_checkpoint(self) -> None:
+        """Write the in-memory checkpoint to ``eventstore.checkpoints`` if it moved."""
+        position = self._position
+        if position is not None and position > self._saved:
+            async with self.pool.acquire() as conn:
+                await advance(conn, position)
+            self._saved = position
+        self._saved_at = time.monotonic()
 
     async def sync_checkpoint(self) -> int:
         """Move the checkpoint past the stream's last message if it is one of our events.
 
         Covers a crash between publish and checkpoint, however long ago. Returns the checkpoint.
         """
+        self._position = None  # until we know: the table and the stream say where we are
         async with self.pool.acquire() as conn:
-            current = await checkpoint(conn)
+            current = self._saved = await checkpoint(conn)
+            self._position = current
             info = await self.bus.js.stream_info(self.bus.stream)
             if not info.state.last_seq:
                 return current
@@ -141,6 +170,7 @@ class OutboxRelay:
                 log.warning("relay.stream_mismatch", position=position, msg_id=msg_id)
                 return current
             await advance(conn, int(position))
+            self._position = self._saved = int(position)
             return int(position)
 
 

@@ -16,6 +16,7 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from berth_common.db import keeps_session_state
 from berth_common.events import Metadata
 from berth_common.events.identities import SigningKeyCreated
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
@@ -61,6 +62,7 @@ async def create_key(store: EventStore, settings: AuthSettings, *, retire_others
 async def ensure_key(store: EventStore, settings: AuthSettings) -> None:
     """Create the first signing key unless an active one exists (service start)."""
     async with store.pool.acquire() as conn:
+        keeps_session_state(conn)
         await conn.execute("SELECT pg_advisory_lock(hashtext('berth.auth.keys'))")
         try:
             if not await conn.fetchval("SELECT 1 FROM auth.signing_keys WHERE retire_at IS NULL"):

@@ -28,7 +28,7 @@ import structlog
 
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.projections.tables import project
-from berth_common.db import Connection
+from berth_common.db import Connection, keeps_session_state
 from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore
 from berth_common.storage import StorageDriver
@@ -62,6 +62,7 @@ async def collect_garbage(store: EventStore, storage: StorageDriver, grace: time
     """Run both phases once. Returns zeros when another process is collecting."""
     cutoff = (now or datetime.now(UTC)) - grace
     async with store.pool.acquire() as conn:
+        keeps_session_state(conn)
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", GC_LOCK):
             return GcResult(0, 0, 0)
         try:
