@@ -29,9 +29,9 @@ def projections() -> list[ProjectionSpec]:
 
 def setup(app: FastAPI) -> None:
     """Mount the api routers on ``app`` (which must have ``state.resources`` at run time)."""
+    app.include_router(manifests.router)  # the busiest first (the paths do not overlap)
     app.include_router(base.router)
     app.include_router(listing.router)
-    app.include_router(manifests.router)
     app.include_router(admin.router)
 
 

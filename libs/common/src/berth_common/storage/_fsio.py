@@ -189,8 +189,13 @@ class AppendHandle:
             raise InvalidOffset(path, offset, size)
         return cls(fd, full, offset, created)
 
-    def finish(self) -> int:
-        """fsync and close; return the new size in bytes."""
+    def finish(self, rest: bytes | bytearray = b"") -> int:
+        """Write ``rest``, fsync and close; return the new size in bytes.
+
+        A failed write leaves the file as the caller's ``rollback`` expects: still open.
+        """
+        if rest:
+            write_all(self.fd, rest)
         try:
             os.fsync(self.fd)
             return os.fstat(self.fd).st_size

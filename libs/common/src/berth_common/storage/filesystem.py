@@ -91,7 +91,7 @@ class FilesystemDriver:
         full = self._full(path)
         tmp = await _run(_fsio.TempFile.create, full)
         try:
-            written = await self._pump(tmp.fd, chunks)
+            written, _ = await self._pump(tmp.fd, chunks)
             await _run(tmp.commit, full)
         except BaseException:
             tmp.discard()
@@ -108,14 +108,20 @@ class FilesystemDriver:
             raise ValueError(f"negative append offset {offset}")
         handle = await _run(_fsio.AppendHandle.open, self._full(path), path, offset)
         try:
-            await self._pump(handle.fd, chunks)
+            _, rest = await self._pump(handle.fd, chunks, keep_last=True)
+            return await _run(handle.finish, rest)  # the last write, fsync, close: one thread hop
         except BaseException:
             handle.rollback()
             raise
-        return await _run(handle.finish)
 
-    async def _pump(self, fd: int, chunks: AsyncIterable[bytes]) -> int:
-        """Copy ``chunks`` to ``fd`` in writes of about ``buffer_size`` bytes; return the count."""
+    async def _pump(self, fd: int, chunks: AsyncIterable[bytes], *, keep_last: bool = False
+                    ) -> tuple[int, bytes | bytearray]:
+        """Copy ``chunks`` to ``fd`` in writes of about ``buffer_size`` bytes.
+
+        Returns ``(bytes received, rest)``. With ``keep_last`` the final partial buffer is
+        ``rest``, not yet written (the caller writes it together with its fsync); otherwise it
+        is written and ``rest`` is empty.
+        """
         total, buf = 0, bytearray()
         async for chunk in chunks:
             total += len(chunk)
@@ -126,9 +132,10 @@ class FilesystemDriver:
             if len(buf) >= self._buffer:
                 await _run(_fsio.write_all, fd, buf)
                 buf = bytearray()
-        if buf:
+        if buf and not keep_last:
             await _run(_fsio.write_all, fd, buf)
-        return total
+            buf = bytearray()
+        return total, buf
 
     async def move(self, src: str, dst: str) -> None:
         """Rename ``src`` over ``dst`` (parents created); ``ObjectNotFound`` if ``src`` is no file."""

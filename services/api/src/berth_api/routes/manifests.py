@@ -7,13 +7,17 @@ served are exactly the bytes pushed.
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from berth_api.deps import Pool, Repository, Store
+from berth_api.deps import get_pool, get_store
 from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
-from berth_common.auth import Caller, require
+from berth_common.auth import Caller
 from berth_common.errors import ManifestInvalid, ManifestUnknown
+from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.oci.accept import acceptable_for
 from berth_common.oci.digest import Digest
@@ -29,14 +33,13 @@ class ManifestTooLarge(ManifestInvalid):
     status = 413
 
 
-@router.get(PATH, include_in_schema=False)
-@router.head(PATH, include_in_schema=False)
-async def get_manifest(request: Request, repository: Repository, reference: str, pool: Pool,
-                       caller: Caller = require("pull")) -> Response:
+@registry_route(router, PATH, ["GET", "HEAD"], "pull")
+async def get_manifest(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """200 with the manifest bytes, ``Content-Type``, ``Docker-Content-Digest``; HEAD: headers only.
 
     Raises ``ManifestUnknown`` (404) when absent or not acceptable per ``Accept``.
     """
+    pool, reference = await get_pool(request), request.path_params["reference"]
     ref = parse_reference(reference)
     head = request.method == "HEAD"
     row = await _lookup(pool, repository, ref, head)
@@ -58,7 +61,8 @@ async def get_manifest(request: Request, repository: Repository, reference: str,
     return Response(content=b"" if head else row["body"], headers=headers, media_type=row["media_type"])
 
 
-async def _lookup(pool: Pool, repository: RepositoryName, ref: str | Digest, head: bool) -> dict | None:  # type: ignore[type-arg]
+async def _lookup(pool: asyncpg.Pool, repository: RepositoryName, ref: str | Digest,
+                  head: bool) -> dict[str, Any] | None:
     body = "''::bytea AS body" if head else "m.body"
     if isinstance(ref, Digest):
         sql = (f"SELECT m.digest, m.media_type, m.size, {body} FROM api.manifests m"
@@ -71,11 +75,10 @@ async def _lookup(pool: Pool, repository: RepositoryName, ref: str | Digest, hea
     return dict(row) if row is not None else None
 
 
-@router.put(PATH, include_in_schema=False)
-async def put(request: Request, repository: Repository, reference: str, store: Store,
-              caller: Caller = require("push")) -> Response:
+@registry_route(router, PATH, ["PUT"], "push")
+async def put(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """201 with ``Location``, ``Docker-Content-Digest`` (and ``OCI-Subject`` for referrers)."""
-    ref = parse_reference(reference)
+    store, ref = await get_store(request), parse_reference(request.path_params["reference"])
     limit = request.app.state.resources.settings.uploads.max_manifest_bytes
     body = await _read_limited(request, limit)
     result = await put_manifest(store, repository, ref, body, request.headers.get("content-type"),
@@ -104,11 +107,10 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.delete(PATH, include_in_schema=False)
-async def delete(request: Request, repository: Repository, reference: str, store: Store,
-                 caller: Caller = require("delete")) -> Response:
+@registry_route(router, PATH, ["DELETE"], "delete")
+async def delete(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """202: by digest deletes the manifest and its tags; by tag deletes only the tag."""
-    ref = parse_reference(reference)
+    store, ref = await get_store(request), parse_reference(request.path_params["reference"])
     meta = metadata_of(request, caller)
     if isinstance(ref, Digest):
         await delete_manifest(store, repository, ref, meta)

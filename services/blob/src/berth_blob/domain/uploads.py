@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from berth_blob.domain.gc import lock_blob
+from berth_blob.domain.gc import blob_lock_key
 from berth_blob.domain.hashers import HasherCache
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.streams import Metered
@@ -152,8 +152,9 @@ class Uploads:
         await self._trim(session, path)  # nothing was read from ``chunks`` yet: retry once
         return await self.storage.append(path, chunks, session.size)
 
-    async def _trim(self, session: Session, path: str) -> None:
+    async def _trim(self, session: Session, path: str) -> bool:
         """Cut the session's data back to its recorded size (no-op when it is not longer).
+        Returns whether the data exists.
 
         A PATCH killed mid-stream (SIGKILL, power loss, a failed ``ChunkReceived`` commit)
         leaves bytes in storage that were never recorded nor acknowledged; the client resends
@@ -161,11 +162,12 @@ class Uploads:
         """
         info = await self.storage.stat(path)
         if info is None or info.size <= session.size:
-            return
+            return info is not None
         spare = f"{path}.trim"
         await self.storage.write(spare, self.storage.read(path, 0, session.size))
         await self.storage.move(spare, path)
         self.hashers.forget(session.id)
+        return True
 
     async def _record_chunk(self, session: Session, count: int, meta: Metadata) -> None:
         async def work(uow: UnitOfWork) -> None:
@@ -195,8 +197,8 @@ class Uploads:
         layout = FeedLayout.of(session.repository)
         data = layout.upload_data(session.id)
         target = layout.blob(str(digest))
-        await self._trim(session, data)
-        source = await self._source(session, data, target, meta)
+        exists = await self._trim(session, data)
+        source = await self._source(session, data, exists, target, meta)
         actual = await self._digest_of(session, source, digest.algorithm)
         if actual != digest:
             await self._discard(session, f"digest mismatch: content is {actual}", meta)
@@ -206,8 +208,8 @@ class Uploads:
         async def work(uow: UnitOfWork) -> None:
             # The per-blob lock that garbage collection takes before deleting content: the
             # content found (or moved) here cannot vanish before the link commits.
-            await require_feed(uow.conn, RepositoryName.parse(session.repository), share_lock=True)
-            await lock_blob(uow.conn, layout.feed, str(digest))
+            await require_feed(uow.conn, RepositoryName.parse(session.repository), share_lock=True,
+                               lock_blob=(layout.feed, str(digest)))
             await self._place(session, data, target)
             await uow.emit(f"upload:{session.id}", UploadCompleted(
                 upload_id=session.id, repository=session.repository, digest=str(digest),
@@ -218,11 +220,12 @@ class Uploads:
         await self.storage.delete(layout.upload_prefix(session.id))
         self.hashers.forget(session.id)
 
-    async def _source(self, session: Session, data: str, target: str, meta: Metadata) -> str:
+    async def _source(self, session: Session, data: str, exists: bool, target: str,
+                      meta: Metadata) -> str:
         """Where the session's bytes are: its data, or ``target`` if a crash came between the
         move into place and the commit (verified again by the caller). Raises
         ``BlobUploadInvalid`` (session discarded) when they are nowhere."""
-        if session.size == 0 or await self.storage.stat(data) is not None:
+        if session.size == 0 or exists:
             return data
         placed = await self.storage.stat(target)
         if placed is not None and placed.size == session.size:
@@ -277,14 +280,24 @@ async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None
 
 
 async def require_feed(conn: Connection, repository: RepositoryName, *,
-                       share_lock: bool = False) -> None:
+                       share_lock: bool = False, lock_blob: tuple[str, str] | None = None) -> None:
     """Raise ``NameUnknown`` unless the feed exists (read through api's published view).
 
     ``share_lock`` holds the feed row until the transaction ends, so a concurrent feed DELETE
     waits for it (or it sees the deletion): nothing is linked into a deleted feed.
+    ``lock_blob=(feed, digest)`` then also takes that blob's lock (``gc.lock_blob``) in the same
+    round trip, after the feed row.
     """
     lock = " FOR SHARE" if share_lock else ""
-    if not await conn.fetchval(f"SELECT 1 FROM api.v_feeds WHERE name = $1{lock}", repository.feed):
+    if lock_blob is not None:
+        found = await conn.fetchval(
+            f"WITH feed AS MATERIALIZED (SELECT 1 AS found FROM api.v_feeds WHERE name = $1{lock})"
+            " SELECT found FROM feed, LATERAL (SELECT pg_advisory_xact_lock($2)) AS blob_lock",
+            repository.feed, blob_lock_key(*lock_blob))
+    else:
+        found = await conn.fetchval(f"SELECT 1 FROM api.v_feeds WHERE name = $1{lock}",
+                                    repository.feed)
+    if not found:
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
             " must be created first (berth feed create FEED)", detail={"name": str(repository)})

@@ -42,11 +42,12 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
                 event.upload_id, event.offset + event.length, ctx.occurred_at,
             )
         case UploadCompleted():
-            await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)
-            await conn.execute(
-                "INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($1, $2, $3, $4)"
+            await conn.execute(  # one round trip: the session goes, the content is recorded
+                "WITH done AS (DELETE FROM blob.uploads WHERE id = $1)"
+                " INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($2, $3, $4, $5)"
                 " ON CONFLICT (feed, digest) DO NOTHING",
-                feed_of(event.repository), event.digest, event.size, ctx.occurred_at,
+                event.upload_id, feed_of(event.repository), event.digest, event.size,
+                ctx.occurred_at,
             )
         case UploadCancelled() | UploadExpired():
             await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)

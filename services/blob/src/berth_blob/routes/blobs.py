@@ -9,26 +9,27 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from berth_blob.deps import Repository, Storage, Store
+from berth_blob.deps import get_storage, get_store
 from berth_blob.domain.blobs import find, unlink
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.routes.ranges import parse_range
-from berth_common.auth import Caller, require
+from berth_common.auth import Caller
 from berth_common.errors import BlobUnknown
+from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.http.zerocopy import FileRangeResponse
 from berth_common.oci.digest import Digest
+from berth_common.oci.reference import RepositoryName
 
 router = APIRouter()
 PATH = "/v2/{name:path}/blobs/{digest}"
 
 
-@router.get(PATH, include_in_schema=False)
-@router.head(PATH, include_in_schema=False)
-async def get_blob(request: Request, repository: Repository, digest: str, store: Store,
-                   storage: Storage, caller: Caller = require("pull")) -> Response:
+@registry_route(router, PATH, ["GET", "HEAD"], "pull")
+async def get_blob(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """200 (or 206 for a ``Range``) with the blob; 404 BLOB_UNKNOWN; 416 RANGE_INVALID."""
-    blob = await find(store, repository, Digest.parse(digest))
+    storage = await get_storage(request)
+    blob = await find(await get_store(request), repository, Digest.parse(request.path_params["digest"]))
     path = FeedLayout.of(str(repository)).blob(blob.digest)
     headers = {"Docker-Content-Digest": blob.digest, "Accept-Ranges": "bytes",
                "ETag": f'"{blob.digest}"', "Cache-Control": "max-age=31536000"}
@@ -54,9 +55,10 @@ async def get_blob(request: Request, repository: Repository, digest: str, store:
                              media_type="application/octet-stream")
 
 
-@router.delete(PATH, include_in_schema=False)
-async def delete_blob(request: Request, repository: Repository, digest: str, store: Store,
-                      caller: Caller = require("delete")) -> Response:
+@registry_route(router, PATH, ["DELETE"], "delete")
+async def delete_blob(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """202: the repository no longer serves the blob (content is reclaimed by GC)."""
-    await unlink(store, repository, Digest.parse(digest), metadata_of(request, caller))
+    digest = request.path_params["digest"]
+    await unlink(await get_store(request), repository, Digest.parse(digest),
+                 metadata_of(request, caller))
     return Response(status_code=202, headers={"Docker-Content-Digest": digest})

@@ -12,13 +12,14 @@ import contextlib
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from berth_blob.deps import Repository, Store, UploadsDep
+from berth_blob.deps import get_store, get_uploads
 from berth_blob.domain.blobs import mount
 from berth_blob.domain.uploads import Session, Uploads, range_header
 from berth_blob.routes.ranges import parse_content_range, parse_length
-from berth_common.auth import Caller, require
+from berth_common.auth import Caller
 from berth_common.errors import BlobUploadUnknown, DigestInvalid
 from berth_common.events import Metadata
+from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
@@ -47,11 +48,11 @@ def _has_body(request: Request) -> bool:
     return chunked or (length is not None and length != "0")
 
 
-@router.post(START, include_in_schema=False)
-@router.post(START.rstrip("/"), include_in_schema=False)
-async def start_upload(request: Request, repository: Repository, store: Store, uploads: UploadsDep,
-                       caller: Caller = require("push")) -> Response:
+@registry_route(router, START.rstrip("/"), ["POST"], "push")
+@registry_route(router, START, ["POST"], "push")
+async def start_upload(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """201 for a mount or a monolithic upload; else 202 with a new session's ``Location``."""
+    store, uploads = await get_store(request), await get_uploads(request)
     meta = metadata_of(request, caller)
     params = request.query_params
     if "mount" in params:
@@ -78,21 +79,21 @@ async def _cancel_quietly(uploads: Uploads, repository: RepositoryName, upload_i
         await uploads.cancel(repository, upload_id, meta)
 
 
-@router.patch(SESSION, include_in_schema=False)
-async def patch_upload(request: Request, repository: Repository, upload_id: str,
-                       uploads: UploadsDep, caller: Caller = require("push")) -> Response:
+@registry_route(router, SESSION, ["PATCH"], "push")
+async def patch_upload(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """202 with the cumulative ``Range``; 416 for an out-of-order chunk (nothing appended)."""
+    uploads = await get_uploads(request)
     session = await uploads.append(
-        repository, upload_id, request.stream(),
+        repository, request.path_params["upload_id"], request.stream(),
         parse_content_range(request.headers.get("content-range")),
         parse_length(request.headers.get("content-length")), metadata_of(request, caller))
     return Response(status_code=202, headers=_session_headers(repository, session))
 
 
-@router.put(SESSION, include_in_schema=False)
-async def put_upload(request: Request, repository: Repository, upload_id: str,
-                     uploads: UploadsDep, caller: Caller = require("push")) -> Response:
+@registry_route(router, SESSION, ["PUT"], "push")
+async def put_upload(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """201 when ``?digest=`` matches the content; 400 DIGEST_INVALID (session discarded) if not."""
+    uploads, upload_id = await get_uploads(request), request.path_params["upload_id"]
     raw = request.query_params.get("digest")
     if raw is None:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
@@ -105,17 +106,17 @@ async def put_upload(request: Request, repository: Repository, upload_id: str,
     return _created(repository, digest)
 
 
-@router.get(SESSION, include_in_schema=False)
-async def upload_status(repository: Repository, upload_id: str, uploads: UploadsDep,
-                        caller: Caller = require("push")) -> Response:
+@registry_route(router, SESSION, ["GET"], "push")
+async def upload_status(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """204 with the session's ``Range``; 404 BLOB_UPLOAD_UNKNOWN."""
-    session = await uploads.get(repository, upload_id)
+    uploads = await get_uploads(request)
+    session = await uploads.get(repository, request.path_params["upload_id"])
     return Response(status_code=204, headers=_session_headers(repository, session))
 
 
-@router.delete(SESSION, include_in_schema=False)
-async def cancel_upload(request: Request, repository: Repository, upload_id: str,
-                        uploads: UploadsDep, caller: Caller = require("push")) -> Response:
+@registry_route(router, SESSION, ["DELETE"], "push")
+async def cancel_upload(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """204: the session is cancelled and its data removed; 404 BLOB_UPLOAD_UNKNOWN."""
-    await uploads.cancel(repository, upload_id, metadata_of(request, caller))
+    uploads = await get_uploads(request)
+    await uploads.cancel(repository, request.path_params["upload_id"], metadata_of(request, caller))
     return Response(status_code=204)
