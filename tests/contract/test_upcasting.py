@@ -93,3 +93,48 @@ async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
             assert stored == {"name": "old"}
         finally:
             await pool.close()
+
+
+@pytest.mark.integration
+async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -> None:
+    """``relay.read_encoded`` (PostgreSQL builds the JSON) publishes what ``bus_envelope(
+    RecordedEvent.envelope())`` would, for every golden event (manifest bodies omitted) and
+    for an event stored at an older schema version (upcast in Python)."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from berth_common.events import all_types
+    from berth_common.events.base import Metadata
+    from berth_common.eventstore.relay import bus_envelope, read_encoded
+
+    golden = Path(__file__).parent / "golden"
+    async with temporary_database() as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
+            store = EventStore(pool)
+            deploy(RenamedV1)
+            meta = Metadata(actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+            async with store.unit_of_work(metadata=meta) as uow:
+                await uow.emit("test:1", RenamedV1(name="old"))
+                for type_name, cls in sorted(all_types().items()):
+                    if type_name.startswith("test."):
+                        continue
+                    payload = json.loads((golden / f"{type_name}.v{cls.schema_version}.json").read_text())
+                    await uow.emit(f"golden:{type_name}", decode(type_name, cls.schema_version, payload))
+            deploy(RenamedV2, {1: upcast_v1})
+            expected = [bus_envelope(e.envelope()) for e in await store.read_all()]
+            async with pool.acquire() as conn:
+                encoded = await read_encoded(conn, 0, 1000)
+        finally:
+            await pool.close()
+    assert len(encoded) == len(expected) > 20
+    for event, want in zip(encoded, expected, strict=True):
+        got = json.loads(event.data)
+        assert datetime.fromisoformat(got.pop("recorded_at")) == datetime.fromisoformat(
+            want.pop("recorded_at"))
+        assert got == json.loads(json.dumps(want)), want["type"]
+        assert (event.type, event.position, event.event_id, event.traceparent) == (
+            want["type"], want["position"], want["event_id"], meta.traceparent)
+    assert json.loads(encoded[0].data)["payload"] == {"title": "old", "note": "upcast from v1"}
+    assert any(json.loads(e.data).get("body_omitted") for e in encoded)

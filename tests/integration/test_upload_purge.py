@@ -35,3 +35,28 @@ async def test_purge_expires_only_idle_sessions() -> None:
         assert leftovers == []
         again = await purge_expired_uploads(store, storage, timedelta(days=1))
         assert again.expired == 0
+
+
+async def test_completed_uploads_leave_no_session_data() -> None:
+    """A commit moves the data to its content address (over an existing copy of a duplicate,
+    same bytes) and the emptied session folder goes with it; the empty blob has no data."""
+    import hashlib
+
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("done")
+        c, storage = berth.client, berth.app.state.blob_storage
+        data = b"z" * 5000
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        empty = "sha256:" + hashlib.sha256(b"").hexdigest()
+        for repo in ("done/a", "done/b"):  # the second one is a duplicate in the feed's store
+            location = (await c.post(f"/v2/{repo}/blobs/uploads/")).headers["location"]
+            assert (await c.patch(location, content=data)).status_code == 202
+            assert (await c.put(location, params={"digest": digest})).status_code == 201
+        location = (await c.post("/v2/done/a/blobs/uploads/")).headers["location"]
+        assert (await c.put(location, params={"digest": empty})).status_code == 201
+        assert [p async for p in storage.list("feeds/done/uploads")] == []
+        blobs = [p async for p in storage.list("feeds/done/blobs")]
+        assert len(blobs) == 2
+        for repo in ("done/a", "done/b"):
+            assert (await c.get(f"/v2/{repo}/blobs/{digest}")).content == data
+        assert (await c.get(f"/v2/done/a/blobs/{empty}")).content == b""

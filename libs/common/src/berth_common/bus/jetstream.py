@@ -44,20 +44,27 @@ class Bus:
         Raises:
             nats.errors.Error: NATS is unreachable or did not acknowledge.
         """
-        headers = {
-            "Nats-Msg-Id": envelope["event_id"],
-            "Berth-Type": envelope["type"],
-            "Berth-Position": str(envelope["position"]),
-        }
-        traceparent = (envelope.get("metadata") or {}).get("traceparent")
+        return await self.publish_encoded(
+            envelope["type"], int(envelope["position"]), str(envelope["event_id"]),
+            (envelope.get("metadata") or {}).get("traceparent"),
+            json.dumps(envelope, separators=(",", ":")).encode())
+
+    async def publish_encoded(self, event_type: str, position: int, event_id: str,
+                              traceparent: str | None, data: bytes) -> int:
+        """Publish an envelope already encoded as JSON ``data`` (the relay builds it in SQL).
+
+        Headers: ``Nats-Msg-Id`` = ``event_id`` (JetStream de-duplication), ``Berth-Type``,
+        ``Berth-Position`` and the W3C ``traceparent`` if any. Returns the stream sequence.
+
+        Raises:
+            nats.errors.Error: NATS is unreachable or did not acknowledge.
+        """
+        headers = {"Nats-Msg-Id": event_id, "Berth-Type": event_type,
+                   "Berth-Position": str(position)}
         if traceparent:
             headers["traceparent"] = traceparent
-        ack = await self.js.publish(
-            subject_for(self.prefix, envelope["type"]),
-            json.dumps(envelope, separators=(",", ":")).encode(),
-            stream=self.stream,
-            headers=headers,
-        )
+        ack = await self.js.publish(subject_for(self.prefix, event_type), data,
+                                    stream=self.stream, headers=headers)
         return int(ack.seq)
 
     async def close(self) -> None:

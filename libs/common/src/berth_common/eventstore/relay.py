@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
@@ -28,6 +30,7 @@ from nats.js.errors import NotFoundError
 
 from berth_common.bus import Bus
 from berth_common.db import Connection, keeps_session_state
+from berth_common.events.catalogue import event_class
 from berth_common.eventstore.store import NOTIFY_CHANNEL, read_all
 
 RELAY_LOCK: Final = 0x62657274_72656C61  # "berthrela"
@@ -128,9 +131,9 @@ class OutboxRelay:
         async with self.pool.acquire() as conn:
             if self._position is None:
                 self._position = self._saved = await checkpoint(conn)
-            events = await read_all(conn, self._position, self.batch)
+            events = await read_encoded(conn, self._position, self.batch)
         for event in events:
-            await self.bus.publish(bus_envelope(event.envelope()))
+            await self.bus.publish_encoded(*event.headers, data=event.data)
             self.published += 1
             self._position = event.position
         return len(events)
@@ -189,6 +192,59 @@ async def advance(conn: Connection, position: int) -> None:
         " updated_at = now()",
         CHECKPOINT, position,
     )
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    """An event as the relay publishes it: ``data`` is the bus envelope's JSON."""
+
+    position: int
+    event_id: str
+    type: str
+    traceparent: str | None
+    data: bytes
+
+    @property
+    def headers(self) -> tuple[str, int, str, str | None]:
+        """``(type, position, event_id, traceparent)``: ``Bus.publish_encoded``'s leading args."""
+        return self.type, self.position, self.event_id, self.traceparent
+
+
+# The bus envelope (``RecordedEvent.envelope`` + ``bus_envelope``), built by PostgreSQL from the
+# stored JSON: no decoding into models and re-encoding per event in the relay. Only events of
+# an older schema version (to be upcast) take the Python path.
+_ENCODED_SQL = """
+SELECT position, event_id::text AS event_id, type, schema_version,
+       metadata->>'traceparent' AS traceparent,
+       (jsonb_build_object(
+            'position', position, 'stream', stream, 'version', version, 'type', type,
+            'schema_version', schema_version, 'event_id', event_id,
+            'recorded_at', recorded_at, 'metadata', metadata,
+            'payload', CASE WHEN jsonb_typeof(payload->'body') = 'string'
+                            THEN jsonb_set(payload, '{body}', '""') ELSE payload END)
+        || CASE WHEN jsonb_typeof(payload->'body') = 'string'
+                THEN '{"body_omitted": true}'::jsonb ELSE '{}'::jsonb END)::text AS envelope
+  FROM eventstore.events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+
+
+async def read_encoded(conn: Connection, after: int, limit: int) -> list[EncodedEvent]:
+    """Committed events after ``after`` in position order, as bus envelopes (JSON bytes).
+
+    Events stored with an older schema version are upcast in Python (``read_all``), so the
+    bus always carries the current version of every payload.
+    """
+    rows = await conn.fetch(_ENCODED_SQL, after, limit)
+    out: list[EncodedEvent] = []
+    for row in rows:
+        if row["schema_version"] == event_class(row["type"]).schema_version:
+            data = row["envelope"].encode()
+        else:
+            [old] = await read_all(conn, row["position"] - 1, 1)
+            data = json.dumps(bus_envelope(old.envelope()), separators=(",", ":")).encode()
+        out.append(EncodedEvent(row["position"], row["event_id"], row["type"],
+                                row["traceparent"], data))
+    return out
 
 
 def bus_envelope(envelope: dict[str, Any]) -> dict[str, Any]:

@@ -199,25 +199,31 @@ class Uploads:
         target = layout.blob(str(digest))
         exists = await self._trim(session, data)
         source = await self._source(session, data, exists, target, meta)
-        actual = await self._digest_of(session, source, digest.algorithm)
+        actual = await self._digest_of(session, source, exists, digest.algorithm)
         if actual != digest:
             await self._discard(session, f"digest mismatch: content is {actual}", meta)
             raise DigestInvalid(f"the uploaded content has digest {actual}, not {digest}",
                                 detail={"digest": str(digest)})
 
+        placed = source == target  # a crash came after the move: nothing left to move
+
         async def work(uow: UnitOfWork) -> None:
+            nonlocal placed
             # The per-blob lock that garbage collection takes before deleting content: the
             # content found (or moved) here cannot vanish before the link commits.
             await require_feed(uow.conn, RepositoryName.parse(session.repository), share_lock=True,
                                lock_blob=(layout.feed, str(digest)))
-            await self._place(session, data, target)
+            if not placed:  # once, even if the transaction is retried
+                await self._place(data, exists, target)
+                placed = True
             await uow.emit(f"upload:{session.id}", UploadCompleted(
                 upload_id=session.id, repository=session.repository, digest=str(digest),
                 size=session.size))
             await link(uow, session.repository, str(digest), session.size)
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
-        await self.storage.delete(layout.upload_prefix(session.id))
+        if not exists:  # a moved data file takes its emptied session folder with it
+            await self.storage.delete(layout.upload_prefix(session.id))
         self.hashers.forget(session.id)
 
     async def _source(self, session: Session, data: str, exists: bool, target: str,
@@ -233,17 +239,21 @@ class Uploads:
         await self._discard(session, "the session's data is missing", meta)
         raise BlobUploadInvalid("the upload session's data is missing; upload the blob again")
 
-    async def _place(self, session: Session, data: str, target: str) -> None:
-        """Put the verified bytes at their content address (deduplicated: kept if present)."""
-        if await self.storage.stat(target) is not None:
-            return
-        if session.size == 0 and await self.storage.stat(data) is None:
-            await self.storage.write(target, _empty())
-        else:
-            await self.storage.move(data, target)
+    async def _place(self, data: str, exists: bool, target: str) -> None:
+        """Put the verified bytes at their content address.
 
-    async def _digest_of(self, session: Session, path: str, algorithm: str) -> Digest:
-        if session.size == 0 and await self.storage.stat(path) is None:
+        The data file is moved over ``target`` even if the content is already there: the bytes
+        are the same (verified digest), the rename is atomic, and readers keep the file they
+        opened; a ``stat`` first would cost a thread hop on every push to save a rename on a
+        duplicate. No data file means the empty blob (size 0, never appended to).
+        """
+        if exists:
+            await self.storage.move(data, target)
+        else:
+            await self.storage.write(target, _empty())
+
+    async def _digest_of(self, session: Session, path: str, exists: bool, algorithm: str) -> Digest:
+        if session.size == 0 and not exists:
             hasher: Any = Digest.of(b"", algorithm).new_hasher()
         elif algorithm == "sha256":
             hasher = await self.hashers.at(session.id, session.size, self.storage, path)
