@@ -52,15 +52,16 @@ class OutboxRelay:
             the relay waits idle before saving its checkpoint.
         batch: events per read.
         save_seconds: longest interval between checkpoint writes under steady traffic.
+        settle_seconds: pause after a notification before reading (requests go first).
 
     ``published`` counts events sent (re-sends included), ``failures`` failed attempts (NATS or
     PostgreSQL errors, retried); ``leader`` says whether this relay holds the lock now.
     """
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, *, poll_seconds: float = 1.0, batch: int = 500,
-                 save_seconds: float = 1.0):
+                 save_seconds: float = 1.0, settle_seconds: float = 0.002):
         self.pool, self.bus, self.poll, self.batch = pool, bus, poll_seconds, batch
-        self.save_seconds = save_seconds
+        self.save_seconds, self.settle = save_seconds, settle_seconds
         self._position: int | None = None  # published up to here (None: read it from the table)
         self._saved = 0  # the position last written to the table
         self._saved_at = 0.0
@@ -122,6 +123,11 @@ class OutboxRelay:
                 except TimeoutError:  # idle: write the checkpoint down
                     with contextlib.suppress(Exception):  # retried at the next quiet moment
                         await self.save_checkpoint()
+                else:
+                    # The NOTIFY arrives while the committing request is still finishing in
+                    # this process: let it send its response first (and let commits that
+                    # follow at once join the batch) instead of reading in front of it.
+                    await asyncio.sleep(self.settle)
 
     async def relay_once(self) -> int:
         """Publish one batch after the checkpoint; return how many events were published.
