@@ -190,7 +190,7 @@ def key_create(owner: Annotated[str | None, typer.Option(help="the user the key 
                expires: Annotated[str | None, typer.Option(help="ISO 8601 expiry")] = None,
                description: str = "", url: Url = None, data_dir: DataDir = Path("berth-data"),
                user: AdminUser = "admin", password: AdminPassword = None) -> None:
-    """Create an API key and print it once (log in with user ``api`` and the key as password)."""
+    """Create an API key and print it once (log in with user "api" and the key as password)."""
     body = {"owner": owner, "feeds": feed or None, "privileges": privilege or ["view"],
             "expires_at": expires, "description": description}
     key = call("POST", "/api/keys", url=url, data_dir=data_dir, user=user, password=password,

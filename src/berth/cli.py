@@ -61,7 +61,7 @@ def up(
 ) -> None:
     """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured."""
     from berth import tls as tls_setup
-    from berth.embedded import EmbeddedServices
+    from berth.embedded import EmbeddedServiceError, EmbeddedServices
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
     # ``finally`` below still stops embedded PostgreSQL and NATS.
@@ -73,11 +73,16 @@ def up(
                                         cert=tls_cert, key=tls_key)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    _require_free_port(host, port)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
     want_nats = not os.environ.get("BERTH_NATS_URL")
     embedded = EmbeddedServices(data_dir, want_postgres=want_pg, want_nats=want_nats)
     console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
-    endpoints = embedded.start()
+    try:
+        endpoints = embedded.start()
+    except EmbeddedServiceError as exc:
+        console.print(f"[red]berth up: {exc}[/red]", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
     try:
         if want_pg:
             os.environ["BERTH_DATABASE_URL"] = endpoints.database_url
@@ -94,8 +99,8 @@ def up(
                 tls_files, f"{tls_setup.client_host(host, tls_files)}:{port}"), soft_wrap=True, markup=False)
         tls_flag = "--dest-cert-dir DIR" if tls_files else "--dest-tls-verify=false"
         console.print(
-            "  next, in another shell (the admin password was printed at the first start; "
-            "BERTH_ADMIN_PASSWORD sets it):\n"
+            "  next, in another shell (use the admin password printed when the data dir was"
+            " first created, or the BERTH_ADMIN_PASSWORD you set):\n"
             "    export BERTH_ADMIN_PASSWORD=...\n"
             "    uv run berth feed create myfeed\n"
             f"    skopeo copy {tls_flag} --dest-creds \"admin:$BERTH_ADMIN_PASSWORD\" "
@@ -110,6 +115,23 @@ def up(
         RunInfo.remove(data_dir)
         embedded.stop()
         console.print("[dim]stopped[/dim]")
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before anything starts (and before "Berth is running" is printed) when ``host:port``
+    cannot be bound, e.g. because another server listens there. Raises ``typer.Exit(1)``."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        console.print(f"[red]berth up: cannot listen on {host}:{port}: {exc.strerror or exc}"
+                      " (another server there? choose one with --port)[/red]", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -127,9 +149,9 @@ def serve(
     auth: Annotated[str | None, typer.Option(help="proxy only: auth service URL")] = None,
     gc: Annotated[str | None, typer.Option(help="proxy only: gc service URL")] = None,
 ) -> None:
-    """Serve one service (or all) against configured PostgreSQL and NATS (``BERTH_*`` settings).
+    """Serve one service (or all) against configured PostgreSQL and NATS (BERTH_* settings).
 
-    ``proxy`` routes by path to separately served services (``--api/--blob/--auth [--gc]``).
+    "proxy" routes by path to separately served services (--api, --blob, --auth, --gc).
     """
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")

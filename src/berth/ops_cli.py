@@ -33,7 +33,7 @@ def format_event(envelope: dict[str, Any]) -> str:
 def tail(follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
          last: Annotated[int, typer.Option(help="start this many events back (0: all)")] = 20,
          data_dir: DataDir = Path("berth-data")) -> None:
-    """Print events from JetStream, one line each (``--follow`` waits for new ones)."""
+    """Print events from JetStream, one line each (--follow waits for new ones)."""
     from berth_common.settings import Settings
 
     _, _, nats_url = resolve(data_dir)

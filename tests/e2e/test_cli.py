@@ -67,3 +67,31 @@ def test_serve_without_database_is_a_clear_error() -> None:
     assert done.returncode == 2
     assert "BERTH_DATABASE_URL is not set" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_on_a_taken_port_fails_before_starting_anything() -> None:
+    """No "Berth is running", no embedded services, no admin created: one clear line."""
+    import socket
+
+    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-port-"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = berth("up", "--port", str(port), "--data-dir", str(workdir / "data"), ok=False)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Berth is running" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "data" / "postgres").exists()
+
+
+def test_second_up_on_the_same_data_dir_is_one_clear_line() -> None:
+    if target_kind() != "berth":
+        pytest.skip("Berth's CLI")
+    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-twice-"))
+    with berth_process(workdir, database_url=None, nats_url=None, stream=None) as server:
+        done = berth("up", "--port", "0", "--data-dir", str(server.data_dir), ok=False)
+    assert done.returncode == 1
+    assert "is in use by another berth process" in done.stderr
+    assert "Traceback" not in done.stderr

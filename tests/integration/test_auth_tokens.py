@@ -184,6 +184,7 @@ async def test_wrong_password_then_rate_limit_only_that_user(berth: BerthApp) ->
     await api(berth, "POST", "/api/users", {"name": "carol", "password": PW})
     r = await token_for(berth, auth=("carol", "wrong"))
     assert r.status_code == 401 and "invalid username or password" in r.text
+    assert r.headers["www-authenticate"].startswith('Basic realm="berth"')  # RFC 7235: a 401 says how
     limit = berth.settings.auth.failures_per_minute
     statuses = [(await token_for(berth, auth=("carol", "wrong"))).status_code for _ in range(limit)]
     assert statuses[-1] == 429
@@ -225,3 +226,20 @@ async def test_mount_needs_pull_on_the_source(berth: BerthApp) -> None:
     async with client(berth, "admin", "berth-test-admin") as c:
         assert (await c.post(url)).status_code == 201
         assert (await c.get(f"/v2/dmc/target/blobs/{CONFIG_DIGEST}")).content == CONFIG
+
+
+async def test_generated_admin_password_is_printed_but_never_logged(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one-time password goes to the terminal (stderr) once, not into the collected log."""
+    from tests.support.berth_app import berth_app
+
+    caplog.set_level("INFO")
+    async with berth_app(admin_password=""):
+        pass
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert "created admin user 'admin' with password " in printed
+    password = printed.split("with password ", 1)[1].split()[0]
+    assert "auth.admin_created" in printed + caplog.text  # the log line is there…
+    assert (printed + caplog.text).count(password) == 1  # …without the password

@@ -68,8 +68,9 @@ async def start(resources: Resources) -> None:
     generated = await bootstrap_admin(resources)
     if generated is not None:
         user = resources.settings.auth.admin_user
-        log.warning("auth.admin_created", user=user, password=generated,
-                    note="shown once; set BERTH_ADMIN_PASSWORD to choose it")
+        # The password goes to the terminal only, never into the structured log (collected).
+        log.warning("auth.admin_created", user=user,
+                    note="generated password printed once on stderr; BERTH_ADMIN_PASSWORD sets it")
         print(f"berth: created admin user {user!r} with password {generated}"
               " (shown once; change it with berth user passwd)", file=sys.stderr, flush=True)
 

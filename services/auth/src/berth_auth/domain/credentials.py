@@ -73,8 +73,11 @@ class FailureLimiter:
             self.buckets.clear()
 
 
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="berth", charset="UTF-8"'}  # RFC 7617
+
+
 def _bad_credentials() -> Unauthorized:
-    return Unauthorized("invalid username or password")
+    return Unauthorized("invalid username or password", headers=BASIC_CHALLENGE)
 
 
 async def authenticate(pool: asyncpg.Pool, limiter: FailureLimiter, user: str, password: str,

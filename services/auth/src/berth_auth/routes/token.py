@@ -19,7 +19,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from berth_auth.domain.credentials import ANONYMOUS_IDENTITY, FailureLimiter, Identity, authenticate
+from berth_auth.domain.credentials import (
+    ANONYMOUS_IDENTITY,
+    BASIC_CHALLENGE,
+    FailureLimiter,
+    Identity,
+    authenticate,
+)
 from berth_auth.domain.tokens import grant, issue, issue_refresh, redeem_refresh
 from berth_common.auth.scopes import ScopeInvalid, parse_scopes
 from berth_common.errors import Unauthorized
@@ -52,9 +58,10 @@ def _basic(request: Request) -> tuple[str, str] | None:
     try:
         user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII header text
-        raise Unauthorized("malformed Basic credentials") from None
+        raise Unauthorized("malformed Basic credentials", headers=BASIC_CHALLENGE) from None
     if not sep or not user:
-        raise Unauthorized("malformed Basic credentials: expected user:password")
+        raise Unauthorized("malformed Basic credentials: expected user:password",
+                           headers=BASIC_CHALLENGE)
     return user, password
 
 
