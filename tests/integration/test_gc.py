@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,40 @@ async def test_upload_commit_waits_for_the_blob_lock_held_by_gc() -> None:
             assert not done, "the upload committed while GC held the blob's lock"
         assert await push == digest
         assert (await berth.client.get(f"/v2/gclock/x/blobs/{digest}")).content == data
+
+
+async def test_resumed_commit_racing_gc_never_links_deleted_content(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PUT after a crash between the move into place and the commit finds the content at its
+    address; if GC deletes it before the commit takes the blob's lock, the commit must notice
+    under the lock and refuse (BLOB_UPLOAD_INVALID) instead of linking missing content."""
+    import berth_blob.domain.uploads as uploads_module
+
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("gcr")
+        c, storage = berth.client, berth.app.state.blob_storage
+        data = os.urandom(4096)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert (await c.post(f"/v2/gcr/x/blobs/uploads/?digest={digest}", content=data)).status_code == 201
+        assert (await c.delete(f"/v2/gcr/x/blobs/{digest}")).status_code == 202  # content unlinked
+        location = (await c.post("/v2/gcr/y/blobs/uploads/")).headers["location"]
+        assert (await c.patch(location, content=data)).status_code == 202
+        upload_id = location.rsplit("/", 1)[1]
+        await storage.move(f"feeds/gcr/uploads/{upload_id}/data",  # the crash: moved, not committed
+                           f"feeds/gcr/blobs/sha256/{digest[7:9]}/{digest[7:]}")
+        real, collected = uploads_module.require_feed, []
+
+        async def gc_first(conn: Any, repository: Any, **kw: Any) -> None:
+            if not collected:  # GC runs just before the commit takes the blob's lock
+                collected.append(await collect_garbage(
+                    berth.app.state.resources.store, storage, timedelta(hours=1),
+                    now=datetime.now(UTC) + timedelta(days=1)))
+            await real(conn, repository, **kw)
+
+        monkeypatch.setattr(uploads_module, "require_feed", gc_first)
+        r = await c.put(location, params={"digest": digest})
+        assert collected and collected[0].deleted == 1
+        assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+        assert (await c.get(f"/v2/gcr/y/blobs/{digest}")).status_code == 404
+        assert (await c.get(location)).status_code == 404  # the session is gone

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from berth_common.auth.seam import Action, Caller, authorize
 from berth_common.oci.reference import RepositoryName
@@ -40,7 +41,12 @@ def registry_route(router: APIRouter, path: str, methods: Sequence[str], action:
     """
 
     def register(handler: Handler) -> Handler:
+        route: list[BaseRoute] = []  # the Route registered below
+
         async def endpoint(request: Request) -> Response:
+            # FastAPI's routes put themselves in the scope; Starlette's do not. The metrics
+            # (``berth_common.telemetry``) label requests by ``scope["route"].path``.
+            request.scope["route"] = route[0]
             name = request.path_params["name"]
             repository = RepositoryName.parse(name)
             caller = await authorize(request, name, action)
@@ -50,6 +56,7 @@ def registry_route(router: APIRouter, path: str, methods: Sequence[str], action:
         endpoint.__name__, endpoint.__qualname__ = handler.__name__, handler.__qualname__
         endpoint.__module__, endpoint.__doc__ = handler.__module__, handler.__doc__
         router.add_route(path, endpoint, methods=list(methods), include_in_schema=False)
+        route.append(router.routes[-1])
         return handler
 
     return register

@@ -216,12 +216,21 @@ class Uploads:
             if not placed:  # once, even if the transaction is retried
                 await self._place(data, exists, target)
                 placed = True
+            elif not exists and await self.storage.stat(target) is None:
+                # Crash recovery found the content at its address before the lock; GC may
+                # have deleted it since (it deletes under this lock). Never link what is gone.
+                raise _ContentGone()
             await uow.emit(f"upload:{session.id}", UploadCompleted(
                 upload_id=session.id, repository=session.repository, digest=str(digest),
                 size=session.size))
             await link(uow, session.repository, str(digest), session.size)
 
-        await run_with_retry(self.store, work, projector=project, metadata=meta)
+        try:
+            await run_with_retry(self.store, work, projector=project, metadata=meta)
+        except _ContentGone:
+            await self._discard(session, "the session's data is missing", meta)
+            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again"
+                                    ) from None
         if not exists:  # a moved data file takes its emptied session folder with it
             await self.storage.delete(layout.upload_prefix(session.id))
         self.hashers.forget(session.id)
@@ -278,6 +287,10 @@ class Uploads:
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
         await self.storage.delete(FeedLayout.of(session.repository).upload_prefix(session.id))
+
+
+class _ContentGone(Exception):
+    """The content a resumed commit found in place vanished before its lock (rolls back)."""
 
 
 async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None:
