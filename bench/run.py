@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     samples: dict[str, Any] = {}
     ceiling: dict[str, float] = {}
+    settled: dict[str, float] = {}
     try:
         with contextlib.ExitStack() as stack:
             b = stack.enter_context(servers.berth(workdir, args.workers))
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"ceilings (MB/s): {ceiling}", flush=True)
             for case in cases:
                 print(f"{case.name}:", flush=True)
+                waited = b.settle()  # the previous case's background work (relay, consumers)
+                settled[case.name] = round(waited, 1)
+                print(f"  berth's background work settled after {waited:.1f}s", flush=True)
                 samples[case.name] = run_case(case, regs, ctx)
     finally:
         cleanup(ctx)
@@ -123,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {"meta": {"started": started, "quick": ctx.quick, "rounds": ctx.rounds,
                         "workers": args.workers, "cpus": os.cpu_count(), "blob_bytes": ctx.blob_size,
                         "big_bytes": ctx.big_size, "wrk_seconds": ctx.wrk_seconds,
-                        "listing_count": ctx.listing_count, "ceiling_mbps": ceiling},
+                        "listing_count": ctx.listing_count, "ceiling_mbps": ceiling,
+                        "berth_settle_seconds": settled},
                "rows": _rows(cases, samples, ceiling), "samples": samples}
     out = ROOT / "bench" / "results" / f"{started.replace(':', '')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

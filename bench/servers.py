@@ -17,11 +17,14 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
+import nats
 
 from berth.token_auth import RegistryAuth
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
@@ -41,6 +44,7 @@ class Server:
     host: str
     proc: subprocess.Popen[bytes]
     storage: Path
+    settle: Callable[[], float] = field(default=lambda: 0.0)  # wait out background work; seconds
 
     @property
     def url(self) -> str:
@@ -137,12 +141,41 @@ def berth(workdir: Path, workers: int) -> Iterator[Server]:
     try:
         wait_http(f"http://127.0.0.1:{port}/v2/", timeout=90)
         _prepare_feed(f"http://127.0.0.1:{port}")
-        yield Server("berth", f"127.0.0.1:{port}", proc, storage)
+        yield Server("berth", f"127.0.0.1:{port}", proc, storage,
+                     settle=lambda: loop.run_until_complete(_quiescent(dsn, stream)))
     finally:
         _stop(proc)
         loop.run_until_complete(db_cm.__aexit__(None, None, None))
         loop.run_until_complete(delete_stream(stream))
         loop.close()
+
+
+async def _quiescent(dsn: str, stream: str, limit: float = 300.0) -> float:
+    """Wait until Berth's background work has caught up; return the seconds waited.
+
+    Caught up: the outbox relay's saved checkpoint has reached the last event (it saves when
+    idle) and every durable consumer of ``stream`` has nothing pending or unacknowledged. A
+    burst (the manifest PUT case appends ~30k events) leaves seconds of relay and consumer
+    work behind; each case starts after it, so it measures its own requests only.
+    """
+    started = time.monotonic()
+    conn = await asyncpg.connect(dsn)
+    bus = await nats.connect(NATS_URL)
+    try:
+        js = bus.jetstream()
+        while time.monotonic() - started < limit:
+            last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM eventstore.events")
+            relayed = await conn.fetchval(
+                "SELECT coalesce(max(position), 0) FROM eventstore.checkpoints WHERE name = 'relay'")
+            consumers = await js.consumers_info(stream)
+            if relayed >= last and all(c.num_pending == 0 and c.num_ack_pending == 0
+                                       for c in consumers):
+                return time.monotonic() - started
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"Berth's background work did not settle in {limit:.0f} s")
+    finally:
+        await bus.close()
+        await conn.close()
 
 
 @contextlib.contextmanager
