@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tarfile
 import threading
@@ -189,6 +190,7 @@ def _thread_connections(reg: Registry) -> Callable[[], http.client.HTTPConnectio
 
 
 LAYERS = 50
+REPEAT = 5  # skopeo pushes (and pulls) per round; the row takes their median
 
 
 def build_layout(path: Path, seed: bytes) -> None:
@@ -224,15 +226,21 @@ class Skopeo:
         auth.write_text('{"auths": {}}')  # anonymous: Berth's token flow without credentials
 
     def run(self, reg: Registry, ctx: Context, round_no: int) -> dict[str, float]:
-        scratch = ctx.workdir / "scratch" / f"skopeo-{reg.name}-{round_no}"
-        layout, out = scratch / "layout", scratch / "pulled"
-        build_layout(layout, f"{reg.name}-{round_no}-{time.time_ns()}".encode())
-        ref = f"docker://{reg.host}/bench/sk-{round_no}:v1"
-        env = {**os.environ, "REGISTRY_AUTH_FILE": str(ctx.workdir / "skopeo-auth.json")}
-        push = _timed(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", ref], env)
-        pull = _timed(["skopeo", "copy", "-q", "--src-tls-verify=false", ref, f"oci:{out}:v1"], env)
-        shutil.rmtree(scratch, ignore_errors=True)
-        return {"skopeo_push": push, "skopeo_pull": pull}
+        """Median of ``REPEAT`` pushes (each a fresh image into a fresh repository) and pulls:
+        one skopeo run lasts about a second, so a single one per round is mostly noise."""
+        pushes, pulls = [], []
+        for i in range(REPEAT):
+            scratch = ctx.workdir / "scratch" / f"skopeo-{reg.name}-{round_no}-{i}"
+            layout, out = scratch / "layout", scratch / "pulled"
+            build_layout(layout, f"{reg.name}-{round_no}-{i}-{time.time_ns()}".encode())
+            ref = f"docker://{reg.host}/bench/sk-{round_no}-{i}:v1"
+            env = {**os.environ, "REGISTRY_AUTH_FILE": str(ctx.workdir / "skopeo-auth.json")}
+            pushes.append(_timed(["skopeo", "copy", "-q", "--dest-tls-verify=false",
+                                  f"oci:{layout}:v1", ref], env))
+            pulls.append(_timed(["skopeo", "copy", "-q", "--src-tls-verify=false", ref,
+                                 f"oci:{out}:v1"], env))
+            shutil.rmtree(scratch, ignore_errors=True)
+        return {"skopeo_push": statistics.median(pushes), "skopeo_pull": statistics.median(pulls)}
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> float:
