@@ -218,8 +218,8 @@ class Skopeo:
     """Row 4: ``skopeo copy`` of a fresh 50-layer image into a new repository, then back out."""
 
     name = "skopeo"
-    rows = [Row("skopeo_push", "skopeo copy push, 50 layers (wall)", "s", "lower"),
-            Row("skopeo_pull", "skopeo copy pull, 50 layers (wall)", "s", "lower")]
+    rows = [Row("skopeo_push", "skopeo copy push, 50 layers (wall, median of 5)", "s", "lower"),
+            Row("skopeo_pull", "skopeo copy pull, 50 layers (wall, median of 5)", "s", "lower")]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         auth = ctx.workdir / "skopeo-auth.json"
