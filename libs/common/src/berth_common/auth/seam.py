@@ -1,7 +1,8 @@
 """The authorisation seam used by every ``/v2/`` and ``/api/`` route (DESIGN §4).
 
-Routes declare the action they need with ``require(action)``; ``authorize`` verifies the bearer
-token locally (``berth_common.auth.tokens``) and checks its ``access`` claim:
+Routes declare the action they need with ``require(action)`` (a FastAPI dependency) or, for
+the hot registry routes, ``berth_common.http.endpoints.registry_route(…, action)``; both call
+``authorize``, which verifies the bearer token locally (``berth_common.auth.tokens``) and checks its ``access`` claim:
 
 - ``/v2/`` (base): any valid token; ``/v2/_catalog``: ``registry:catalog:*``;
 - ``/v2/<name>/…``: ``repository:<name>:<action>`` (``pull``, ``push`` or ``delete``);
