@@ -6,16 +6,22 @@ then at v2 (field renamed to ``title``, new field ``note``) with a v1 → v2 upc
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from berth_common.db import apply_migrations, create_pool, load_migrations
-from berth_common.events import Event, catalogue, decode
+from berth_common.events import Event, all_types, catalogue, decode
+from berth_common.events.base import Metadata
 from berth_common.events.catalogue import UnknownEventType
 from berth_common.eventstore import EventStore
+from berth_common.eventstore.relay import bus_envelope, read_encoded
 from tests.support.databases import temporary_database
 
 
@@ -70,29 +76,36 @@ def test_decode_refuses_what_it_cannot_read(deploy: Any) -> None:
         decode("test.never_registered", 1, {})
 
 
-@pytest.mark.integration
-async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
+@contextlib.asynccontextmanager
+async def eventstore_pool() -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh database holding just the event store."""
     async with temporary_database() as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
             await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
-            store = EventStore(pool)
-            deploy(RenamedV1)
-            async with store.unit_of_work() as uow:
-                await uow.emit("test:1", RenamedV1(name="old"))
-            deploy(RenamedV2, {1: upcast_v1})
-            [read] = await store.read_stream("test:1")
-            assert read.payload == RenamedV2(title="old", note="upcast from v1")
-            assert read.schema_version == 1
-            envelope = read.envelope()
-            assert envelope["schema_version"] == 2
-            assert decode("test.renamed", 2, envelope["payload"]) == read.payload
-            row = await pool.fetchrow("SELECT schema_version, payload FROM eventstore.events")
-            assert row["schema_version"] == 1
-            stored = row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"])
-            assert stored == {"name": "old"}
+            yield pool
         finally:
             await pool.close()
+
+
+@pytest.mark.integration
+async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
+    async with eventstore_pool() as pool:
+        store = EventStore(pool)
+        deploy(RenamedV1)
+        async with store.unit_of_work() as uow:
+            await uow.emit("test:1", RenamedV1(name="old"))
+        deploy(RenamedV2, {1: upcast_v1})
+        [read] = await store.read_stream("test:1")
+        assert read.payload == RenamedV2(title="old", note="upcast from v1")
+        assert read.schema_version == 1
+        envelope = read.envelope()
+        assert envelope["schema_version"] == 2
+        assert decode("test.renamed", 2, envelope["payload"]) == read.payload
+        row = await pool.fetchrow("SELECT schema_version, payload FROM eventstore.events")
+        assert row["schema_version"] == 1
+        stored = row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"])
+        assert stored == {"name": "old"}
 
 
 @pytest.mark.integration
@@ -100,34 +113,22 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
     """``relay.read_encoded`` (PostgreSQL builds the JSON) publishes what ``bus_envelope(
     RecordedEvent.envelope())`` would, for every golden event (manifest bodies omitted) and
     for an event stored at an older schema version (upcast in Python)."""
-    from datetime import datetime
-    from pathlib import Path
-
-    from berth_common.events import all_types
-    from berth_common.events.base import Metadata
-    from berth_common.eventstore.relay import bus_envelope, read_encoded
-
     golden = Path(__file__).parent / "golden"
-    async with temporary_database() as dsn:
-        pool = await create_pool(dsn, min_size=1, max_size=2)
-        try:
-            await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
-            store = EventStore(pool)
-            deploy(RenamedV1)
-            meta = Metadata(actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
-            async with store.unit_of_work(metadata=meta) as uow:
-                await uow.emit("test:1", RenamedV1(name="old"))
-                for type_name, cls in sorted(all_types().items()):
-                    if type_name.startswith("test."):
-                        continue
-                    payload = json.loads((golden / f"{type_name}.v{cls.schema_version}.json").read_text())
-                    await uow.emit(f"golden:{type_name}", decode(type_name, cls.schema_version, payload))
-            deploy(RenamedV2, {1: upcast_v1})
-            expected = [bus_envelope(e.envelope()) for e in await store.read_all()]
-            async with pool.acquire() as conn:
-                encoded = await read_encoded(conn, 0, 1000)
-        finally:
-            await pool.close()
+    meta = Metadata(actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    async with eventstore_pool() as pool:
+        store = EventStore(pool)
+        deploy(RenamedV1)
+        async with store.unit_of_work(metadata=meta) as uow:
+            await uow.emit("test:1", RenamedV1(name="old"))
+            for type_name, cls in sorted(all_types().items()):
+                if type_name.startswith("test."):
+                    continue
+                payload = json.loads((golden / f"{type_name}.v{cls.schema_version}.json").read_text())
+                await uow.emit(f"golden:{type_name}", decode(type_name, cls.schema_version, payload))
+        deploy(RenamedV2, {1: upcast_v1})
+        expected = [bus_envelope(e.envelope()) for e in await store.read_all()]
+        async with pool.acquire() as conn:
+            encoded = await read_encoded(conn, 0, 1000)
     assert len(encoded) == len(expected) > 20
     for event, want in zip(encoded, expected, strict=True):
         got = json.loads(event.data)
