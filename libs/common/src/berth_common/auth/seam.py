@@ -2,7 +2,8 @@
 
 Routes declare the action they need with ``require(action)`` (a FastAPI dependency) or, for
 the hot registry routes, ``berth_common.http.endpoints.registry_route(…, action)``; both call
-``authorize``, which verifies the bearer token locally (``berth_common.auth.tokens``) and checks its ``access`` claim:
+``authorize``, which verifies the bearer token locally (``berth_common.auth.tokens``) and
+checks its ``access`` claim:
 
 - ``/v2/`` (base): any valid token; ``/v2/_catalog``: ``registry:catalog:*``;
 - ``/v2/<name>/…``: ``repository:<name>:<action>`` (``pull``, ``push`` or ``delete``);
