@@ -6,23 +6,20 @@ then at v2 (field renamed to ``title``, new field ``note``) with a v1 → v2 upc
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from berth_common.db import apply_migrations, create_pool, load_migrations
 from berth_common.events import Event, all_types, catalogue, decode
 from berth_common.events.base import Metadata
 from berth_common.events.catalogue import UnknownEventType
 from berth_common.eventstore import EventStore
 from berth_common.eventstore.relay import bus_envelope, read_encoded
-from tests.support.databases import temporary_database
+from tests.support.databases import eventstore_pool
 
 
 class RenamedV1(Event):
@@ -76,21 +73,9 @@ def test_decode_refuses_what_it_cannot_read(deploy: Any) -> None:
         decode("test.never_registered", 1, {})
 
 
-@contextlib.asynccontextmanager
-async def eventstore_pool() -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh database holding just the event store."""
-    async with temporary_database() as dsn:
-        pool = await create_pool(dsn, min_size=1, max_size=2)
-        try:
-            await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
-            yield pool
-        finally:
-            await pool.close()
-
-
 @pytest.mark.integration
 async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
-    async with eventstore_pool() as pool:
+    async with eventstore_pool(max_size=2) as pool:
         store = EventStore(pool)
         deploy(RenamedV1)
         async with store.unit_of_work() as uow:
@@ -115,7 +100,7 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
     for an event stored at an older schema version (upcast in Python)."""
     golden = Path(__file__).parent / "golden"
     meta = Metadata(actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
-    async with eventstore_pool() as pool:
+    async with eventstore_pool(max_size=2) as pool:
         store = EventStore(pool)
         deploy(RenamedV1)
         async with store.unit_of_work(metadata=meta) as uow:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from berth_common.bus import Bus, connect_bus
-from berth_common.db import apply_migrations, create_pool, load_migrations
 from berth_common.events import Event, FeedCreated, FeedUpdated, Metadata
 from berth_common.eventstore import EventContext, EventStore, OutboxRelay, ProjectionConsumer
 from berth_common.eventstore.relay import bus_envelope
-from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
+from tests.support.databases import NATS_URL, delete_stream, eventstore_pool, unique
+from tests.support.tasks import running, until
 
 pytestmark = pytest.mark.integration
 TYPES = ("feed.updated",)
@@ -29,17 +29,11 @@ TYPES = ("feed.updated",)
 @pytest.fixture
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     """A fresh database: event store, checkpoint table ``positions``, projection ``applied``."""
-    async with temporary_database() as dsn:
-        p = await create_pool(dsn, min_size=1, max_size=6)
-        try:
-            await apply_migrations(p, load_migrations("eventstore", "berth_common.eventstore.migrations"))
-            await p.execute(
-                "CREATE TABLE positions (name text PRIMARY KEY, position bigint NOT NULL);"
-                "CREATE TABLE applied (n serial, event_id uuid PRIMARY KEY, stream text,"
-                " actor text, occurred_at timestamptz, changes jsonb)")
-            yield p
-        finally:
-            await p.close()
+    async with eventstore_pool(setup_sql=(
+            "CREATE TABLE positions (name text PRIMARY KEY, position bigint NOT NULL);"
+            "CREATE TABLE applied (n serial, event_id uuid PRIMARY KEY, stream text,"
+            " actor text, occurred_at timestamptz, changes jsonb)")) as p:
+        yield p
 
 
 async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
@@ -149,25 +143,6 @@ async def bus() -> AsyncIterator[Bus]:
     finally:
         await b.close()
         await delete_stream(stream)
-
-
-@contextlib.asynccontextmanager
-async def running(coro: Awaitable[None]) -> AsyncIterator[None]:
-    task = asyncio.ensure_future(coro)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until true (the pytest timeout bounds it)."""
-    while True:
-        if await condition():
-            return
-        await asyncio.sleep(0.05)
 
 
 async def _at(pool: asyncpg.Pool, name: str, last: int) -> bool:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from berth_common.db import apply_migrations, create_pool, load_migrations
 from berth_common.events import Event, FeedCreated, FeedUpdated, Metadata
 from berth_common.eventstore import (
     ANY,
@@ -26,7 +25,7 @@ from berth_common.eventstore import (
     run_with_retry,
 )
 from berth_common.eventstore import store as store_module
-from tests.support.databases import temporary_database
+from tests.support.databases import eventstore_pool
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +33,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     """A fresh database with the event store and a test projection ``public.seen``."""
-    async with temporary_database() as dsn:
-        p = await create_pool(dsn, min_size=1, max_size=6)
-        try:
-            await apply_migrations(p, load_migrations("eventstore", "berth_common.eventstore.migrations"))
-            await p.execute("CREATE TABLE seen (event_id uuid PRIMARY KEY, stream text NOT NULL)")
-            yield p
-        finally:
-            await p.close()
+    async with eventstore_pool(
+            setup_sql="CREATE TABLE seen (event_id uuid PRIMARY KEY, stream text NOT NULL)") as p:
+        yield p
 
 
 async def record_seen(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:

@@ -15,7 +15,7 @@ import subprocess
 import sysconfig
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,13 @@ import asyncpg
 import pytest
 
 from berth_common.bus import Bus, connect_bus
-from berth_common.db import apply_migrations, create_pool, load_migrations
 from berth_common.events import FeedUpdated
 from berth_common.eventstore import EventStore, OutboxRelay
 from berth_common.eventstore.relay import bus_envelope, checkpoint
-from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
+from tests.support.databases import NATS_URL, delete_stream, eventstore_pool, unique
 from tests.support.net import free_port
+from tests.support.tasks import running as run_task
+from tests.support.tasks import until
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +37,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     """A fresh database with the event store."""
-    async with temporary_database() as dsn:
-        p = await create_pool(dsn, min_size=1, max_size=6)
-        try:
-            await apply_migrations(p, load_migrations("eventstore", "berth_common.eventstore.migrations"))
-            yield p
-        finally:
-            await p.close()
+    async with eventstore_pool() as p:
+        yield p
 
 
 @contextlib.asynccontextmanager
@@ -82,14 +78,6 @@ async def stream_messages(bus: Bus) -> list[dict[str, Any]]:
     return out
 
 
-async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until true (the pytest timeout bounds it)."""
-    while True:
-        if await condition():
-            return
-        await asyncio.sleep(0.05)
-
-
 async def caught_up(pool: asyncpg.Pool) -> bool:
     """The relay's checkpoint has reached the last committed event."""
     async with pool.acquire() as conn:
@@ -107,16 +95,9 @@ async def assert_published_once_in_order(pool: asyncpg.Pool, bus: Bus) -> None:
     assert [m["subject"] for m in messages] == [f"{bus.prefix}.{r['type']}" for r in rows]
 
 
-@contextlib.asynccontextmanager
-async def running(relay: OutboxRelay) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``relay`` in a task; cancel it afterwards."""
-    task = asyncio.create_task(relay.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def running(relay: OutboxRelay) -> contextlib.AbstractAsyncContextManager[asyncio.Future[None]]:
+    """Run ``relay`` in a task for the ``with`` block; cancel it afterwards."""
+    return run_task(relay.run())
 
 
 async def test_publishes_committed_events_in_order(pool: asyncpg.Pool, bus: Bus) -> None:
