@@ -8,7 +8,9 @@ running ``berth up`` through ``<data-dir>/run.json`` or the same environment var
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -184,10 +186,22 @@ def _serve(factory: str, host: str, port: int, workers: int, tls: TlsFiles | Non
     from berth_common.logging import configure_logging
 
     configure_logging()
-    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
-                http=uvicorn_http_protocol("httptools"), loop="uvloop", log_level="warning",
-                proxy_headers=False, timeout_graceful_shutdown=10, access_log=False,
-                ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None)
+    # Several workers: prometheus-client's multiprocess mode, so /metrics adds up all of them
+    # (each worker writes its values to files here; the folder lives as long as this server).
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="berth-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
+                    http=uvicorn_http_protocol("httptools"), loop="uvloop", log_level="warning",
+                    proxy_headers=False, timeout_graceful_shutdown=10, access_log=False,
+                    ssl_certfile=str(tls.cert) if tls else None,
+                    ssl_keyfile=str(tls.key) if tls else None)
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def main() -> None:

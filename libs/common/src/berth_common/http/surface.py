@@ -6,9 +6,11 @@ so a service behind a proxy or an Ingress answers exactly as the all-in-one proc
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -53,4 +55,10 @@ async def _health() -> PlainTextResponse:
 
 
 async def _metrics() -> Response:
+    """Prometheus text; with several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, as
+    ``berth serve --workers N`` does) the sum over all of them, whichever worker answers."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
