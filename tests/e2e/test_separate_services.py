@@ -107,6 +107,9 @@ def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[Pr
         urls = [f"--{p.name}={p.url}" for p in processes]
         processes.append(_start("proxy", ["proxy", *urls], env, workdir))
         _wait_ready(processes[-1:], "/v2/")
+        exited = [f"{p.name} exited with {p.proc.returncode}" for p in processes if p.proc.poll() is not None]
+        if exited:  # e.g. one lost its port to another process that then answered in its place
+            raise RuntimeError("; ".join(exited))
         yield processes[-1]
     except BaseException:
         print("\n".join(p.log() for p in processes))
