@@ -41,7 +41,7 @@ def run(grace_seconds: Annotated[int | None, typer.Option(
     grace = timedelta(seconds=settings.gc.grace_seconds if grace_seconds is None else grace_seconds)
     result = asyncio.run(_collect(settings, grace))
     typer.echo(f"unlinked {result.unlinked} links, deleted {result.deleted} blobs,"
-               f" freed {result.bytes_freed} bytes")
+               f" swept {result.swept_files} orphaned files, freed {result.bytes_freed} bytes")
 
 
 async def _collect(settings: Settings, grace: timedelta) -> GcResult:

@@ -14,12 +14,15 @@ Two phases, each decided per item inside its own transaction:
    content either lands first (and the blob is kept) or moves fresh content in afterwards.
 
 Every deletion is an event, so it is audited and visible in ``berth events tail``.
+
+3. **Sweep** storage for files that no row names (``berth_blob.domain.sweep``): content and
+   upload folders left by a crash between a file operation and its commit. They were never
+   registry state, so their removal is logged, not an event.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -27,6 +30,8 @@ from typing import Final
 import structlog
 
 from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.locks import blob_lock_key, lock_blob
+from berth_blob.domain.sweep import sweep_orphans
 from berth_blob.projections.tables import project
 from berth_common.db import Connection, keeps_session_state
 from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
@@ -36,30 +41,29 @@ from berth_common.storage import StorageDriver
 GC_LOCK: Final = 0x62657274_67637275  # "berthgcru"
 log = structlog.get_logger("berth.gc")
 
+__all__ = ["GC_LOCK", "GcResult", "blob_lock_key", "collect_forever", "collect_garbage", "lock_blob"]
+
 
 @dataclass(frozen=True)
 class GcResult:
-    """What one collection did: links removed, blobs deleted, bytes freed."""
+    """What one collection did: links removed, blobs deleted, bytes freed (``bytes_freed``
+    includes the sweep's), and what the storage sweep removed (``swept_files``: content files
+    and upload folders that no row named)."""
 
     unlinked: int
     deleted: int
     bytes_freed: int
-
-
-def blob_lock_key(feed: str, digest: str) -> int:
-    """The advisory lock key of one blob in one feed's store (a signed 64-bit integer)."""
-    raw = hashlib.blake2b(f"{feed}@{digest}".encode(), digest_size=8).digest()
-    return int.from_bytes(raw, "big", signed=True)
-
-
-async def lock_blob(conn: Connection, feed: str, digest: str) -> None:
-    """Take the transaction-scoped lock that serialises commit and deletion of one blob."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key(feed, digest))
+    swept_files: int = 0
 
 
 async def collect_garbage(store: EventStore, storage: StorageDriver, grace: timedelta,
-                          *, now: datetime | None = None, batch: int = 1000) -> GcResult:
-    """Run both phases once. Returns zeros when another process is collecting."""
+                          *, now: datetime | None = None, batch: int = 1000,
+                          sweep: bool = True) -> GcResult:
+    """Run both phases once, then the storage sweep (``berth_blob.domain.sweep``: files no row
+    names, last written before the same cutoff) unless ``sweep`` is false.
+
+    Returns zeros when another process is collecting.
+    """
     cutoff = (now or datetime.now(UTC)) - grace
     async with store.pool.acquire() as conn:
         keeps_session_state(conn)
@@ -68,11 +72,15 @@ async def collect_garbage(store: EventStore, storage: StorageDriver, grace: time
         try:
             unlinked = await _unlink_unreferenced(store, conn, cutoff, batch)
             deleted, freed = await _delete_unlinked(store, storage, conn, cutoff, batch)
+            swept = await sweep_orphans(store.pool, storage, cutoff) if sweep else None
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
     if unlinked or deleted:
         log.info("gc.collected", unlinked=unlinked, deleted=deleted, bytes=freed)
-    return GcResult(unlinked, deleted, freed)
+    if swept is None:
+        return GcResult(unlinked, deleted, freed)
+    return GcResult(unlinked, deleted, freed + swept.bytes_freed,
+                    swept.content_files + swept.upload_folders)
 
 
 async def collect_forever(store: EventStore, storage: StorageDriver, grace: timedelta,

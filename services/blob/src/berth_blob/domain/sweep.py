@@ -1,0 +1,148 @@
+"""The storage sweep: files in a feed's store that no row names (the third phase of GC, DESIGN §5).
+
+Garbage collection by rows (``berth_blob.domain.gc``) only sees what the event store knows.
+Two crash windows leave files it never learns of:
+
+- **content without a blob**: the upload commit moves the verified bytes to their content
+  address (``feeds/<feed>/blobs/<alg>/<xx>/<hex>``) inside the transaction that records
+  ``UploadCompleted``; if that transaction never commits (crash, lost connection), the file
+  stays and no ``blob.blobs`` row points at it;
+- **session data without a session**: ``UploadCompleted``, ``UploadCancelled`` and
+  ``UploadExpired`` commit before the session's folder (``feeds/<feed>/uploads/<id>/``) is
+  removed; a crash in between leaves the folder with no ``blob.uploads`` row.
+
+Distribution's garbage collector is a mark-and-sweep over storage; this is the sweep half,
+limited to what no row names. A file goes only when (1) no row names it, (2) it was last written
+before the grace cutoff, and (3) for content, both are re-checked while holding the blob's
+advisory lock (``gc.lock_blob``) — the lock the upload commit holds while it moves content into
+place and commits, so a commit in flight either committed (its row is seen) or has not moved
+anything yet. An upload session's row is created before its first byte is written and its id is
+never reused, so a folder without a row never gains one. Nothing here was ever registry state
+(no event named these files), so removals are logged and counted, not recorded as events.
+Temporary files of interrupted driver writes are not listed by the driver and not swept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from berth_blob.domain.locks import lock_blob
+from berth_common.storage import StorageDriver
+
+log = structlog.get_logger("berth.gc")
+FEEDS_PREFIX = "feeds"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Files removed by one sweep: content files, upload session folders, and bytes freed."""
+
+    content_files: int = 0
+    upload_folders: int = 0
+    bytes_freed: int = 0
+
+
+@dataclass(frozen=True)
+class _Content:
+    path: str
+    feed: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class _Session:
+    prefix: str
+    upload_id: str
+    files: tuple[str, ...]
+
+
+async def sweep_orphans(pool: asyncpg.Pool, storage: StorageDriver, cutoff: datetime) -> SweepResult:
+    """Remove content files and upload folders that no row names and that were last written
+    before ``cutoff`` (timezone-aware). The caller holds the GC lock (one sweep at a time).
+
+    Returns a ``SweepResult``. Raises what the pool or the driver raise (nothing is half done:
+    each file is judged and removed on its own).
+    """
+    content = uploads = freed = 0
+    async for item in _candidates(storage):
+        if isinstance(item, _Content):
+            size = await _remove_content(pool, storage, item, cutoff)
+            if size is not None:
+                content, freed = content + 1, freed + size
+        else:
+            size = await _remove_session(pool, storage, item, cutoff)
+            if size is not None:
+                uploads, freed = uploads + 1, freed + size
+    if content or uploads:
+        log.info("gc.swept", content_files=content, upload_folders=uploads, bytes=freed)
+    return SweepResult(content, uploads, freed)
+
+
+async def _candidates(storage: StorageDriver) -> AsyncIterator[_Content | _Session]:
+    """Every content file, and every upload folder (its files together), in listing order."""
+    session: _Session | None = None
+    async for path in storage.list(FEEDS_PREFIX):
+        parts = path.split("/")
+        if len(parts) == 6 and parts[2] == "blobs":
+            yield _Content(path, parts[1], f"{parts[3]}:{parts[5]}")
+        elif len(parts) >= 5 and parts[2] == "uploads":
+            prefix = "/".join(parts[:4])
+            if session is not None and session.prefix == prefix:
+                session = _Session(prefix, parts[3], (*session.files, path))
+                continue
+            if session is not None:
+                yield session
+            session = _Session(prefix, parts[3], (path,))
+    if session is not None:
+        yield session
+
+
+async def _remove_content(pool: asyncpg.Pool, storage: StorageDriver, item: _Content,
+                          cutoff: datetime) -> int | None:
+    """Remove one content file if no blob row names it; its size, or None if it stays."""
+    if await pool.fetchval("SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2",
+                           item.feed, item.digest):
+        return None  # the common case, decided without a transaction
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_blob(conn, item.feed, item.digest)
+        if await conn.fetchval("SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2",
+                               item.feed, item.digest):
+            return None
+        info = await storage.stat(item.path)
+        if info is None or info.modified >= cutoff:
+            return None
+        await storage.delete(item.path)
+    log.warning("gc.orphan_content_removed", feed=item.feed, digest=item.digest, bytes=info.size)
+    return info.size
+
+
+async def _remove_session(pool: asyncpg.Pool, storage: StorageDriver, item: _Session,
+                          cutoff: datetime) -> int | None:
+    """Remove one upload folder if no session row names it and none of its files was written
+    since ``cutoff``; the bytes freed, or None if it stays."""
+    if _is_uuid(item.upload_id) and await pool.fetchval(
+            "SELECT 1 FROM blob.uploads WHERE id = $1", item.upload_id):
+        return None
+    size = 0
+    for path in item.files:
+        info = await storage.stat(path)
+        if info is not None and info.modified >= cutoff:
+            return None
+        size += info.size if info is not None else 0
+    await storage.delete(item.prefix)
+    log.warning("gc.orphan_upload_removed", upload_id=item.upload_id, bytes=size)
+    return size
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
