@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,7 +55,7 @@ def up(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
     data_dir: DataDir = Path("berth-data"),
-    workers: Annotated[int, typer.Option(help="server processes (default: 1)")] = 1,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
     tls: Annotated[bool, typer.Option("--tls", help="serve HTTPS (private CA in <data-dir>/tls)")] = False,
     tls_name: Annotated[list[str] | None, typer.Option(
         "--tls-name", help="certificate host name or IP (repeatable; default localhost, 127.0.0.1)")] = None,
@@ -92,22 +93,11 @@ def up(
             os.environ["BERTH_NATS_URL"] = endpoints.nats_url
         os.environ.setdefault("BERTH_STORAGE__ROOT", str(data_dir / "storage"))
         os.environ["BERTH_DATA_DIR"] = str(data_dir)
-        url = f"{'https' if tls_files else 'http'}://{host}:{port}"
+        client = _client_host(host, tls_files)
+        url = f"{'https' if tls_files else 'http'}://{client}:{port}"
         RunInfo(url=url, database_url=os.environ["BERTH_DATABASE_URL"],
                 nats_url=os.environ["BERTH_NATS_URL"], pid=os.getpid()).write(data_dir)
-        console.print(f"[bold green]Berth is running at {url}[/bold green]  (Ctrl-C stops it)")
-        if tls_files:
-            console.print(tls_setup.trust_instructions(
-                tls_files, f"{tls_setup.client_host(host, tls_files)}:{port}"), soft_wrap=True, markup=False)
-        tls_flag = "--dest-cert-dir DIR" if tls_files else "--dest-tls-verify=false"
-        console.print(
-            "  next, in another shell (use the admin password printed when the data dir was"
-            " first created, or the BERTH_ADMIN_PASSWORD you set):\n"
-            "    export BERTH_ADMIN_PASSWORD=...\n"
-            "    uv run berth feed create myfeed\n"
-            f"    skopeo copy {tls_flag} --dest-creds \"admin:$BERTH_ADMIN_PASSWORD\" "
-            f"docker://docker.io/library/busybox:latest docker://{host}:{port}/myfeed/busybox:latest",
-            soft_wrap=True, markup=False, highlight=False)
+        _announce_when_listening(client, port, lambda: _banner(url, data_dir, tls_files))
         _serve(SERVICES["all"], host, port, workers, tls_files)
     finally:
         # A second Ctrl-C (the terminal and ``uv run`` both deliver one) must not interrupt
@@ -117,6 +107,68 @@ def up(
         RunInfo.remove(data_dir)
         embedded.stop()
         console.print("[dim]stopped[/dim]")
+
+
+def _client_host(host: str, tls_files: TlsFiles | None) -> str:
+    """The host clients should use: ``host``, or for a wildcard address (``0.0.0.0``, ``::``)
+    the certificate's first name with TLS and ``127.0.0.1`` without."""
+    from berth import tls as tls_setup
+
+    if tls_files:
+        return tls_setup.client_host(host, tls_files)
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _announce_when_listening(host: str, port: int, announce: Callable[[], None],
+                             timeout: float = 600.0) -> None:
+    """Call ``announce`` (from a daemon thread) once ``host:port`` accepts TCP connections.
+
+    uvicorn listens only after the app's startup (migrations, keys, the admin user), so "Berth is
+    running" printed before ``_serve`` would send scripts and users to a port that refuses
+    connections for seconds. Probes every 0.1 s with a bare connect (no request, so nothing in
+    the access log) for at most ``timeout`` s; prints nothing if the server never listens (its
+    own error says why).
+    """
+    import socket
+    import threading
+    import time
+
+    def wait_then_announce() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=2.0).close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            announce()
+            return
+
+    threading.Thread(target=wait_then_announce, name="berth-up-announce", daemon=True).start()
+
+
+def _banner(url: str, data_dir: Path, tls_files: TlsFiles | None) -> None:
+    """Print "Berth is running", how to trust its TLS certificate, and the first commands to run
+    (with ``BERTH_DATA_DIR`` / ``SSL_CERT_FILE`` when the CLI needs them to find this server)."""
+    from berth import tls as tls_setup
+
+    host_port = url.split("://", 1)[1]
+    console.print(f"[bold green]Berth is running at {url}[/bold green]  (Ctrl-C stops it)")
+    if tls_files:
+        console.print(tls_setup.trust_instructions(tls_files, host_port), soft_wrap=True, markup=False)
+    exports = ["    export BERTH_ADMIN_PASSWORD=..."]
+    if data_dir != Path("berth-data").resolve():
+        exports.append(f"    export BERTH_DATA_DIR={data_dir}")
+    if tls_files and tls_files.ca:
+        exports.append(f"    export SSL_CERT_FILE={tls_files.ca}")
+    tls_flag = "--dest-cert-dir DIR" if tls_files else "--dest-tls-verify=false"
+    console.print(
+        "  next, in another shell (use the admin password printed when the data dir was"
+        " first created, or the BERTH_ADMIN_PASSWORD you set):\n" + "\n".join(exports) + "\n"
+        "    uv run berth feed create myfeed\n"
+        f"    skopeo copy {tls_flag} --dest-creds \"admin:$BERTH_ADMIN_PASSWORD\" "
+        f"docker://docker.io/library/busybox:latest docker://{host_port}/myfeed/busybox:latest",
+        soft_wrap=True, markup=False, highlight=False)
 
 
 def _require_free_port(host: str, port: int) -> None:

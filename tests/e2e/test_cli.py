@@ -95,3 +95,39 @@ def test_second_up_on_the_same_data_dir_is_one_clear_line() -> None:
     assert done.returncode == 1
     assert "is in use by another berth process" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_announces_only_once_listening_and_names_its_data_dir() -> None:
+    """"Berth is running" comes when the port answers (scripts wait for that line), and the next
+    steps it prints carry ``BERTH_DATA_DIR`` for a data dir other than the default."""
+    import signal
+    import time
+
+    import httpx
+
+    from tests.support.net import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-banner-"))
+    port = free_port()
+    log_path = workdir / "up.log"
+    with scratch_database() as dsn, scratch_stream() as stream, log_path.open("wb") as log:
+        env = {**os.environ, "BERTH_DATABASE_URL": dsn, "BERTH_NATS_URL": NATS_URL,
+               "BERTH_NATS_STREAM": stream, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        proc = subprocess.Popen(["uv", "run", "--frozen", "berth", "up", "--host", "0.0.0.0",
+                                 "--port", str(port), "--data-dir", str(workdir / "data")],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 90
+            while "Berth is running" not in log_path.read_text(errors="replace"):
+                assert proc.poll() is None, log_path.read_text(errors="replace")
+                assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+                time.sleep(0.02)
+            r = httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=5.0)  # no ConnectError
+            assert r.status_code == 401
+            text = log_path.read_text(errors="replace")
+            assert f"Berth is running at http://127.0.0.1:{port}" in text  # not 0.0.0.0
+            assert f"export BERTH_DATA_DIR={workdir / 'data'}" in text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
