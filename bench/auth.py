@@ -31,7 +31,8 @@ class Tokens:
             hit = self._cache.get(scopes)
             if hit and hit[0] > time.monotonic():
                 return hit[1]
-        params = [("service", "berth")] + [("scope", s) for s in scopes]
+        params: list[tuple[str, str | int | float | bool | None]] = [("service", "berth")]
+        params += [("scope", s) for s in scopes]
         r = httpx.get(f"{self.url}/token", params=params, timeout=30)
         r.raise_for_status()
         body = r.json()

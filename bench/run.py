@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -35,13 +36,43 @@ CEILING_OF = {"pull_1": "loopback_get_1", "pull_8": "loopback_get_8", "push_mono
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (a smoke run, ~3 min)")
+    p.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (a smoke run, ~4 min)")
     p.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {CASES}")
     p.add_argument("--rounds", type=int, help="rounds per case (default 3; quick 2)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Berth worker processes")
     p.add_argument("--publish", action="store_true", help="write docs/PERFORMANCE.md and the JSON copy")
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()), help="scratch parent")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = [c for c in _wanted(args) if c not in CASES]
+    if unknown or not _wanted(args):
+        p.error(f"--only: unknown case(s) {', '.join(unknown) or '(none given)'};"
+                f" choose from {', '.join(CASES)}")
+    if args.rounds is not None and args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if not args.workdir.is_dir():
+        p.error(f"--workdir {args.workdir} is not an existing directory")
+    if args.publish and (args.quick or set(_wanted(args)) != set(CASES)):
+        p.error("--publish replaces the whole published table: run every case at full size"
+                " (no --quick, no --only)")
+    missing = [tool for tool in _tools(_wanted(args)) if shutil.which(tool) is None]
+    if missing:
+        p.error(f"missing tools on PATH: {', '.join(missing)} (see docs/PERFORMANCE.md, Running it)")
+    return args
+
+
+def _wanted(args: argparse.Namespace) -> list[str]:
+    return [c.strip() for c in args.only.split(",") if c.strip()]
+
+
+def _tools(wanted: list[str]) -> list[str]:
+    """The programs the chosen cases run (Distribution always; the load generators by case)."""
+    tools = ["docker-registry", "curl"]
+    tools += ["nginx", "socat", "dd"] if "ceiling" in wanted else []
+    tools += ["wrk", "hey"] if {"manifests", "listing"} & set(wanted) else []
+    tools += ["skopeo"] if "skopeo" in wanted else []
+    return tools
 
 
 def _context(args: argparse.Namespace, workdir: Path) -> Context:
@@ -93,7 +124,8 @@ def _rows(cases: list[Case], samples: dict[str, dict[str, dict[str, list[float]]
 def main(argv: list[str] | None = None) -> None:
     """Entry point (see the module docstring)."""
     args = _args(argv)
-    wanted = [c.strip() for c in args.only.split(",") if c.strip()]
+    wanted = _wanted(args)
+    signal.signal(signal.SIGINT, _interrupt_once)
     workdir = Path(tempfile.mkdtemp(prefix="berth-bench-", dir=args.workdir))
     ctx = _context(args, workdir)
     _check_disk(ctx, wanted)
@@ -101,15 +133,16 @@ def main(argv: list[str] | None = None) -> None:
     samples: dict[str, Any] = {}
     ceiling: dict[str, float] = {}
     settled: dict[str, float] = {}
+    cases: list[Case] = []
     try:
         with contextlib.ExitStack() as stack:
             b = stack.enter_context(servers.berth(workdir, args.workers))
             d = stack.enter_context(servers.distribution(workdir))
             regs = [Registry("berth", b.host, Tokens(b.url)), Registry("distribution", d.host, Tokens(None))]
-            cases: list[Case] = [c for c in (Pull(), Push(), Manifests(), Skopeo(),
-                                             PeakRss({"berth": b.pids, "distribution": d.pids},
-                                                     {"berth": b.storage, "distribution": d.storage}),
-                                             Listing()) if c.name in wanted]
+            cases = [c for c in (Pull(), Push(), Manifests(), Skopeo(),
+                                 PeakRss({"berth": b.pids, "distribution": d.pids},
+                                         {"berth": b.storage, "distribution": d.storage}),
+                                 Listing()) if c.name in wanted]
             if "ceiling" in wanted:
                 ngx = stack.enter_context(servers.nginx(workdir, workdir))
                 ceiling = ceilings(ctx, ngx)
@@ -121,18 +154,19 @@ def main(argv: list[str] | None = None) -> None:
                 settled[case.name] = round(waited, 1)
                 print(f"  berth's background work settled after {waited:.1f}s", flush=True)
                 samples[case.name] = run_case(case, regs, ctx)
+    except BaseException as exc:
+        if samples:  # keep the cases that finished: a full run takes half an hour
+            done = [c for c in cases if c.name in samples]
+            partial = _save(_results(args, ctx, started, ceiling, settled, done, samples),
+                            f"{type(exc).__name__}: {exc}")
+            print(f"bench: stopped ({type(exc).__name__}); finished cases saved in {partial}",
+                  file=sys.stderr)
+        raise
     finally:
         cleanup(ctx)
         shutil.rmtree(workdir, ignore_errors=True)
-    results = {"meta": {"started": started, "quick": ctx.quick, "rounds": ctx.rounds,
-                        "workers": args.workers, "cpus": os.cpu_count(), "blob_bytes": ctx.blob_size,
-                        "big_bytes": ctx.big_size, "wrk_seconds": ctx.wrk_seconds,
-                        "listing_count": ctx.listing_count, "ceiling_mbps": ceiling,
-                        "berth_settle_seconds": settled},
-               "rows": _rows(cases, samples, ceiling), "samples": samples}
-    out = ROOT / "bench" / "results" / f"{started.replace(':', '')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    results = _results(args, ctx, started, ceiling, settled, cases, samples)
+    out = _save(results, None)
     print(report.table(results))
     print(f"raw results: {out}")
     if args.publish:
@@ -140,5 +174,38 @@ def main(argv: list[str] | None = None) -> None:
         report.publish(ROOT / "docs" / "PERFORMANCE.md", results)
 
 
+def _interrupt_once(signum: int, frame: object) -> None:
+    """Ctrl-C stops the run once; later ones are ignored so that the servers, the database and
+    the stream are still removed (the terminal and ``uv run`` each deliver one)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _results(args: argparse.Namespace, ctx: Context, started: str, ceiling: dict[str, float],
+             settled: dict[str, float], cases: list[Case],
+             samples: dict[str, Any]) -> dict[str, Any]:
+    """The raw JSON: run settings, one summary per row, every sample."""
+    return {"meta": {"started": started, "quick": ctx.quick, "rounds": ctx.rounds,
+                     "workers": args.workers, "cpus": os.cpu_count(), "blob_bytes": ctx.blob_size,
+                     "big_bytes": ctx.big_size, "wrk_seconds": ctx.wrk_seconds,
+                     "listing_count": ctx.listing_count, "ceiling_mbps": ceiling,
+                     "berth_settle_seconds": settled},
+            "rows": _rows(cases, samples, ceiling), "samples": samples}
+
+
+def _save(results: dict[str, Any], failed: str | None) -> Path:
+    """Write ``bench/results/<start time>[-partial].json``; return its path."""
+    if failed is not None:
+        results = {**results, "meta": {**results["meta"], "stopped_by": failed}}
+    name = str(results["meta"]["started"]).replace(":", "") + ("-partial" if failed else "")
+    out = ROOT / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    return out
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -135,16 +135,18 @@ def berth(workdir: Path, workers: int) -> Iterator[Server]:
     port = free_port()
     cmd = [str(BERTH_EXE), "serve", "all", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
-    with (workdir / "berth.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_berth_env(dsn, stream, storage), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    proc: subprocess.Popen[bytes] | None = None
+    try:  # from here on the database and the stream are removed whatever happens
+        with (workdir / "berth.log").open("wb") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_berth_env(dsn, stream, storage),
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_http(f"http://127.0.0.1:{port}/v2/", timeout=90)
         _prepare_feed(f"http://127.0.0.1:{port}")
         yield Server("berth", f"127.0.0.1:{port}", proc, storage,
                      settle=lambda: loop.run_until_complete(_quiescent(dsn, stream)))
     finally:
-        _stop(proc)
+        if proc is not None:
+            _stop(proc)
         loop.run_until_complete(db_cm.__aexit__(None, None, None))
         loop.run_until_complete(delete_stream(stream))
         loop.close()

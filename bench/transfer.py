@@ -191,13 +191,38 @@ def _socat_put(path: Path, target: Path) -> float:
     port = free_port()
     server = subprocess.Popen(["socat", "-u", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr",
                                f"OPEN:{target},creat,trunc"])
-    time.sleep(0.3)
-    started = time.monotonic()
-    subprocess.run(["socat", "-u", f"FILE:{path}", f"TCP:127.0.0.1:{port}"], check=True, timeout=600)
-    server.wait(60)
-    rate = path.stat().st_size / (time.monotonic() - started) / MB
-    target.unlink()
+    try:
+        _wait_listening(port, server)
+        started = time.monotonic()
+        subprocess.run(["socat", "-u", f"FILE:{path}", f"TCP:127.0.0.1:{port}"], check=True,
+                       timeout=600)
+        server.wait(60)
+        rate = path.stat().st_size / (time.monotonic() - started) / MB
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+        target.unlink(missing_ok=True)
     return rate
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Wait until 127.0.0.1:``port`` is in the LISTEN state (read from ``/proc/net/tcp``, so the
+    single connection a ``socat TCP-LISTEN`` accepts is not spent on a probe).
+
+    Raises:
+        RuntimeError: ``proc`` exited or ``timeout`` s passed first.
+    """
+    wanted = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"socat exited with {proc.returncode} before listening on {port}")
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if any(r.split()[1] == wanted and r.split()[3] == "0A" for r in rows):  # 0A: LISTEN
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"socat not listening on 127.0.0.1:{port} after {timeout} s")
 
 
 def cleanup(ctx: Context) -> None:
