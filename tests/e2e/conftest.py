@@ -170,6 +170,17 @@ def registry(registry_kind: Kind, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A fresh short folder under /tmp (embedded PostgreSQL's unix socket path must stay short),
+    removed after the test with whatever servers left in it (about 200 MB with PostgreSQL)."""
+    root = Path(tempfile.mkdtemp(prefix="berth-e2e-", dir="/tmp"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
 def podman() -> Iterator[Podman]:
     """podman with its storage in a fresh short folder under /tmp, removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="e2e-pm", dir="/tmp"))

@@ -6,7 +6,6 @@ and NATS under the data directory; an image pushed before a restart is served af
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import psutil
@@ -30,7 +29,8 @@ def _children_of(data_dir: Path) -> list[str]:
     return found
 
 
-def test_embedded_berth_keeps_images_across_restart(registry_kind: Kind, layout: Path) -> None:
+def test_embedded_berth_keeps_images_across_restart(registry_kind: Kind, layout: Path,
+                                                    scratch_dir: Path) -> None:
     """Push to an embedded-mode server, stop it, start it on the same data dir, pull the image.
 
     Stopping leaves no child behind (embedded PostgreSQL and NATS are stopped with it).
@@ -39,7 +39,7 @@ def test_embedded_berth_keeps_images_across_restart(registry_kind: Kind, layout:
         pytest.skip("berth up smoke test runs only against Berth")
     # Not pytest's tmp_path: pytest resets /tmp/pytest-of-root to 0700, which the embedded
     # PostgreSQL (running as its own system user when we are root) cannot traverse.
-    tmp_path = Path(tempfile.mkdtemp(prefix="berth-smoke-"))
+    tmp_path = scratch_dir
     data_dir = tmp_path / "data"
     repo = f"{fresh_name()}/smoke"
     digest = oci_layout.resolve_tag(layout, "v1")["digest"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,10 +31,10 @@ def test_help_everywhere(command: list[str]) -> None:
     assert "Usage" in berth(*command, "--help").stdout
 
 
-def test_feed_commands_events_and_rebuild() -> None:
+def test_feed_commands_events_and_rebuild(scratch_dir: Path) -> None:
     if target_kind() != "berth":
         pytest.skip("Berth's CLI")
-    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-"))
+    workdir = scratch_dir
     with scratch_database() as dsn, scratch_stream() as stream, \
             berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream) as server:
         env = {"BERTH_URL": server.url, "BERTH_DATABASE_URL": dsn, "BERTH_NATS_URL": NATS_URL,
@@ -69,11 +68,11 @@ def test_serve_without_database_is_a_clear_error() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_up_on_a_taken_port_fails_before_starting_anything() -> None:
+def test_up_on_a_taken_port_fails_before_starting_anything(scratch_dir: Path) -> None:
     """No "Berth is running", no embedded services, no admin created: one clear line."""
     import socket
 
-    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-port-"))
+    workdir = scratch_dir
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -86,10 +85,10 @@ def test_up_on_a_taken_port_fails_before_starting_anything() -> None:
     assert not (workdir / "data" / "postgres").exists()
 
 
-def test_second_up_on_the_same_data_dir_is_one_clear_line() -> None:
+def test_second_up_on_the_same_data_dir_is_one_clear_line(scratch_dir: Path) -> None:
     if target_kind() != "berth":
         pytest.skip("Berth's CLI")
-    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-twice-"))
+    workdir = scratch_dir
     with berth_process(workdir, database_url=None, nats_url=None, stream=None) as server:
         done = berth("up", "--port", "0", "--data-dir", str(server.data_dir), ok=False)
     assert done.returncode == 1
@@ -97,7 +96,7 @@ def test_second_up_on_the_same_data_dir_is_one_clear_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_up_announces_only_once_listening_and_names_its_data_dir() -> None:
+def test_up_announces_only_once_listening_and_names_its_data_dir(scratch_dir: Path) -> None:
     """"Berth is running" comes when the port answers (scripts wait for that line), and the next
     steps it prints carry ``BERTH_DATA_DIR`` for a data dir other than the default."""
     import signal
@@ -107,7 +106,7 @@ def test_up_announces_only_once_listening_and_names_its_data_dir() -> None:
 
     from tests.support.net import free_port
 
-    workdir = Path(tempfile.mkdtemp(prefix="berth-cli-banner-"))
+    workdir = scratch_dir
     port = free_port()
     log_path = workdir / "up.log"
     with scratch_database() as dsn, scratch_stream() as stream, log_path.open("wb") as log:

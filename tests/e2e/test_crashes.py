@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 
 from berth.ops_cli import rebuild_all
 from berth.token_auth import RegistryAuth
+from tests.e2e.conftest import scratch_stream
 from tests.integration.test_rebuild import snapshot
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, BerthProcess, berth_process
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
@@ -75,9 +75,9 @@ async def _assert_rebuild_changes_nothing(dsn: str) -> None:
         await conn.close()
 
 
-async def test_sigkill_mid_patch_and_mid_manifest_put_then_restart() -> None:
+async def test_sigkill_mid_patch_and_mid_manifest_put_then_restart(scratch_dir: Path) -> None:
     stream = unique("BERTH_E2E_")
-    workdir = Path(tempfile.mkdtemp(prefix="berth-crash-"))
+    workdir = scratch_dir
     async with temporary_database("berth_e2e_") as dsn:
         try:
             await asyncio.to_thread(_crash_and_recover, workdir, dsn, stream)
@@ -144,18 +144,18 @@ def _postmaster(data_dir: Path) -> psutil.Process:
     return psutil.Process(int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
 
 
-def test_postgres_outage_is_503_json_and_recovers() -> None:
+def test_postgres_outage_is_503_json_and_recovers(scratch_dir: Path) -> None:
     """Embedded PostgreSQL stops (SIGQUIT: immediate shutdown, its unix socket goes away).
 
     Requests answer 503 UNAVAILABLE with the OCI body — they used to be 500 UNKNOWN (the
     socket's FileNotFoundError was not seen as an outage) with an ASGI traceback in the log —
     and work again once PostgreSQL is back, without restarting Berth.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="berth-pg-outage-"))
+    workdir = scratch_dir
     data_dir = workdir / "data"
     auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
-    with berth_process(workdir, database_url=None, nats_url=NATS_URL, stream=unique("BERTH_E2E_"),
-                       data_dir=data_dir) as berth:
+    with scratch_stream() as stream, berth_process(workdir, database_url=None, nats_url=NATS_URL,
+                                                   stream=stream, data_dir=data_dir) as berth:
         berth.create_feed("outage")
         assert httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth).status_code == 404
         postmaster = _postmaster(data_dir)
@@ -177,10 +177,10 @@ def test_postgres_outage_is_503_json_and_recovers() -> None:
         assert "Exception in ASGI application" not in berth.log()
 
 
-def test_pushes_survive_a_dead_nats_and_are_published_after_restart() -> None:
+def test_pushes_survive_a_dead_nats_and_are_published_after_restart(scratch_dir: Path) -> None:
     """Embedded NATS killed: pushes still answer 201 (events wait in the outbox), Berth stops
     cleanly on SIGTERM, and after a restart ``berth events tail`` shows every event."""
-    workdir = Path(tempfile.mkdtemp(prefix="berth-nats-outage-"))
+    workdir = scratch_dir
     data_dir = workdir / "data"
     auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
     digests = []

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -32,10 +31,10 @@ def base_requests_counted(metrics: str) -> float:
                if 'method="GET"' in m["labels"] and 'route="/v2/"' in m["labels"])
 
 
-def test_metrics_add_up_all_workers() -> None:
+def test_metrics_add_up_all_workers(scratch_dir: Path) -> None:
     if target_kind() != "berth":
         pytest.skip("Berth's metrics")
-    workdir = Path(tempfile.mkdtemp(prefix="berth-e2e-metrics-"))
+    workdir = scratch_dir
     port = free_port()
     with scratch_database() as dsn, scratch_stream() as stream:
         env = {k: v for k, v in os.environ.items()

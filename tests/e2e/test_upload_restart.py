@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -23,9 +22,9 @@ pytestmark = pytest.mark.e2e
 AUTH = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
 
 
-async def test_chunked_upload_survives_restart() -> None:
+async def test_chunked_upload_survives_restart(scratch_dir: Path) -> None:
     stream = unique("BERTH_E2E_")
-    workdir = Path(tempfile.mkdtemp(prefix="berth-restart-"))
+    workdir = scratch_dir
     async with temporary_database("berth_e2e_") as dsn:
         try:
             await asyncio.to_thread(_upload_across_restart, workdir, dsn, stream)
