@@ -79,7 +79,8 @@ def up(
     _require_free_port(host, port)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
     want_nats = not os.environ.get("BERTH_NATS_URL")
-    embedded = EmbeddedServices(data_dir, want_postgres=want_pg, want_nats=want_nats)
+    embedded = EmbeddedServices(data_dir, want_postgres=want_pg, want_nats=want_nats,
+                                avoid_ports=frozenset({port}))
     console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
     try:
         endpoints = embedded.start()

@@ -266,11 +266,14 @@ def _nats_binary() -> Path:
     return path
 
 
-def _free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_port(avoid: frozenset[int] = frozenset()) -> int:
+    """A loopback TCP port that was free a moment ago and is not in ``avoid``."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def _nats_info(port: int) -> dict[str, Any] | None:
@@ -286,8 +289,9 @@ def _nats_info(port: int) -> dict[str, Any] | None:
 class _Nats:
     """One nats-server with JetStream, its store in ``data_dir/nats``, on a fresh loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, avoid_ports: frozenset[int] = frozenset()) -> None:
         self.store = data_dir / "nats"
+        self.avoid_ports = avoid_ports  # e.g. the port Berth itself is about to listen on
         self.log_path = self.store / "nats-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -298,7 +302,7 @@ class _Nats:
             _log.warning("a crashed run left nats-server running on %s; stopping it", self.store)
             _end(leftovers, signal.SIGTERM, _NATS_TERM_SECONDS)
         for attempt in range(3):
-            port = _free_port()
+            port = _free_port(self.avoid_ports)
             if self._spawn(port):
                 return f"nats://127.0.0.1:{port}"
             _log.warning("nats-server exited at start (attempt %d, port %d)", attempt + 1, port)
@@ -342,16 +346,19 @@ class _Nats:
 class EmbeddedServices:
     """Starts/stops embedded PostgreSQL and NATS under data_dir (data_dir/postgres, data_dir/nats).
 
-    ``start()`` is idempotent and returns ``EmbeddedEndpoints``; ``stop()`` stops both (safe to call
+    ``avoid_ports``: loopback ports NATS must not take (``berth up`` passes its own: Linux can hand
+    a just-probed port to the next ``bind(0)``). ``start()`` is idempotent and returns
+    ``EmbeddedEndpoints``; ``stop()`` stops both (safe to call
     twice, or without ``start()``). Usable as a context manager. Raises ``EmbeddedServiceError`` when
     a service fails to start (anything already started is stopped again first) or when another
     process holds ``data_dir``.
     """
 
-    def __init__(self, data_dir: Path, *, want_postgres: bool = True, want_nats: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, want_postgres: bool = True, want_nats: bool = True,
+                 avoid_ports: frozenset[int] = frozenset()) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self._postgres = _Postgres(self.data_dir) if want_postgres else None
-        self._nats = _Nats(self.data_dir) if want_nats else None
+        self._nats = _Nats(self.data_dir, avoid_ports) if want_nats else None
         self._lock: IO[bytes] | None = None
         self._endpoints: EmbeddedEndpoints | None = None
 

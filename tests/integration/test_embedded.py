@@ -176,3 +176,11 @@ async def test_recovers_from_crashed_run(data_root: Path) -> None:
     finally:
         services.stop()
     assert _service_processes(data_dir) == []
+
+
+def test_embedded_nats_never_takes_the_port_berth_up_is_about_to_serve() -> None:
+    """Linux may hand a port ``berth up`` just probed to the next ``bind(0)``; NATS avoids it."""
+    from berth.embedded import _free_port
+
+    mine = _free_port()
+    assert all(_free_port(frozenset({mine})) != mine for _ in range(300))
