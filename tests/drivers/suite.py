@@ -245,6 +245,19 @@ class DriverSuite:
         assert await read_all(driver, dst) == data
         assert await list_all(driver, scratch) == [dst]
 
+    async def test_move_sets_modified_to_the_time_of_the_move(self, driver: StorageDriver,
+                                                               scratch: str) -> None:
+        """GC's storage sweep ages content from when it got its content address, not from the
+        upload's last write (a rename keeps that on a filesystem; an S3 copy does not)."""
+        src, dst = f"{scratch}/uploads/y/data", f"{scratch}/blobs/sha256/cd/cdef"
+        await driver.write(src, chunks_of(b"aged"))
+        written = await driver.stat(src)
+        assert written is not None
+        await anyio.sleep(1.1)  # object stores keep whole seconds
+        await driver.move(src, dst)
+        moved = await driver.stat(dst)
+        assert moved is not None and moved.modified > written.modified
+
     async def test_move_overwrites(self, driver: StorageDriver, scratch: str) -> None:
         src, dst = f"{scratch}/src", f"{scratch}/dst"
         await driver.write(src, chunks_of(b"new"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -88,3 +89,26 @@ class TestFilesystemDriver(DriverSuite):
         await driver.write(f"{scratch}/a/obj", chunks_of(b"data"))
         assert driver.local_path(f"{scratch}/a/obj") == driver.root / scratch / "a" / "obj"
         assert await driver.url_for(f"{scratch}/a/obj") is None
+
+
+def test_parents_pruned_by_a_concurrent_delete_are_made_again(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delete of the last session in ``uploads/`` prunes that folder; a new session creating
+    ``uploads/<id>/`` at the same moment must not fail (seen as a 500 under concurrent pushes:
+    ``mkdir(parents=True)`` made ``uploads``, the prune removed it, the next level failed)."""
+    from berth_common.storage import _fsio
+
+    real_mkdir, pruned = os.mkdir, []
+
+    def mkdir_racing_a_prune(path: Any, mode: int = 0o777, **kw: Any) -> None:
+        target = Path(path)
+        if target.name == "session" and not pruned and target.parent.is_dir():
+            pruned.append(target.parent)
+            target.parent.rmdir()  # the concurrent delete's prune_empty_dirs
+        real_mkdir(path, mode, **kw)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_racing_a_prune)
+    full = tmp_path / "feeds" / "f" / "uploads" / "session" / "data"
+    fd = _fsio.open_with_parents(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    os.close(fd)
+    assert pruned and full.is_file()

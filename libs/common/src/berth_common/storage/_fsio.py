@@ -57,26 +57,30 @@ def open_for_read(full: Path, path: str) -> int:
 
 
 def open_with_parents(full: Path, flags: int) -> int:
-    """``os.open(full, flags, 0o644)`` after creating parents; retries if a delete prunes them meanwhile."""
+    """``os.open(full, flags, 0o644)`` after creating parents; retries if a delete prunes them
+    meanwhile (``prune_empty_dirs`` of a concurrent delete can remove a parent between
+    ``mkdir`` and ``open``, or between two levels of ``mkdir(parents=True)`` itself)."""
     for _ in range(5):
-        full.parent.mkdir(parents=True, exist_ok=True)
         try:
+            full.parent.mkdir(parents=True, exist_ok=True)
             return os.open(full, flags, 0o644)
         except FileNotFoundError:
             continue
+    full.parent.mkdir(parents=True, exist_ok=True)
     return os.open(full, flags, 0o644)
 
 
 def replace_with_parents(src: Path, dst: Path) -> None:
     """``os.replace(src, dst)`` after creating ``dst``'s parents (retried against concurrent pruning)."""
     for _ in range(5):
-        dst.parent.mkdir(parents=True, exist_ok=True)
         try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             return
         except FileNotFoundError:
             if not src.exists():
                 raise
+    dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(src, dst)
 
 

@@ -127,7 +127,11 @@ class StorageDriver(Protocol):
         ...
 
     async def move(self, src: str, dst: str) -> None:
-        """Atomically rename ``src`` to ``dst``, replacing ``dst``; ``ObjectNotFound`` if no ``src``."""
+        """Atomically rename ``src`` to ``dst``, replacing ``dst``; ``ObjectNotFound`` if no ``src``.
+
+        The moved object's ``modified`` time becomes the time of the move (as an S3 copy does), so
+        age-based cleanup (GC's storage sweep) measures from when the object got its new name.
+        """
         ...
 
     async def delete(self, path: str) -> None:

@@ -147,6 +147,7 @@ class FilesystemDriver:
         if src == dst:
             return
         _fsio.replace_with_parents(src, dst)
+        os.utime(dst)  # modified = the move's time (the protocol's contract; GC's sweep relies on it)
         _fsio.fsync_dir(dst.parent)
         _fsio.prune_empty_dirs(src.parent, self._root)
 

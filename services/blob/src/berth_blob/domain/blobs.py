@@ -46,18 +46,18 @@ async def mount(store: EventStore, repository: RepositoryName, digest: Digest, s
         return False
 
     async def work(uow: UnitOfWork) -> bool:
+        # FOR SHARE: GC cannot unlink the source (and then delete the content, which no
+        # committed link would protect) until this mount has committed its own link.
         size = await uow.conn.fetchval(
-            "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2",
+            "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2 FOR SHARE",
             str(origin), str(digest))
         if size is None:
             return False
-        linked = await uow.conn.fetchval(
-            "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2",
-            str(repository), str(digest))
-        if not linked:
-            await uow.emit(f"bloblink:{repository}@{digest}", BlobMounted(
-                repository=str(repository), from_repository=str(origin), digest=str(digest),
-                size=size))
+        # Emitted even if the target already links the blob: it refreshes ``linked_at``, so a
+        # stale unreferenced link is not collected right after the client was told 201.
+        await uow.emit(f"bloblink:{repository}@{digest}", BlobMounted(
+            repository=str(repository), from_repository=str(origin), digest=str(digest),
+            size=size))
         return True
 
     result: bool = await run_with_retry(store, work, projector=project, metadata=meta)

@@ -6,9 +6,20 @@ within it (``feeds/<feed>/blobs/sha256/ab/abcdef…``); upload sessions live bes
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from berth_common.storage import blob_path, upload_data_path, upload_prefix
+
+
+def is_upload_id(text: str) -> bool:
+    """Whether ``text`` is an upload session id as Berth makes them: a UUID in its canonical
+    lower-case hyphenated form (``uuid.UUID`` alone also takes ``urn:uuid:…``, braces, upper
+    case and no hyphens, which PostgreSQL's ``uuid`` type and per-session locks would not)."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

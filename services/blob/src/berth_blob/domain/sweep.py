@@ -24,7 +24,6 @@ Temporary files of interrupted driver writes are not listed by the driver and no
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
+from berth_blob.domain.layout import is_upload_id
 from berth_blob.domain.locks import lock_blob
 from berth_common.storage import StorageDriver
 
@@ -126,23 +126,14 @@ async def _remove_session(pool: asyncpg.Pool, storage: StorageDriver, item: _Ses
                           cutoff: datetime) -> int | None:
     """Remove one upload folder if no session row names it and none of its files was written
     since ``cutoff``; the bytes freed, or None if it stays."""
-    if _is_uuid(item.upload_id) and await pool.fetchval(
+    if is_upload_id(item.upload_id) and await pool.fetchval(
             "SELECT 1 FROM blob.uploads WHERE id = $1", item.upload_id):
         return None
-    size = 0
-    for path in item.files:
-        info = await storage.stat(path)
-        if info is not None and info.modified >= cutoff:
-            return None
-        size += info.size if info is not None else 0
+    infos = [info for path in item.files if (info := await storage.stat(path)) is not None]
+    if not infos or any(info.modified >= cutoff for info in infos):
+        return None  # written lately, or gone meanwhile (a session that completed as we listed)
+    size = sum(info.size for info in infos)
     await storage.delete(item.prefix)
     log.warning("gc.orphan_upload_removed", upload_id=item.upload_id, bytes=size)
     return size
 
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True

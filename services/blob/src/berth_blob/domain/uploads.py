@@ -15,9 +15,9 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from berth_blob.domain.gc import blob_lock_key
 from berth_blob.domain.hashers import HasherCache
-from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.layout import FeedLayout, is_upload_id
+from berth_blob.domain.locks import blob_lock_key
 from berth_blob.domain.streams import Metered
 from berth_blob.projections.tables import project
 from berth_common.db import Connection
@@ -39,7 +39,7 @@ from berth_common.events import (
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
-from berth_common.storage import InvalidOffset, StorageDriver
+from berth_common.storage import InvalidOffset, ObjectNotFound, StorageDriver
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,8 @@ class Uploads:
 
     async def get(self, repository: RepositoryName, upload_id: str) -> Session:
         """The open session ``upload_id`` of ``repository``. Raises ``BlobUploadUnknown``."""
-        try:
-            uuid.UUID(upload_id)
-        except ValueError:
-            raise BlobUploadUnknown(f"no upload session {upload_id[:64]!r}") from None
+        if not is_upload_id(upload_id):
+            raise BlobUploadUnknown(f"no upload session {upload_id[:64]!r}")
         row = await self.store.pool.fetchrow(
             "SELECT id::text, repository, size FROM blob.uploads WHERE id = $1", upload_id)
         if row is None or row["repository"] != str(repository):
@@ -199,7 +197,12 @@ class Uploads:
         target = layout.blob(str(digest))
         exists = await self._trim(session, data)
         source = await self._source(session, data, exists, target, meta)
-        actual = await self._digest_of(session, source, exists, digest.algorithm)
+        try:
+            actual = await self._digest_of(session, source, exists, digest.algorithm)
+        except ObjectNotFound:  # recovered content collected by GC while it was re-read
+            await self._discard(session, "the session's data is missing", meta)
+            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again"
+                                    ) from None
         if actual != digest:
             await self._discard(session, f"digest mismatch: content is {actual}", meta)
             raise DigestInvalid(f"the uploaded content has digest {actual}, not {digest}",
@@ -216,9 +219,10 @@ class Uploads:
             if not placed:  # once, even if the transaction is retried
                 await self._place(data, exists, target)
                 placed = True
-            elif not exists and await self.storage.stat(target) is None:
-                # Crash recovery found the content at its address before the lock; GC may
-                # have deleted it since (it deletes under this lock). Never link what is gone.
+            elif await self.storage.stat(target) is None:
+                # A retried transaction (the lock was released in between) or crash recovery
+                # (content found at its address before the lock): GC may have deleted it since
+                # (it deletes under this lock). Never link what is gone.
                 raise _ContentGone()
             await uow.emit(f"upload:{session.id}", UploadCompleted(
                 upload_id=session.id, repository=session.repository, digest=str(digest),
@@ -294,12 +298,12 @@ class _ContentGone(Exception):
 
 
 async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None:
-    """Emit ``BlobLinked`` unless ``repository`` already serves ``digest``."""
-    exists = await uow.conn.fetchval(
-        "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2", repository, digest)
-    if not exists:
-        await uow.emit(f"bloblink:{repository}@{digest}",
-                       BlobLinked(repository=repository, digest=digest, size=size))
+    """Emit ``BlobLinked``: links ``digest`` into ``repository``, or refreshes the link's
+    ``linked_at`` if it exists — a link older than GC's grace that no manifest references could
+    otherwise be collected right after this upload answered 201 (or, after a feed was deleted
+    and re-created, by the late ``FeedDeleted`` reaction, which spares links made after it)."""
+    await uow.emit(f"bloblink:{repository}@{digest}",
+                   BlobLinked(repository=repository, digest=digest, size=size))
 
 
 async def require_feed(conn: Connection, repository: RepositoryName, *,

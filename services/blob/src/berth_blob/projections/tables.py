@@ -54,7 +54,8 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
         case BlobLinked() | BlobMounted():
             await conn.execute(
                 "INSERT INTO blob.links(repository, digest, feed, size, linked_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, digest) DO NOTHING",
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, digest)"
+                " DO UPDATE SET linked_at = GREATEST(blob.links.linked_at, EXCLUDED.linked_at)",
                 event.repository, event.digest, feed_of(event.repository), event.size,
                 ctx.occurred_at,
             )
