@@ -51,6 +51,15 @@ async def gc(berth: BerthApp, *, now: datetime | None = None, grace: timedelta =
                                  now=now or later())
 
 
+async def _patched_session(berth: BerthApp, feed: str, data: bytes) -> tuple[str, str]:
+    """Create ``feed``, open an upload session in ``feed/x`` and PATCH ``data`` into it;
+    returns ``(location, upload id)``."""
+    await berth.create_feed(feed)
+    location = (await berth.client.post(f"/v2/{feed}/x/blobs/uploads/")).headers["location"]
+    assert (await berth.client.patch(location, content=data)).status_code == 202
+    return location, location.rsplit("/", 1)[1]
+
+
 class Proxy:
     """A storage driver wrapper with hooks (everything else delegates)."""
 
@@ -148,11 +157,16 @@ async def test_reupload_refreshes_a_stale_link_so_a_running_gc_keeps_it() -> Non
 
 # --- 3. a retried commit transaction re-checks that its content is still there -------------
 
-async def test_commit_retry_after_sweep_never_links_swept_content(monkeypatch: pytest.MonkeyPatch) -> None:
-    """_commit moves the data into place in attempt 1; if that transaction fails with a retryable
-    error (deadlock/serialization), the lock is released, the sweep deletes the unrowed content
-    (its mtime is the last PATCH's: rename keeps it), and attempt 2 links it without checking
-    (the ``elif not exists`` guard only covers a resumed commit)."""
+@pytest.mark.parametrize("error, earlier_blob", [
+    (asyncpg.DeadlockDetectedError("deadlock detected (simulated)"), False),  # the sweep deletes
+    (asyncpg.SerializationError("could not serialize (simulated)"), True),  # phase 2 deletes
+], ids=["sweep", "phase2"])
+async def test_commit_retry_after_gc_never_links_deleted_content(
+        monkeypatch: pytest.MonkeyPatch, error: Exception, earlier_blob: bool) -> None:
+    """``_commit`` moves the data into place in attempt 1; when that transaction fails with a
+    retryable error the blob lock is released and GC may delete the content (the sweep: no row;
+    phase 2: an earlier, unlinked row). Attempt 2 must see it is gone (BLOB_UPLOAD_INVALID), not
+    link missing content and answer 201."""
     import berth_blob.domain.uploads as uploads_module
 
     async with berth_app(with_bus=False) as berth:
@@ -160,6 +174,9 @@ async def test_commit_retry_after_sweep_never_links_swept_content(monkeypatch: p
         c = berth.client
         data = os.urandom(5000)
         digest = sha(data)
+        if earlier_blob:
+            assert await _blob(berth, "cr/old", data) == digest
+            assert (await c.delete(f"/v2/cr/old/blobs/{digest}")).status_code == 202
         location = (await c.post("/v2/cr/x/blobs/uploads/")).headers["location"]
         assert (await c.patch(location, content=data)).status_code == 202
         real_link, real_feed, calls, collected = uploads_module.link, uploads_module.require_feed, [], []
@@ -167,7 +184,7 @@ async def test_commit_retry_after_sweep_never_links_swept_content(monkeypatch: p
         async def flaky_link(uow: Any, *a: Any) -> None:
             calls.append(1)
             if len(calls) == 1:
-                raise asyncpg.DeadlockDetectedError("deadlock detected (simulated)")
+                raise error
             await real_link(uow, *a)
 
         async def gc_between_attempts(conn: Any, repository: Any, **kw: Any) -> None:
@@ -180,44 +197,10 @@ async def test_commit_retry_after_sweep_never_links_swept_content(monkeypatch: p
         r = await c.put(location, params={"digest": digest})
         monkeypatch.undo()
         got = await c.get(f"/v2/cr/x/blobs/{digest}")
-        assert not (r.status_code == 201 and got.status_code != 200), (
+        assert collected and (collected[0].swept_files or collected[0].deleted), collected
+        assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", (
             f"PUT {r.status_code}, GC between attempts {collected}, then GET {got.status_code}")
-
-
-async def test_commit_retry_after_gc_delete_never_links_deleted_content(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same hole through phase 2: the blob row existed (unlinked), attempt 1 moved fresh
-    bytes over it and failed, GC deleted row and file, attempt 2 links nothing."""
-    import berth_blob.domain.uploads as uploads_module
-
-    async with berth_app(with_bus=False) as berth:
-        await berth.create_feed("cr2")
-        c = berth.client
-        data = os.urandom(5000)
-        digest = await _blob(berth, "cr2/old", data)
-        assert (await c.delete(f"/v2/cr2/old/blobs/{digest}")).status_code == 202
-        location = (await c.post("/v2/cr2/x/blobs/uploads/")).headers["location"]
-        assert (await c.patch(location, content=data)).status_code == 202
-        real_link, real_feed, calls, collected = uploads_module.link, uploads_module.require_feed, [], []
-
-        async def flaky_link(uow: Any, *a: Any) -> None:
-            calls.append(1)
-            if len(calls) == 1:
-                raise asyncpg.SerializationError("could not serialize access (simulated)")
-            await real_link(uow, *a)
-
-        async def gc_between_attempts(conn: Any, repository: Any, **kw: Any) -> None:
-            if calls and not collected:
-                collected.append(await gc(berth))
-            await real_feed(conn, repository, **kw)
-
-        monkeypatch.setattr(uploads_module, "link", flaky_link)
-        monkeypatch.setattr(uploads_module, "require_feed", gc_between_attempts)
-        r = await c.put(location, params={"digest": digest})
-        monkeypatch.undo()
-        got = await c.get(f"/v2/cr2/x/blobs/{digest}")
-        assert not (r.status_code == 201 and got.status_code != 200), (
-            f"PUT {r.status_code}, GC between attempts {collected}, then GET {got.status_code}")
+        assert got.status_code == 404
 
 
 # --- 4. odd upload folder names: no crash, no 500 ------------------------------------------
@@ -359,13 +342,10 @@ async def test_sweep_spares_content_a_crashed_commit_just_moved_into_place() -> 
     content placed by a commit that crashed a moment ago is young, whatever the last PATCH's
     age, and the resumed PUT still finds it (201)."""
     async with berth_app(with_bus=False) as berth:
-        await berth.create_feed("cc")
         c, storage = berth.client, berth.app.state.blob_storage
         data = os.urandom(4096)
         digest = sha(data)
-        location = (await c.post("/v2/cc/x/blobs/uploads/")).headers["location"]
-        assert (await c.patch(location, content=data)).status_code == 202
-        upload_id = location.rsplit("/", 1)[1]
+        location, upload_id = await _patched_session(berth, "cc", data)
         data_path = f"feeds/cc/uploads/{upload_id}/data"
         two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
         os.utime(storage.local_path(data_path), (two_hours_ago, two_hours_ago))  # idle 2 h
@@ -518,13 +498,10 @@ async def test_resumed_commit_after_restart_racing_sweep_is_not_a_500(
     import berth_blob.domain.uploads as uploads_module
 
     async with berth_app(with_bus=False) as berth:
-        await berth.create_feed("rs")
         c, storage = berth.client, berth.app.state.blob_storage
         data = os.urandom(4096)
         digest = sha(data)
-        location = (await c.post("/v2/rs/x/blobs/uploads/")).headers["location"]
-        assert (await c.patch(location, content=data)).status_code == 202
-        upload_id = location.rsplit("/", 1)[1]
+        location, upload_id = await _patched_session(berth, "rs", data)
         await storage.move(f"feeds/rs/uploads/{upload_id}/data", content_path("rs", digest))  # crash
         berth.app.state.blob_uploads.hashers.forget(upload_id)  # restart: no hash state in memory
         real_source, collected = uploads_module.Uploads._source, []
