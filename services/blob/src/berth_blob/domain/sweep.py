@@ -14,7 +14,7 @@ Two crash windows leave files it never learns of:
 Distribution's garbage collector is a mark-and-sweep over storage; this is the sweep half,
 limited to what no row names. A file goes only when (1) no row names it, (2) it was last written
 before the grace cutoff, and (3) for content, both are re-checked while holding the blob's
-advisory lock (``gc.lock_blob``) — the lock the upload commit holds while it moves content into
+advisory lock (``locks.lock_blob``) — the lock the upload commit holds while it moves content into
 place and commits, so a commit in flight either committed (its row is seen) or has not moved
 anything yet. An upload session's row is created before its first byte is written and its id is
 never reused, so a folder without a row never gains one. Nothing here was ever registry state
