@@ -57,10 +57,9 @@ class GcResult:
 
 
 async def collect_garbage(store: EventStore, storage: StorageDriver, grace: timedelta,
-                          *, now: datetime | None = None, batch: int = 1000,
-                          sweep: bool = True) -> GcResult:
+                          *, now: datetime | None = None, batch: int = 1000) -> GcResult:
     """Run both phases once, then the storage sweep (``berth_blob.domain.sweep``: files no row
-    names, last written before the same cutoff) unless ``sweep`` is false.
+    names, last written before the same cutoff).
 
     Returns zeros when another process is collecting.
     """
@@ -72,13 +71,11 @@ async def collect_garbage(store: EventStore, storage: StorageDriver, grace: time
         try:
             unlinked = await _unlink_unreferenced(store, conn, cutoff, batch)
             deleted, freed = await _delete_unlinked(store, storage, conn, cutoff, batch)
-            swept = await sweep_orphans(store.pool, storage, cutoff) if sweep else None
+            swept = await sweep_orphans(store.pool, storage, cutoff)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
     if unlinked or deleted:
         log.info("gc.collected", unlinked=unlinked, deleted=deleted, bytes=freed)
-    if swept is None:
-        return GcResult(unlinked, deleted, freed)
     return GcResult(unlinked, deleted, freed + swept.bytes_freed,
                     swept.content_files + swept.upload_folders)
 
