@@ -37,14 +37,24 @@ KINDS = ("head_blob", "head_manifest", "push")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-async def call(app: Any, method: str, path: str, headers: dict[str, str], body: bytes = b"",
-               query: str = "") -> tuple[int, dict[str, str]]:
+async def call(
+    app: Any, method: str, path: str, headers: dict[str, str], body: bytes = b"", query: str = ""
+) -> tuple[int, dict[str, str]]:
     """One request into the ASGI ``app``; returns ``(status, response headers)``."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": query.encode(), "root_path": "",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 5000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 5000),
+    }
     delivered = False
 
     async def receive() -> dict[str, Any]:
@@ -72,8 +82,7 @@ async def one(kind: str, app: Any, auth: dict[str, str], i: int) -> None:
         status, _ = await call(app, "HEAD", f"/v2/bench/x/blobs/sha256:{i:064x}", auth)
         assert status == 404, status
     elif kind == "head_manifest":
-        status, _ = await call(app, "HEAD", "/v2/bench/x/manifests/v1",
-                               {**auth, "accept": OCI_MANIFEST})
+        status, _ = await call(app, "HEAD", "/v2/bench/x/manifests/v1", {**auth, "accept": OCI_MANIFEST})
         assert status == 200, status
     else:
         data = os.urandom(8192)
@@ -93,18 +102,32 @@ async def measure(kinds: list[str], n: int, bus: bool) -> dict[str, dict[str, fl
     results: dict[str, dict[str, float]] = {}
     async with berth_app(with_bus=bus) as berth:
         await berth.create_feed("bench", public=True)
-        token = (await berth.client.get(
-            "/token", params={"service": "berth", "scope": "repository:bench/x:pull,push"},
-            auth=httpx.BasicAuth("admin", ADMIN_PASSWORD))).json()["token"]
+        token = (
+            await berth.client.get(
+                "/token",
+                params={"service": "berth", "scope": "repository:bench/x:pull,push"},
+                auth=httpx.BasicAuth("admin", ADMIN_PASSWORD),
+            )
+        ).json()["token"]
         auth = {"authorization": f"Bearer {token}", "host": "berth.test"}
         config = b"{}"
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         await berth.client.post(f"/v2/bench/x/blobs/uploads/?digest={config_digest}", content=config)
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
-                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                          "digest": config_digest, "size": len(config)}})
-        await berth.client.put("/v2/bench/x/manifests/v1", content=manifest,
-                               headers={"content-type": OCI_MANIFEST})
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "layers": [],
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest,
+                    "size": len(config),
+                },
+            }
+        )
+        await berth.client.put(
+            "/v2/bench/x/manifests/v1", content=manifest, headers={"content-type": OCI_MANIFEST}
+        )
         for kind in kinds:
             for i in range(50):  # warm caches, prepared statements, the token memo
                 await one(kind, berth.app, auth, i)
@@ -116,8 +139,11 @@ async def measure(kinds: list[str], n: int, bus: bool) -> dict[str, dict[str, fl
             profile.disable()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             total = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
-            results[kind] = {"calls": round(total / n),
-                             "cpu_us": round(cpu / n * 1e6), "wall_us": round(wall / n * 1e6)}
+            results[kind] = {
+                "calls": round(total / n),
+                "cpu_us": round(cpu / n * 1e6),
+                "wall_us": round(wall / n * 1e6),
+            }
     return results
 
 
@@ -132,8 +158,10 @@ def main() -> None:
     os.environ.setdefault("BERTH_LOG_LEVEL", "WARNING")
     results = asyncio.run(measure(args.only.split(","), args.n, not args.no_bus))
     for kind, r in results.items():
-        print(f"{kind:14s} {r['calls']:6d} Python calls per request"
-              f"   (cpu {r['cpu_us']} us, wall {r['wall_us']} us under cProfile)")
+        print(
+            f"{kind:14s} {r['calls']:6d} Python calls per request"
+            f"   (cpu {r['cpu_us']} us, wall {r['wall_us']} us under cProfile)"
+        )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,14 @@ class Registry:
         return http.client.HTTPConnection(host, int(port), timeout=timeout, blocksize=1 << 16)
 
 
-def request(conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
-            body: bytes | None = None, expect: tuple[int, ...] = (200, 201, 202, 204)
-            ) -> http.client.HTTPResponse:
+def request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    expect: tuple[int, ...] = (200, 201, 202, 204),
+) -> http.client.HTTPResponse:
     """Send a request with a small (or no) body; return the read response.
 
     Raises:
@@ -56,9 +61,15 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, headers: d
     return response
 
 
-def _send_file_part(conn: http.client.HTTPConnection, method: str, path: str,
-                    headers: dict[str, str], file: Path, offset: int, count: int
-                    ) -> http.client.HTTPResponse:
+def _send_file_part(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    file: Path,
+    offset: int,
+    count: int,
+) -> http.client.HTTPResponse:
     """Send ``count`` bytes of ``file`` from ``offset`` as the body, zero-copy."""
     conn.putrequest(method, path, skip_accept_encoding=True)
     for key, value in {**headers, "Content-Length": str(count)}.items():
@@ -114,8 +125,11 @@ def push_stream(reg: Registry, repo: str, pieces: Iterable[bytes], size: int, di
     try:
         location = start_upload(reg, conn, repo)
         conn.putrequest("PUT", _with_query(location, digest=digest), skip_accept_encoding=True)
-        for key, value in {**reg.tokens.repo(repo), "Content-Length": str(size),
-                           "Content-Type": "application/octet-stream"}.items():
+        for key, value in {
+            **reg.tokens.repo(repo),
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        }.items():
             conn.putheader(key, value)
         conn.endheaders()
         for piece in pieces:
@@ -132,20 +146,38 @@ def push_bytes(reg: Registry, conn: http.client.HTTPConnection, repo: str, data:
     """Push a small blob (POST + PUT); return its digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     location = start_upload(reg, conn, repo)
-    request(conn, "PUT", _with_query(location, digest=digest),
-            {**reg.tokens.repo(repo), "Content-Type": "application/octet-stream"}, data, expect=(201,))
+    request(
+        conn,
+        "PUT",
+        _with_query(location, digest=digest),
+        {**reg.tokens.repo(repo), "Content-Type": "application/octet-stream"},
+        data,
+        expect=(201,),
+    )
     return digest
 
 
-def mount(reg: Registry, conn: http.client.HTTPConnection, repo: str, digest: str, source: str,
-          headers: dict[str, str]) -> None:
+def mount(
+    reg: Registry,
+    conn: http.client.HTTPConnection,
+    repo: str,
+    digest: str,
+    source: str,
+    headers: dict[str, str],
+) -> None:
     """Cross-repository mount of ``digest`` from ``source`` (expects 201)."""
     query = urlencode({"mount": digest, "from": source})
     request(conn, "POST", f"/v2/{repo}/blobs/uploads/?{query}", headers, expect=(201,))
 
 
-def put_manifest(reg: Registry, conn: http.client.HTTPConnection, repo: str, ref: str, data: bytes,
-                 headers: dict[str, str] | None = None) -> None:
+def put_manifest(
+    reg: Registry,
+    conn: http.client.HTTPConnection,
+    repo: str,
+    ref: str,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+) -> None:
     """PUT an OCI image manifest under ``ref`` (tag or digest)."""
     hdrs = {**(headers if headers is not None else reg.tokens.repo(repo)), "Content-Type": MANIFEST}
     request(conn, "PUT", f"/v2/{repo}/manifests/{ref}", hdrs, data, expect=(201,))

@@ -24,8 +24,15 @@ class LoadFailure(RuntimeError):
     """wrk failed or saw errors (non-2xx/3xx answers, socket errors)."""
 
 
-def wrk(url: str, *, method: str = "GET", connections: int = 1, seconds: float = 5.0,
-        headers: dict[str, str] | None = None, body_file: Path | None = None) -> dict[str, Any]:
+def wrk(
+    url: str,
+    *,
+    method: str = "GET",
+    connections: int = 1,
+    seconds: float = 5.0,
+    headers: dict[str, str] | None = None,
+    body_file: Path | None = None,
+) -> dict[str, Any]:
     """Load ``url`` with ``connections`` keep-alive connections for ``seconds``.
 
     With ``body_file`` (``method`` PUT), each request sends that body to ``url`` + a new
@@ -37,15 +44,37 @@ def wrk(url: str, *, method: str = "GET", connections: int = 1, seconds: float =
         LoadFailure: non-2xx answers or socket errors.
     """
     headers = headers or {}
-    env = {**os.environ, "WRK_METHOD": method, "WRK_ACCEPT": headers.get("Accept", ""),
-           "WRK_AUTH": headers.get("Authorization", ""), "WRK_BODY_FILE": str(body_file or ""),
-           "WRK_CONTENT_TYPE": headers.get("Content-Type", "")}
+    env = {
+        **os.environ,
+        "WRK_METHOD": method,
+        "WRK_ACCEPT": headers.get("Accept", ""),
+        "WRK_AUTH": headers.get("Authorization", ""),
+        "WRK_BODY_FILE": str(body_file or ""),
+        "WRK_CONTENT_TYPE": headers.get("Content-Type", ""),
+    }
     threads = min(connections, 2)
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     duration = f"{max(1, round(seconds))}s"
-    proc = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", duration,
-                           "--timeout", "10s", "-s", str(SCRIPT), url],
-                          env=env, capture_output=True, text=True, timeout=seconds + 60)
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            duration,
+            "--timeout",
+            "10s",
+            "-s",
+            str(SCRIPT),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("{")), None)
     if proc.returncode != 0 or line is None:
@@ -55,19 +84,38 @@ def wrk(url: str, *, method: str = "GET", connections: int = 1, seconds: float =
     if bad or not out["requests"]:
         raise LoadFailure(f"wrk saw {bad} errors of {out['requests']} requests on {method} {url}: {out}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"rps": out["requests"] / (out["duration_us"] / 1e6), "p50_ms": out["p50_us"] / 1000,
-            "p99_ms": out["p99_us"] / 1000, "requests": out["requests"], "wrk_cpu": cpu / wall}
+    return {
+        "rps": out["requests"] / (out["duration_us"] / 1e6),
+        "p50_ms": out["p50_us"] / 1000,
+        "p99_ms": out["p99_us"] / 1000,
+        "requests": out["requests"],
+        "wrk_cpu": cpu / wall,
+    }
 
 
-def hey(url: str, *, method: str = "HEAD", connections: int = 1, seconds: float = 5.0,
-        headers: dict[str, str] | None = None) -> dict[str, Any]:
+def hey(
+    url: str,
+    *,
+    method: str = "HEAD",
+    connections: int = 1,
+    seconds: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Like ``wrk`` but with ``hey`` (any method, e.g. HEAD); same result keys.
 
     Raises:
         LoadFailure: hey failed, or saw non-2xx answers or errors.
     """
-    cmd = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections), "-m", method,
-           "-disable-compression"]
+    cmd = [
+        "hey",
+        "-z",
+        f"{max(1, round(seconds))}s",
+        "-c",
+        str(connections),
+        "-m",
+        method,
+        "-disable-compression",
+    ]
     for key, value in (headers or {}).items():
         cmd += ["-H", f"{key}: {value}"]
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
@@ -81,5 +129,10 @@ def hey(url: str, *, method: str = "HEAD", connections: int = 1, seconds: float 
     pct = {int(p): float(v) for p, v in re.findall(r"(\d+)% in ([\d.]+) secs", text)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])  # type: ignore[index]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"rps": rps, "p50_ms": pct[50] * 1000, "p99_ms": pct[99] * 1000, "requests": ok,
-            "wrk_cpu": cpu / wall}
+    return {
+        "rps": rps,
+        "p50_ms": pct[50] * 1000,
+        "p99_ms": pct[99] * 1000,
+        "requests": ok,
+        "wrk_cpu": cpu / wall,
+    }

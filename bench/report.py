@@ -18,8 +18,7 @@ def summary(samples: list[float]) -> dict[str, Any]:
         return {"median": None, "min": None, "max": None, "spread_pct": None, "n": 0}
     med = statistics.median(samples)
     spread = (max(samples) - min(samples)) / med * 100 if med else 0.0
-    return {"median": med, "min": min(samples), "max": max(samples), "spread_pct": spread,
-            "n": len(samples)}
+    return {"median": med, "min": min(samples), "max": max(samples), "spread_pct": spread, "n": len(samples)}
 
 
 def ratio(row: Row, berth: float | None, dist: float | None) -> float | None:
@@ -49,22 +48,28 @@ def _cell(s: dict[str, Any]) -> str:
 
 def table(results: dict[str, Any]) -> str:
     """The markdown table: row, unit, Berth, Distribution, ratio, ceiling."""
-    lines = ["| row | unit | Berth | Distribution | ratio B/D (≥ 1: Berth as good or better) | ceiling |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| row | unit | Berth | Distribution | ratio B/D (≥ 1: Berth as good or better) | ceiling |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results["rows"]:
         ok = r["ratio"] is not None and r["ratio"] >= 0.995
         mark = "" if r["ratio"] is None else (" ✅" if ok else " ❌")
-        lines.append(f"| {r['label']} | {r['unit']} | {_cell(r['berth'])} | "
-                     f"{_cell(r['distribution'])} | {_fmt(r['ratio'])}{mark} | {_fmt(r.get('ceiling'))} |")
+        lines.append(
+            f"| {r['label']} | {r['unit']} | {_cell(r['berth'])} | "
+            f"{_cell(r['distribution'])} | {_fmt(r['ratio'])}{mark} | {_fmt(r.get('ceiling'))} |"
+        )
     return "\n".join(lines)
 
 
 def publish(doc: Path, results: dict[str, Any]) -> None:
     """Replace the text between the result markers of ``doc`` with the table and run facts."""
     meta = results["meta"]
-    block = (f"{BEGIN}\n_Run {meta['started']}, {meta['rounds']} rounds A/B alternated, "
-             f"{'quick' if meta['quick'] else 'full'} sizes, Berth with {meta['workers']} workers; "
-             f"cells: median (± spread = (max - min) / median)._\n\n{table(results)}\n{END}")
+    block = (
+        f"{BEGIN}\n_Run {meta['started']}, {meta['rounds']} rounds A/B alternated, "
+        f"{'quick' if meta['quick'] else 'full'} sizes, Berth with {meta['workers']} workers; "
+        f"cells: median (± spread = (max - min) / median)._\n\n{table(results)}\n{END}"
+    )
     text = doc.read_text()
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     doc.write_text(pattern.sub(lambda _: block, text) if pattern.search(text) else text + "\n" + block + "\n")

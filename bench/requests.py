@@ -34,9 +34,14 @@ from tests.e2e.oci_layout import (
 
 MANIFEST_REPO = "bench/m"
 PUT_REPO = "bench/mput"
-ACCEPT = ", ".join([MANIFEST, "application/vnd.oci.image.index.v1+json",
-                    "application/vnd.docker.distribution.manifest.v2+json",
-                    "application/vnd.docker.distribution.manifest.list.v2+json"])
+ACCEPT = ", ".join(
+    [
+        MANIFEST,
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
 CONCURRENCY = (1, 16, 64)
 PUT_CONCURRENCY = 16
 POPULATE_THREADS = 16
@@ -45,19 +50,30 @@ TOKEN_BATCH = 20  # repositories per Berth token while populating row 6
 
 def image_manifest(config: bytes, layers: list[bytes]) -> bytes:
     """An OCI image manifest over a config and gzip layers given as bytes."""
+
     def desc(data: bytes, media_type: str) -> dict[str, Any]:
-        return {"mediaType": media_type, "size": len(data),
-                "digest": "sha256:" + hashlib.sha256(data).hexdigest()}
-    return canonical_json({"schemaVersion": 2, "mediaType": MANIFEST,
-                           "config": desc(config, OCI_CONFIG),
-                           "layers": [desc(x, OCI_LAYER_GZIP) for x in layers]})
+        return {
+            "mediaType": media_type,
+            "size": len(data),
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+        }
+
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": desc(config, OCI_CONFIG),
+            "layers": [desc(x, OCI_LAYER_GZIP) for x in layers],
+        }
+    )
 
 
 def push_small_image(reg: Registry, repo: str, tag: str) -> bytes:
     """Push a config + one small layer + manifest tagged ``tag``; return the manifest bytes."""
     layer = gzip.compress(os.urandom(1024), mtime=0)
-    config = canonical_json({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": []}})
+    config = canonical_json(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    )
     conn = reg.connect()
     try:
         push_bytes(reg, conn, repo, config)
@@ -71,20 +87,31 @@ def push_small_image(reg: Registry, repo: str, tag: str) -> bytes:
 
 # (row key suffix, label, unit, which way is better) of a load point's three rows
 _RPS_P50_P99: tuple[tuple[str, str, str, Literal["higher", "lower"]], ...] = (
-    ("rps", "requests/s", "req/s", "higher"), ("p50", "p50", "ms", "lower"),
-    ("p99", "p99", "ms", "lower"))
+    ("rps", "requests/s", "req/s", "higher"),
+    ("p50", "p50", "ms", "lower"),
+    ("p99", "p99", "ms", "lower"),
+)
 
 
 class Manifests:
     """Row 3: manifest GET and HEAD by tag at 1, 16 and 64 connections."""
 
     name = "manifests"
-    rows = [Row(f"{m.lower()}_c{c}_{k}", f"manifest {m} by tag, {c} conn. ({tool}), {label}", unit, better)
-            for m, tool in (("GET", "wrk"), ("HEAD", "hey")) for c in CONCURRENCY
-            for k, label, unit, better in _RPS_P50_P99]
-    rows += [Row(f"put_c{PUT_CONCURRENCY}_{k}", f"manifest PUT under a new tag, {PUT_CONCURRENCY}"
-                 f" conn. (wrk), {label}", unit, better)
-             for k, label, unit, better in _RPS_P50_P99[:2]]
+    rows = [
+        Row(f"{m.lower()}_c{c}_{k}", f"manifest {m} by tag, {c} conn. ({tool}), {label}", unit, better)
+        for m, tool in (("GET", "wrk"), ("HEAD", "hey"))
+        for c in CONCURRENCY
+        for k, label, unit, better in _RPS_P50_P99
+    ]
+    rows += [
+        Row(
+            f"put_c{PUT_CONCURRENCY}_{k}",
+            f"manifest PUT under a new tag, {PUT_CONCURRENCY} conn. (wrk), {label}",
+            unit,
+            better,
+        )
+        for k, label, unit, better in _RPS_P50_P99[:2]
+    ]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         push_small_image(reg, MANIFEST_REPO, "latest")
@@ -102,8 +129,14 @@ class Manifests:
                 load = wrk if method == "GET" else hey
                 r = load(url, method=method, connections=c, seconds=ctx.wrk_seconds, headers=headers)
                 key = f"{method.lower()}_c{c}"
-                out.update({f"{key}_rps": r["rps"], f"{key}_p50": r["p50_ms"],
-                            f"{key}_p99": r["p99_ms"], f"{key}_wrk_cpu": r["wrk_cpu"]})
+                out.update(
+                    {
+                        f"{key}_rps": r["rps"],
+                        f"{key}_p50": r["p50_ms"],
+                        f"{key}_p99": r["p99_ms"],
+                        f"{key}_wrk_cpu": r["wrk_cpu"],
+                    }
+                )
         out.update(self._put(reg, ctx, round_no))
         return out
 
@@ -111,8 +144,14 @@ class Manifests:
         """Manifest PUT throughput: the same small manifest under a new tag per request."""
         headers = {"Content-Type": MANIFEST, **reg.tokens.repo(PUT_REPO, "pull,push")}
         url = f"http://{reg.host}/v2/{PUT_REPO}/manifests/put-r{round_no}-"
-        r = wrk(url, method="PUT", connections=PUT_CONCURRENCY, seconds=ctx.wrk_seconds,
-                headers=headers, body_file=ctx.shared[f"manifest_body_{reg.name}"])
+        r = wrk(
+            url,
+            method="PUT",
+            connections=PUT_CONCURRENCY,
+            seconds=ctx.wrk_seconds,
+            headers=headers,
+            body_file=ctx.shared[f"manifest_body_{reg.name}"],
+        )
         key = f"put_c{PUT_CONCURRENCY}"
         return {f"{key}_rps": r["rps"], f"{key}_p50": r["p50_ms"], f"{key}_wrk_cpu": r["wrk_cpu"]}
 
@@ -122,11 +161,15 @@ class Listing:
     and a deep page via ``last=``), N = 10,000, measured with wrk on one connection."""
 
     name = "listing"
-    rows = [Row(f"{k}_{m}", f"{label}, {mlabel}", unit, better)
-            for k, label in (("tags", "tags/list of 10k tags (one response)"),
-                             ("catalog_first", "_catalog?n=100, first page of 10k repos"),
-                             ("catalog_deep", "_catalog?n=100&last=, page at 90% of 10k repos"))
-            for m, mlabel, unit, better in _RPS_P50_P99[:2]]
+    rows = [
+        Row(f"{k}_{m}", f"{label}, {mlabel}", unit, better)
+        for k, label in (
+            ("tags", "tags/list of 10k tags (one response)"),
+            ("catalog_first", "_catalog?n=100, first page of 10k repos"),
+            ("catalog_deep", "_catalog?n=100&last=, page at 90% of 10k repos"),
+        )
+        for m, mlabel, unit, better in _RPS_P50_P99[:2]
+    ]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         manifest = push_small_image(reg, "bench/base", "v1")
@@ -139,14 +182,21 @@ class Listing:
         conn = reg.connect()
         try:
             for d in [data["config"], *data["layers"]]:
-                mount(reg, conn, repo, d["digest"], "bench/base",
-                      reg.tokens.headers(f"repository:{repo}:pull,push", "repository:bench/base:pull"))
+                mount(
+                    reg,
+                    conn,
+                    repo,
+                    d["digest"],
+                    "bench/base",
+                    reg.tokens.headers(f"repository:{repo}:pull,push", "repository:bench/base:pull"),
+                )
         finally:
             conn.close()
         conn_for = _thread_connections(reg)
         with ThreadPoolExecutor(POPULATE_THREADS) as pool:
-            list(pool.map(lambda i: put_manifest(reg, conn_for(), repo, f"t-{i:05d}", manifest),
-                          range(count)))
+            list(
+                pool.map(lambda i: put_manifest(reg, conn_for(), repo, f"t-{i:05d}", manifest), range(count))
+            )
 
     def _repositories(self, reg: Registry, manifest: bytes, count: int) -> None:
         data = json.loads(manifest)
@@ -155,8 +205,9 @@ class Listing:
 
         def batch(start: int) -> None:
             names = [f"bench/r-{i:05d}" for i in range(start, min(start + TOKEN_BATCH, count))]
-            headers = reg.tokens.headers(*(f"repository:{n}:pull,push" for n in names),
-                                         "repository:bench/base:pull")
+            headers = reg.tokens.headers(
+                *(f"repository:{n}:pull,push" for n in names), "repository:bench/base:pull"
+            )
             conn = conn_for()
             for name in names:
                 for digest in digests:
@@ -168,10 +219,11 @@ class Listing:
 
     def run(self, reg: Registry, ctx: Context, round_no: int) -> dict[str, float]:
         deep = f"bench/r-{ctx.listing_count * 9 // 10:05d}"
-        targets = {"tags": ("/v2/bench/tags/tags/list", reg.tokens.repo("bench/tags", "pull")),
-                   "catalog_first": ("/v2/_catalog?n=100", reg.tokens.headers("registry:catalog:*")),
-                   "catalog_deep": (f"/v2/_catalog?n=100&last={deep}",
-                                    reg.tokens.headers("registry:catalog:*"))}
+        targets = {
+            "tags": ("/v2/bench/tags/tags/list", reg.tokens.repo("bench/tags", "pull")),
+            "catalog_first": ("/v2/_catalog?n=100", reg.tokens.headers("registry:catalog:*")),
+            "catalog_deep": (f"/v2/_catalog?n=100&last={deep}", reg.tokens.headers("registry:catalog:*")),
+        }
         out: dict[str, float] = {}
         for key, (path, headers) in targets.items():
             r = wrk(f"http://{reg.host}{path}", connections=1, seconds=ctx.wrk_seconds, headers=headers)
@@ -208,11 +260,23 @@ def build_layout(path: Path, seed: bytes) -> None:
             tar.addfile(info, io.BytesIO(content))
         diff_ids.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
         layers.append(write_blob(path, gzip.compress(raw.getvalue(), mtime=0), OCI_LAYER_GZIP))
-    config = write_blob(path, canonical_json({
-        "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}}), OCI_CONFIG)
-    manifest = write_blob(path, canonical_json({"schemaVersion": 2, "mediaType": MANIFEST,
-                                                "config": config, "layers": layers}), MANIFEST)
+    config = write_blob(
+        path,
+        canonical_json(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+        ),
+        OCI_CONFIG,
+    )
+    manifest = write_blob(
+        path,
+        canonical_json({"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": layers}),
+        MANIFEST,
+    )
     tag_descriptor(path, "v1", manifest)
 
 
@@ -220,8 +284,10 @@ class Skopeo:
     """Row 4: ``skopeo copy`` of a fresh 50-layer image into a new repository, then back out."""
 
     name = "skopeo"
-    rows = [Row("skopeo_push", "skopeo copy push, 50 layers (wall, median of 5)", "s", "lower"),
-            Row("skopeo_pull", "skopeo copy pull, 50 layers (wall, median of 5)", "s", "lower")]
+    rows = [
+        Row("skopeo_push", "skopeo copy push, 50 layers (wall, median of 5)", "s", "lower"),
+        Row("skopeo_pull", "skopeo copy pull, 50 layers (wall, median of 5)", "s", "lower"),
+    ]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         auth = ctx.workdir / "skopeo-auth.json"
@@ -237,10 +303,12 @@ class Skopeo:
             build_layout(layout, f"{reg.name}-{round_no}-{i}-{time.time_ns()}".encode())
             ref = f"docker://{reg.host}/bench/sk-{round_no}-{i}:v1"
             env = {**os.environ, "REGISTRY_AUTH_FILE": str(ctx.workdir / "skopeo-auth.json")}
-            pushes.append(_timed(["skopeo", "copy", "-q", "--dest-tls-verify=false",
-                                  f"oci:{layout}:v1", ref], env))
-            pulls.append(_timed(["skopeo", "copy", "-q", "--src-tls-verify=false", ref,
-                                 f"oci:{out}:v1"], env))
+            pushes.append(
+                _timed(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:v1", ref], env)
+            )
+            pulls.append(
+                _timed(["skopeo", "copy", "-q", "--src-tls-verify=false", ref, f"oci:{out}:v1"], env)
+            )
             shutil.rmtree(scratch, ignore_errors=True)
         return {"skopeo_push": statistics.median(pushes), "skopeo_pull": statistics.median(pulls)}
 

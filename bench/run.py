@@ -30,8 +30,14 @@ from bench.transfer import PeakRss, Pull, Push, ceilings, cleanup
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("ceiling", "pull", "push", "manifests", "skopeo", "rss", "listing")
-CEILING_OF = {"pull_1": "loopback_get_1", "pull_8": "loopback_get_8", "push_mono": "push",
-              "push_5m": "push", "push_64m": "push", "push_big": "push"}
+CEILING_OF = {
+    "pull_1": "loopback_get_1",
+    "pull_8": "loopback_get_8",
+    "push_mono": "push",
+    "push_5m": "push",
+    "push_64m": "push",
+    "push_big": "push",
+}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,8 +51,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     unknown = [c for c in _wanted(args) if c not in CASES]
     if unknown or not _wanted(args):
-        p.error(f"--only: unknown case(s) {', '.join(unknown) or '(none given)'};"
-                f" choose from {', '.join(CASES)}")
+        p.error(
+            f"--only: unknown case(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CASES)}"
+        )
     if args.rounds is not None and args.rounds < 1:
         p.error("--rounds must be at least 1")
     if args.workers < 1:
@@ -54,8 +61,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if not args.workdir.is_dir():
         p.error(f"--workdir {args.workdir} is not an existing directory")
     if args.publish and (args.quick or set(_wanted(args)) != set(CASES)):
-        p.error("--publish replaces the whole published table: run every case at full size"
-                " (no --quick, no --only)")
+        p.error(
+            "--publish replaces the whole published table: run every case at full size"
+            " (no --quick, no --only)"
+        )
     missing = [tool for tool in _tools(_wanted(args)) if shutil.which(tool) is None]
     if missing:
         p.error(f"missing tools on PATH: {', '.join(missing)} (see docs/PERFORMANCE.md, Running it)")
@@ -77,9 +86,15 @@ def _tools(wanted: list[str]) -> list[str]:
 
 def _context(args: argparse.Namespace, workdir: Path) -> Context:
     quick = args.quick
-    return Context(workdir=workdir, quick=quick, rounds=args.rounds or (2 if quick else 3),
-                   blob_size=256 * MiB if quick else GiB, big_size=2 * GiB if quick else 10 * GiB,
-                   wrk_seconds=2.0 if quick else 5.0, listing_count=1000 if quick else 10_000)
+    return Context(
+        workdir=workdir,
+        quick=quick,
+        rounds=args.rounds or (2 if quick else 3),
+        blob_size=256 * MiB if quick else GiB,
+        big_size=2 * GiB if quick else 10 * GiB,
+        wrk_seconds=2.0 if quick else 5.0,
+        listing_count=1000 if quick else 10_000,
+    )
 
 
 def _check_disk(ctx: Context, wanted: list[str]) -> None:
@@ -107,17 +122,27 @@ def run_case(case: Case, regs: list[Registry], ctx: Context) -> dict[str, dict[s
     return samples
 
 
-def _rows(cases: list[Case], samples: dict[str, dict[str, dict[str, list[float]]]],
-          ceiling: dict[str, float]) -> list[dict[str, Any]]:
+def _rows(
+    cases: list[Case], samples: dict[str, dict[str, dict[str, list[float]]]], ceiling: dict[str, float]
+) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
         for row in case.rows:
             b = report.summary(samples[case.name]["berth"].get(row.key, []))
             d = report.summary(samples[case.name]["distribution"].get(row.key, []))
-            rows.append({"key": row.key, "case": case.name, "label": row.label, "unit": row.unit,
-                         "better": row.better, "berth": b, "distribution": d,
-                         "ratio": report.ratio(row, b["median"], d["median"]),
-                         "ceiling": ceiling.get(CEILING_OF.get(row.key, ""))})
+            rows.append(
+                {
+                    "key": row.key,
+                    "case": case.name,
+                    "label": row.label,
+                    "unit": row.unit,
+                    "better": row.better,
+                    "berth": b,
+                    "distribution": d,
+                    "ratio": report.ratio(row, b["median"], d["median"]),
+                    "ceiling": ceiling.get(CEILING_OF.get(row.key, "")),
+                }
+            )
     return rows
 
 
@@ -139,10 +164,21 @@ def main(argv: list[str] | None = None) -> None:
             b = stack.enter_context(servers.berth(workdir, args.workers))
             d = stack.enter_context(servers.distribution(workdir))
             regs = [Registry("berth", b.host, Tokens(b.url)), Registry("distribution", d.host, Tokens(None))]
-            cases = [c for c in (Pull(), Push(), Manifests(), Skopeo(),
-                                 PeakRss({"berth": b.pids, "distribution": d.pids},
-                                         {"berth": b.storage, "distribution": d.storage}),
-                                 Listing()) if c.name in wanted]
+            cases = [
+                c
+                for c in (
+                    Pull(),
+                    Push(),
+                    Manifests(),
+                    Skopeo(),
+                    PeakRss(
+                        {"berth": b.pids, "distribution": d.pids},
+                        {"berth": b.storage, "distribution": d.storage},
+                    ),
+                    Listing(),
+                )
+                if c.name in wanted
+            ]
             if "ceiling" in wanted:
                 ngx = stack.enter_context(servers.nginx(workdir, workdir))
                 ceiling = ceilings(ctx, ngx)
@@ -157,10 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException as exc:
         if samples:  # keep the cases that finished: a full run takes half an hour
             done = [c for c in cases if c.name in samples]
-            partial = _save(_results(args, ctx, started, ceiling, settled, done, samples),
-                            f"{type(exc).__name__}: {exc}")
-            print(f"bench: stopped ({type(exc).__name__}); finished cases saved in {partial}",
-                  file=sys.stderr)
+            partial = _save(
+                _results(args, ctx, started, ceiling, settled, done, samples), f"{type(exc).__name__}: {exc}"
+            )
+            print(
+                f"bench: stopped ({type(exc).__name__}); finished cases saved in {partial}", file=sys.stderr
+            )
         raise
     finally:
         cleanup(ctx)
@@ -181,16 +219,33 @@ def _interrupt_once(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _results(args: argparse.Namespace, ctx: Context, started: str, ceiling: dict[str, float],
-             settled: dict[str, float], cases: list[Case],
-             samples: dict[str, Any]) -> dict[str, Any]:
+def _results(
+    args: argparse.Namespace,
+    ctx: Context,
+    started: str,
+    ceiling: dict[str, float],
+    settled: dict[str, float],
+    cases: list[Case],
+    samples: dict[str, Any],
+) -> dict[str, Any]:
     """The raw JSON: run settings, one summary per row, every sample."""
-    return {"meta": {"started": started, "quick": ctx.quick, "rounds": ctx.rounds,
-                     "workers": args.workers, "cpus": os.cpu_count(), "blob_bytes": ctx.blob_size,
-                     "big_bytes": ctx.big_size, "wrk_seconds": ctx.wrk_seconds,
-                     "listing_count": ctx.listing_count, "ceiling_mbps": ceiling,
-                     "berth_settle_seconds": settled},
-            "rows": _rows(cases, samples, ceiling), "samples": samples}
+    return {
+        "meta": {
+            "started": started,
+            "quick": ctx.quick,
+            "rounds": ctx.rounds,
+            "workers": args.workers,
+            "cpus": os.cpu_count(),
+            "blob_bytes": ctx.blob_size,
+            "big_bytes": ctx.big_size,
+            "wrk_seconds": ctx.wrk_seconds,
+            "listing_count": ctx.listing_count,
+            "ceiling_mbps": ceiling,
+            "berth_settle_seconds": settled,
+        },
+        "rows": _rows(cases, samples, ceiling),
+        "samples": samples,
+    }
 
 
 def _save(results: dict[str, Any], failed: str | None) -> Path:

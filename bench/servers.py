@@ -88,11 +88,13 @@ def distribution(workdir: Path) -> Iterator[Server]:
     config.write_text(
         "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"
         f"http: {{addr: 127.0.0.1:{port}, secret: bench-secret}}\n"
-        f"storage:\n  filesystem: {{rootdirectory: {root}}}\n  delete: {{enabled: true}}\n")
+        f"storage:\n  filesystem: {{rootdirectory: {root}}}\n  delete: {{enabled: true}}\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     with (workdir / "distribution.log").open("wb") as log:
-        proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=log, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [exe, "serve", str(config)], stdout=log, stderr=log, env=env, start_new_session=True
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/v2/")
         yield Server("distribution", f"127.0.0.1:{port}", proc, root)
@@ -102,14 +104,20 @@ def distribution(workdir: Path) -> Iterator[Server]:
 
 def _berth_env(database_url: str, stream: str, storage: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-    env.update(BERTH_DATABASE_URL=database_url, BERTH_NATS_URL=NATS_URL, BERTH_NATS_STREAM=stream,
-               BERTH_NATS_SUBJECT_PREFIX=stream.lower(), BERTH_STORAGE__ROOT=str(storage),
-               BERTH_DATA_DIR=str(storage.parent), BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               BERTH_LOG_LEVEL="WARNING",
-               # Parity with Distribution (accesslog disabled). Also needed because uvicorn's
-               # spawned workers do not inherit the CLI's logging setup, so BERTH_LOG_LEVEL does
-               # not silence the info-level access line there.
-               BERTH_ACCESS_LOG="false")
+    env.update(
+        BERTH_DATABASE_URL=database_url,
+        BERTH_NATS_URL=NATS_URL,
+        BERTH_NATS_STREAM=stream,
+        BERTH_NATS_SUBJECT_PREFIX=stream.lower(),
+        BERTH_STORAGE__ROOT=str(storage),
+        BERTH_DATA_DIR=str(storage.parent),
+        BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        BERTH_LOG_LEVEL="WARNING",
+        # Parity with Distribution (accesslog disabled). Also needed because uvicorn's
+        # spawned workers do not inherit the CLI's logging setup, so BERTH_LOG_LEVEL does
+        # not silence the info-level access line there.
+        BERTH_ACCESS_LOG="false",
+    )
     return env
 
 
@@ -118,9 +126,25 @@ def _prepare_feed(url: str) -> None:
     auth = RegistryAuth("admin", ADMIN_PASSWORD)
     r = httpx.post(f"{url}/api/feeds", json={"name": FEED, "public": True}, auth=auth, timeout=30)
     r.raise_for_status()
-    subprocess.run([str(BERTH_EXE), "grant", "anonymous", "add", "--feed", FEED, "--url", url,
-                    "--user", "admin", "--password", ADMIN_PASSWORD], check=True,
-                   stdout=subprocess.DEVNULL, cwd=REPO_ROOT)
+    subprocess.run(
+        [
+            str(BERTH_EXE),
+            "grant",
+            "anonymous",
+            "add",
+            "--feed",
+            FEED,
+            "--url",
+            url,
+            "--user",
+            "admin",
+            "--password",
+            ADMIN_PASSWORD,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+    )
 
 
 @contextlib.contextmanager
@@ -133,17 +157,37 @@ def berth(workdir: Path, workers: int) -> Iterator[Server]:
     storage = workdir / "berth-storage"
     storage.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    cmd = [str(BERTH_EXE), "serve", "all", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers)]
+    cmd = [
+        str(BERTH_EXE),
+        "serve",
+        "all",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     proc: subprocess.Popen[bytes] | None = None
     try:  # from here on the database and the stream are removed whatever happens
         with (workdir / "berth.log").open("wb") as log:
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_berth_env(dsn, stream, storage),
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=REPO_ROOT,
+                env=_berth_env(dsn, stream, storage),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_http(f"http://127.0.0.1:{port}/v2/", timeout=90)
         _prepare_feed(f"http://127.0.0.1:{port}")
-        yield Server("berth", f"127.0.0.1:{port}", proc, storage,
-                     settle=lambda: loop.run_until_complete(_quiescent(dsn, stream)))
+        yield Server(
+            "berth",
+            f"127.0.0.1:{port}",
+            proc,
+            storage,
+            settle=lambda: loop.run_until_complete(_quiescent(dsn, stream)),
+        )
     finally:
         if proc is not None:
             _stop(proc)
@@ -168,10 +212,10 @@ async def _quiescent(dsn: str, stream: str, limit: float = 300.0) -> float:
         while time.monotonic() - started < limit:
             last = await conn.fetchval("SELECT coalesce(max(position), 0) FROM eventstore.events")
             relayed = await conn.fetchval(
-                "SELECT coalesce(max(position), 0) FROM eventstore.checkpoints WHERE name = 'relay'")
+                "SELECT coalesce(max(position), 0) FROM eventstore.checkpoints WHERE name = 'relay'"
+            )
             consumers = await js.consumers_info(stream)
-            if relayed >= last and all(c.num_pending == 0 and c.num_ack_pending == 0
-                                       for c in consumers):
+            if relayed >= last and all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers):
                 return time.monotonic() - started
             await asyncio.sleep(0.2)
         raise TimeoutError(f"Berth's background work did not settle in {limit:.0f} s")
@@ -189,9 +233,11 @@ def nginx(workdir: Path, root: Path) -> Iterator[str]:
         f"daemon off; pid {workdir}/nginx.pid; error_log {workdir}/nginx-error.log;\n"
         "worker_processes auto; events {}\n"
         f"http {{ access_log off; sendfile on; tcp_nopush on; client_body_temp_path {workdir};\n"
-        f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n")
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir)], start_new_session=True,
-                            stderr=subprocess.DEVNULL)
+        f"  server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
+    )
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(workdir)], start_new_session=True, stderr=subprocess.DEVNULL
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/", ok=(200, 403, 404))
         yield f"127.0.0.1:{port}"

@@ -48,8 +48,10 @@ class Pull:
     """Row 1: GET of a 1 GiB blob, one stream and 8 in parallel (curl to /dev/null)."""
 
     name = "pull"
-    rows = [Row("pull_1", "blob pull 1 GiB, 1 stream", "MB/s"),
-            Row("pull_8", "blob pull 1 GiB, 8 parallel streams (total)", "MB/s")]
+    rows = [
+        Row("pull_1", "blob pull 1 GiB, 1 stream", "MB/s"),
+        Row("pull_8", "blob pull 1 GiB, 8 parallel streams (total)", "MB/s"),
+    ]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         path, digest = layer(ctx)
@@ -68,9 +70,11 @@ class Push:
 
     name = "push"
     modes = {"push_mono": None, "push_5m": 5 * MiB, "push_64m": 64 * MiB}
-    rows = [Row("push_mono", "blob push 1 GiB, monolithic", "MB/s"),
-            Row("push_5m", "blob push 1 GiB, 5 MiB chunks", "MB/s"),
-            Row("push_64m", "blob push 1 GiB, 64 MiB chunks", "MB/s")]
+    rows = [
+        Row("push_mono", "blob push 1 GiB, monolithic", "MB/s"),
+        Row("push_5m", "blob push 1 GiB, 5 MiB chunks", "MB/s"),
+        Row("push_64m", "blob push 1 GiB, 64 MiB chunks", "MB/s"),
+    ]
 
     def setup(self, reg: Registry, ctx: Context) -> None:
         layer(ctx)
@@ -118,10 +122,12 @@ class PeakRss:
     """Row 5: peak RSS (summed over the server's processes) while a 10 GiB blob streams in."""
 
     name = "rss"
-    rows = [Row("rss_idle", "server RSS before the big push (all processes)", "MiB", "lower"),
-            Row("rss_peak", "peak server RSS during a 10 GiB push (all processes)", "MiB", "lower"),
-            Row("rss_growth", "RSS growth during the 10 GiB push (peak - before)", "MiB", "lower"),
-            Row("push_big", "blob push 10 GiB, monolithic, streamed", "MB/s")]
+    rows = [
+        Row("rss_idle", "server RSS before the big push (all processes)", "MiB", "lower"),
+        Row("rss_peak", "peak server RSS during a 10 GiB push (all processes)", "MiB", "lower"),
+        Row("rss_growth", "RSS growth during the 10 GiB push (peak - before)", "MiB", "lower"),
+        Row("push_big", "blob push 10 GiB, monolithic, streamed", "MB/s"),
+    ]
 
     def __init__(self, pids: dict[str, Callable[[], list[int]]], storage: dict[str, Path]) -> None:
         self.pids, self.storage = pids, storage
@@ -143,16 +149,25 @@ class PeakRss:
         sampler.start()
         started = time.monotonic()
         try:
-            push_stream(reg, f"bench/big-{round_no}", _pattern_stream(ctx.big_size, self.block),
-                        ctx.big_size, ctx.shared["big_digest"])
+            push_stream(
+                reg,
+                f"bench/big-{round_no}",
+                _pattern_stream(ctx.big_size, self.block),
+                ctx.big_size,
+                ctx.shared["big_digest"],
+            )
         finally:
             elapsed = time.monotonic() - started
             stop.set()
             sampler.join()
             _remove_big_files(self.storage[reg.name], ctx.big_size // 2)
         peak[0] = max(peak[0], idle)
-        return {"rss_idle": idle / MiB, "rss_peak": peak[0] / MiB, "rss_growth": (peak[0] - idle) / MiB,
-                "push_big": ctx.big_size / elapsed / MB}
+        return {
+            "rss_idle": idle / MiB,
+            "rss_peak": peak[0] / MiB,
+            "rss_growth": (peak[0] - idle) / MiB,
+            "push_big": ctx.big_size / elapsed / MB,
+        }
 
 
 def _remove_big_files(root: Path, threshold: int) -> None:
@@ -189,13 +204,13 @@ def _socat_put(path: Path, target: Path) -> float:
     from tests.support.net import free_port
 
     port = free_port()
-    server = subprocess.Popen(["socat", "-u", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr",
-                               f"OPEN:{target},creat,trunc"])
+    server = subprocess.Popen(
+        ["socat", "-u", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr", f"OPEN:{target},creat,trunc"]
+    )
     try:
         _wait_listening(port, server)
         started = time.monotonic()
-        subprocess.run(["socat", "-u", f"FILE:{path}", f"TCP:127.0.0.1:{port}"], check=True,
-                       timeout=600)
+        subprocess.run(["socat", "-u", f"FILE:{path}", f"TCP:127.0.0.1:{port}"], check=True, timeout=600)
         server.wait(60)
         rate = path.stat().st_size / (time.monotonic() - started) / MB
     finally:

@@ -58,5 +58,6 @@ def setup_all(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The all-in-one app: the same ``service_app`` as a standalone service, with all four."""
-    return service_app("all", settings or Settings(), setup=setup_all, start=start_services,
-                       appends_events=True, docs=True)
+    return service_app(
+        "all", settings or Settings(), setup=setup_all, start=start_services, appends_events=True, docs=True
+    )

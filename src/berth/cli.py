@@ -24,8 +24,11 @@ from berth.runfile import RunInfo
 if TYPE_CHECKING:
     from berth.tls import TlsFiles
 
-app = typer.Typer(help="Berth: a private Docker/OCI registry with feeds.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Berth: a private Docker/OCI registry with feeds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(admin_cli.feed_app, name="feed")
 app.add_typer(auth_cli.user_app, name="user")
 app.add_typer(auth_cli.group_app, name="group")
@@ -46,8 +49,12 @@ SERVICES = {
     "proxy": "berth.proxy:create_app",  # path routing to separately served api/blob/auth/gc
 }
 
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR",
-                                       help="where embedded PostgreSQL, NATS and blobs live")]
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", envvar="BERTH_DATA_DIR", help="where embedded PostgreSQL, NATS and blobs live"
+    ),
+]
 
 
 @app.command()
@@ -57,8 +64,12 @@ def up(
     data_dir: DataDir = Path("berth-data"),
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
     tls: Annotated[bool, typer.Option("--tls", help="serve HTTPS (private CA in <data-dir>/tls)")] = False,
-    tls_name: Annotated[list[str] | None, typer.Option(
-        "--tls-name", help="certificate host name or IP (repeatable; default localhost, 127.0.0.1)")] = None,
+    tls_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tls-name", help="certificate host name or IP (repeatable; default localhost, 127.0.0.1)"
+        ),
+    ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="your own certificate (PEM; implies TLS)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="your own private key (PEM)")] = None,
 ) -> None:
@@ -72,15 +83,17 @@ def up(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        tls_files = tls_setup.configure(data_dir, enabled=tls, names=tls_name or [], host=host,
-                                        cert=tls_cert, key=tls_key)
+        tls_files = tls_setup.configure(
+            data_dir, enabled=tls, names=tls_name or [], host=host, cert=tls_cert, key=tls_key
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     _require_free_port(host, port)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
     want_nats = not os.environ.get("BERTH_NATS_URL")
-    embedded = EmbeddedServices(data_dir, want_postgres=want_pg, want_nats=want_nats,
-                                avoid_ports=frozenset({port}))
+    embedded = EmbeddedServices(
+        data_dir, want_postgres=want_pg, want_nats=want_nats, avoid_ports=frozenset({port})
+    )
     console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
     try:
         endpoints = embedded.start()
@@ -96,8 +109,12 @@ def up(
         os.environ["BERTH_DATA_DIR"] = str(data_dir)
         client = _client_host(host, tls_files)
         url = f"{'https' if tls_files else 'http'}://{client}:{port}"
-        RunInfo(url=url, database_url=os.environ["BERTH_DATABASE_URL"],
-                nats_url=os.environ["BERTH_NATS_URL"], pid=os.getpid()).write(data_dir)
+        RunInfo(
+            url=url,
+            database_url=os.environ["BERTH_DATABASE_URL"],
+            nats_url=os.environ["BERTH_NATS_URL"],
+            pid=os.getpid(),
+        ).write(data_dir)
         _announce_when_listening(client, port, lambda: _banner(url, data_dir, tls_files))
         _serve(SERVICES["all"], host, port, workers, tls_files)
     finally:
@@ -120,8 +137,9 @@ def _client_host(host: str, tls_files: TlsFiles | None) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _announce_when_listening(host: str, port: int, announce: Callable[[], None],
-                             timeout: float = 600.0) -> None:
+def _announce_when_listening(
+    host: str, port: int, announce: Callable[[], None], timeout: float = 600.0
+) -> None:
     """Call ``announce`` (from a daemon thread) once ``host:port`` accepts TCP connections.
 
     uvicorn listens only after the app's startup (migrations, keys, the admin user), so "Berth is
@@ -167,9 +185,12 @@ def _banner(url: str, data_dir: Path, tls_files: TlsFiles | None) -> None:
         "  next, in another shell (use the admin password printed when the data dir was"
         " first created, or the BERTH_ADMIN_PASSWORD you set):\n" + "\n".join(exports) + "\n"
         "    uv run berth feed create myfeed\n"
-        f"    skopeo copy {tls_flag} --dest-creds \"admin:$BERTH_ADMIN_PASSWORD\" "
+        f'    skopeo copy {tls_flag} --dest-creds "admin:$BERTH_ADMIN_PASSWORD" '
         f"docker://docker.io/library/busybox:latest docker://{host_port}/myfeed/busybox:latest",
-        soft_wrap=True, markup=False, highlight=False)
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
 
 
 def _require_free_port(host: str, port: int) -> None:
@@ -184,8 +205,11 @@ def _require_free_port(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
     except OSError as exc:
-        console.print(f"[red]berth up: cannot listen on {host}:{port}: {exc.strerror or exc}"
-                      " (another server there? choose one with --port)[/red]", highlight=False)
+        console.print(
+            f"[red]berth up: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (another server there? choose one with --port)[/red]",
+            highlight=False,
+        )
         raise typer.Exit(1) from None
 
 
@@ -215,8 +239,10 @@ def serve(
         _serve(SERVICES[service], host, port, workers)
         return
     if not os.environ.get("BERTH_DATABASE_URL") and not os.environ.get("BERTH_CONFIG"):
-        console.print("[red]BERTH_DATABASE_URL is not set: berth serve needs PostgreSQL and NATS"
-                      " (BERTH_NATS_URL); use berth up for embedded defaults[/red]")
+        console.print(
+            "[red]BERTH_DATABASE_URL is not set: berth serve needs PostgreSQL and NATS"
+            " (BERTH_NATS_URL); use berth up for embedded defaults[/red]"
+        )
         raise typer.Exit(2)
     _serve(SERVICES[service], host, port, workers)
 
@@ -246,11 +272,21 @@ def _serve(factory: str, host: str, port: int, workers: int, tls: TlsFiles | Non
         metrics_dir = tempfile.mkdtemp(prefix="berth-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
-                    http=uvicorn_http_protocol("httptools"), loop="uvloop", log_level="warning",
-                    proxy_headers=False, timeout_graceful_shutdown=10, access_log=False,
-                    ssl_certfile=str(tls.cert) if tls else None,
-                    ssl_keyfile=str(tls.key) if tls else None)
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=uvicorn_http_protocol("httptools"),
+            loop="uvloop",
+            log_level="warning",
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+            access_log=False,
+            ssl_certfile=str(tls.cert) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
+        )
     finally:
         if metrics_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -67,8 +67,9 @@ class EmbeddedEndpoints:
     nats_url: str
 
 
-def _run(args: list[str], *, user: pwd.struct_passwd | None, cwd: Path, timeout: float,
-         stdin: str | None = None) -> None:
+def _run(
+    args: list[str], *, user: pwd.struct_passwd | None, cwd: Path, timeout: float, stdin: str | None = None
+) -> None:
     """Run a command (as ``user`` when given).
 
     Output goes to a temporary file, not a pipe: ``pg_ctl start`` leaves a daemon behind, which must not
@@ -83,9 +84,19 @@ def _run(args: list[str], *, user: pwd.struct_passwd | None, cwd: Path, timeout:
         try:
             # A session of its own: the terminal's Ctrl-C goes to berth, which stops PostgreSQL
             # after the app has shut down, instead of reaching the server first.
-            proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env,
-                                  timeout=timeout, input=stdin, text=True, check=False,
-                                  start_new_session=True, **ids)
+            proc = subprocess.run(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                timeout=timeout,
+                input=stdin,
+                text=True,
+                check=False,
+                start_new_session=True,
+                **ids,
+            )
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedServiceError(f"{Path(args[0]).name} timed out after {timeout}s") from exc
         out.seek(0)
@@ -241,8 +252,10 @@ class _Postgres:
         _run(cmd, user=self.user, cwd=self.pgdata, timeout=timeout)
 
     def _pg_ctl_start(self) -> None:
-        options = (f"-c listen_addresses='' -c unix_socket_directories={shlex.quote(str(self.socket_dir))}"
-                   " -c unix_socket_permissions=0700")
+        options = (
+            f"-c listen_addresses='' -c unix_socket_directories={shlex.quote(str(self.socket_dir))}"
+            " -c unix_socket_permissions=0700"
+        )
         try:
             self._pg_ctl(["-l", str(self.log), "-w", "-t", "60", "-o", options, "start"], timeout=90)
         except EmbeddedServiceError as exc:
@@ -251,10 +264,23 @@ class _Postgres:
         _log.info("PostgreSQL running (pid %s, socket in %s)", self._pidfile_pid(), self.socket_dir)
 
     def _ensure_database(self) -> None:
-        sql = (f"SELECT 'CREATE DATABASE {DATABASE}' WHERE NOT EXISTS "
-               f"(SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec\n")
-        cmd = [str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-               "-U", "postgres", "-d", "postgres"]
+        sql = (
+            f"SELECT 'CREATE DATABASE {DATABASE}' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec\n"
+        )
+        cmd = [
+            str(self.bin / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(self.socket_dir),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]
         _run(cmd, user=None, cwd=self.pgdata.parent, timeout=30, stdin=sql)
 
 
@@ -313,16 +339,26 @@ class _Nats:
         args = [str(_nats_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(self.store)]
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             # start_new_session: Ctrl-C reaches berth only, which stops NATS after its clients.
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         cwd=self.store, start_new_session=True)
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.store,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + _NATS_READY_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.stop()
                 return False
             if (info := _nats_info(port)) is not None:
-                _log.info("nats-server running (pid %s, port %d, jetstream %s)",
-                          self.proc.pid, port, info.get("jetstream"))
+                _log.info(
+                    "nats-server running (pid %s, port %d, jetstream %s)",
+                    self.proc.pid,
+                    port,
+                    info.get("jetstream"),
+                )
                 return True
             time.sleep(0.05)
         self.stop()
@@ -354,8 +390,14 @@ class EmbeddedServices:
     process holds ``data_dir``.
     """
 
-    def __init__(self, data_dir: Path, *, want_postgres: bool = True, want_nats: bool = True,
-                 avoid_ports: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        want_postgres: bool = True,
+        want_nats: bool = True,
+        avoid_ports: frozenset[int] = frozenset(),
+    ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self._postgres = _Postgres(self.data_dir) if want_postgres else None
         self._nats = _Nats(self.data_dir, avoid_ports) if want_nats else None
@@ -406,6 +448,7 @@ class EmbeddedServices:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

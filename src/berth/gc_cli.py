@@ -21,9 +21,13 @@ DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
 
 
 @gc_app.command("run")
-def run(grace_seconds: Annotated[int | None, typer.Option(
-            help="collect what has been unreferenced this long (default: gc.grace_seconds)")] = None,
-        data_dir: DataDir = Path("berth-data")) -> None:
+def run(
+    grace_seconds: Annotated[
+        int | None,
+        typer.Option(help="collect what has been unreferenced this long (default: gc.grace_seconds)"),
+    ] = None,
+    data_dir: DataDir = Path("berth-data"),
+) -> None:
     """Unlink unreferenced blobs and delete unlinked content older than the grace period."""
     from berth_common.settings import Settings
 
@@ -35,13 +39,18 @@ def run(grace_seconds: Annotated[int | None, typer.Option(
         os.environ["BERTH_STORAGE__ROOT"] = str(data_dir.resolve() / "storage")
     settings = Settings(database_url=database_url)
     if settings.storage.kind == "filesystem" and not settings.storage.root.is_dir():
-        typer.echo(f"storage root {settings.storage.root} does not exist: set BERTH_STORAGE__ROOT"
-                   " or --data-dir to the server's", err=True)
+        typer.echo(
+            f"storage root {settings.storage.root} does not exist: set BERTH_STORAGE__ROOT"
+            " or --data-dir to the server's",
+            err=True,
+        )
         raise typer.Exit(2)
     grace = timedelta(seconds=settings.gc.grace_seconds if grace_seconds is None else grace_seconds)
     result = asyncio.run(_collect(settings, grace))
-    typer.echo(f"unlinked {result.unlinked} links, deleted {result.deleted} blobs,"
-               f" swept {result.swept_files} orphaned files, freed {result.bytes_freed} bytes")
+    typer.echo(
+        f"unlinked {result.unlinked} links, deleted {result.deleted} blobs,"
+        f" swept {result.swept_files} orphaned files, freed {result.bytes_freed} bytes"
+    )
 
 
 async def _collect(settings: Settings, grace: timedelta) -> GcResult:

@@ -24,15 +24,19 @@ def format_event(envelope: dict[str, Any]) -> str:
     """One line for an event: position, time, type, stream@version, actor, payload summary."""
     payload = {k: v for k, v in envelope.get("payload", {}).items() if k != "body"}
     actor = (envelope.get("metadata") or {}).get("actor") or "-"
-    return (f"{envelope['position']:>8} {envelope['recorded_at'][:23]} {envelope['type']:<22}"
-            f" {envelope['stream']}@{envelope['version']} {actor} "
-            f"{json.dumps(payload, separators=(',', ':'))}")
+    return (
+        f"{envelope['position']:>8} {envelope['recorded_at'][:23]} {envelope['type']:<22}"
+        f" {envelope['stream']}@{envelope['version']} {actor} "
+        f"{json.dumps(payload, separators=(',', ':'))}"
+    )
 
 
 @events_app.command("tail")
-def tail(follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
-         last: Annotated[int, typer.Option(help="start this many events back (0: all)")] = 20,
-         data_dir: DataDir = Path("berth-data")) -> None:
+def tail(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
+    last: Annotated[int, typer.Option(help="start this many events back (0: all)")] = 20,
+    data_dir: DataDir = Path("berth-data"),
+) -> None:
     """Print events from JetStream, one line each (--follow waits for new ones)."""
     from berth_common.settings import Settings
 
@@ -55,7 +59,9 @@ async def _tail(url: str, stream: str, follow: bool, last: int) -> None:
         info = await js.stream_info(stream)
         start = max(info.state.first_seq, info.state.last_seq - last + 1) if last else info.state.first_seq
         sub = await js.subscribe(
-            ">", stream=stream, ordered_consumer=True,
+            ">",
+            stream=stream,
+            ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
         )
         seen = start - 1

@@ -28,10 +28,19 @@ from berth_common.http.routing import Service, service_for_path
 log = structlog.get_logger("berth.proxy")
 
 # RFC 9110 §7.6.1 connection-specific fields, never forwarded; Host is set from the client's.
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
-    b"te", b"trailer", b"transfer-encoding", b"upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
 TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=30.0)  # seconds
 LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 
@@ -54,8 +63,13 @@ class Upstreams:
 class RoutingProxy:
     """The ASGI app. ``RoutingProxy(Upstreams(api=..., blob=..., auth=...))``."""
 
-    def __init__(self, upstreams: Upstreams, *, transport: httpx.AsyncBaseTransport | None = None,
-                 trust_forwarded: bool = False):
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        trust_forwarded: bool = False,
+    ):
         self.upstreams = upstreams
         self.trust_forwarded = trust_forwarded
         self._transport = transport
@@ -71,8 +85,9 @@ class RoutingProxy:
     def client(self) -> httpx.AsyncClient:
         """The shared client (made on first use if the server sent no lifespan events)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=TIMEOUT,
-                                             limits=LIMITS, follow_redirects=False)
+            self._client = httpx.AsyncClient(
+                transport=self._transport, timeout=TIMEOUT, limits=LIMITS, follow_redirects=False
+            )
         return self._client
 
     async def aclose(self) -> None:
@@ -98,9 +113,11 @@ class RoutingProxy:
             await _error(send, Unavailable(f"no {service} service is configured"))
             return
         request = self.client.build_request(
-            scope["method"], base + _target(scope),
+            scope["method"],
+            base + _target(scope),
             headers=forward_headers(scope, trust_forwarded=self.trust_forwarded),
-            content=_body(receive) if _has_body(scope) else None)
+            content=_body(receive) if _has_body(scope) else None,
+        )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -108,8 +125,13 @@ class RoutingProxy:
             await _error(send, Unavailable(f"the {service} service is unavailable; retry later"))
             return
         try:
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": _response_headers(response)})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": _response_headers(response),
+                }
+            )
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -127,8 +149,11 @@ def forward_headers(scope: Scope, *, trust_forwarded: bool = False) -> list[tupl
     are kept and the client address is appended to ``X-Forwarded-For`` (``"a, b"``).
     """
     raw: list[tuple[bytes, bytes]] = scope["headers"]
-    headers = [(k, v) for k, v in raw if k.lower() not in HOP_BY_HOP
-               and (trust_forwarded or not k.lower().startswith(b"x-forwarded-"))]
+    headers = [
+        (k, v)
+        for k, v in raw
+        if k.lower() not in HOP_BY_HOP and (trust_forwarded or not k.lower().startswith(b"x-forwarded-"))
+    ]
     seen = {k.lower(): v for k, v in headers}
     if b"x-forwarded-proto" not in seen:
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
@@ -174,9 +199,17 @@ def _response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
 
 async def _error(send: Send, exc: Unavailable) -> None:
     body = json.dumps(error_body(exc)).encode()
-    await send({"type": "http.response.start", "status": exc.status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"docker-distribution-api-version", b"registry/2.0")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"docker-distribution-api-version", b"registry/2.0"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -189,6 +222,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> RoutingProxy:
     import os
 
     env = os.environ if environ is None else environ
-    return RoutingProxy(Upstreams(api=env["BERTH_PROXY_API"], blob=env["BERTH_PROXY_BLOB"],
-                                  auth=env["BERTH_PROXY_AUTH"], gc=env.get("BERTH_PROXY_GC") or None),
-                        trust_forwarded=env.get("BERTH_PROXY_TRUST_FORWARDED", "") in ("1", "true"))
+    return RoutingProxy(
+        Upstreams(
+            api=env["BERTH_PROXY_API"],
+            blob=env["BERTH_PROXY_BLOB"],
+            auth=env["BERTH_PROXY_AUTH"],
+            gc=env.get("BERTH_PROXY_GC") or None,
+        ),
+        trust_forwarded=env.get("BERTH_PROXY_TRUST_FORWARDED", "") in ("1", "true"),
+    )

@@ -90,20 +90,24 @@ def operator_files(cert: Path, key: Path) -> TlsFiles:
 def trust_instructions(files: TlsFiles, host_port: str) -> str:
     """How clients trust the server of ``host_port`` (``HOST:PORT``), as lines to print."""
     if files.ca is None:
-        return (f"TLS with your certificate {files.cert}: clients must trust the CA that issued it\n"
-                f"  (docker: /etc/docker/certs.d/{host_port}/ca.crt; podman/skopeo: "
-                f"/etc/containers/certs.d/{host_port}/ca.crt)")
+        return (
+            f"TLS with your certificate {files.cert}: clients must trust the CA that issued it\n"
+            f"  (docker: /etc/docker/certs.d/{host_port}/ca.crt; podman/skopeo: "
+            f"/etc/containers/certs.d/{host_port}/ca.crt)"
+        )
     ca = files.ca
-    return "\n".join([
-        f"TLS certificate for {', '.join(files.names)}, signed by the Berth CA {ca}. To trust it:",
-        f"  docker:         sudo mkdir -p /etc/docker/certs.d/{host_port} && "
-        f"sudo cp {ca} /etc/docker/certs.d/{host_port}/ca.crt",
-        f"  podman, skopeo: sudo mkdir -p /etc/containers/certs.d/{host_port} && "
-        f"sudo cp {ca} /etc/containers/certs.d/{host_port}/ca.crt",
-        "                  or --cert-dir DIR, with a copy of it as DIR/ca.crt",
-        f"  Python (httpx, berth CLI): export SSL_CERT_FILE={ca}",
-        f"  oras-py, requests: export REQUESTS_CA_BUNDLE={ca} (or OrasClient(tls_verify=\"{ca}\"))",
-    ])
+    return "\n".join(
+        [
+            f"TLS certificate for {', '.join(files.names)}, signed by the Berth CA {ca}. To trust it:",
+            f"  docker:         sudo mkdir -p /etc/docker/certs.d/{host_port} && "
+            f"sudo cp {ca} /etc/docker/certs.d/{host_port}/ca.crt",
+            f"  podman, skopeo: sudo mkdir -p /etc/containers/certs.d/{host_port} && "
+            f"sudo cp {ca} /etc/containers/certs.d/{host_port}/ca.crt",
+            "                  or --cert-dir DIR, with a copy of it as DIR/ca.crt",
+            f"  Python (httpx, berth CLI): export SSL_CERT_FILE={ca}",
+            f'  oras-py, requests: export REQUESTS_CA_BUNDLE={ca} (or OrasClient(tls_verify="{ca}"))',
+        ]
+    )
 
 
 def _load_or_create_ca(tls_dir: Path, now: datetime) -> tuple[PrivateKey, x509.Certificate]:
@@ -111,14 +115,21 @@ def _load_or_create_ca(tls_dir: Path, now: datetime) -> tuple[PrivateKey, x509.C
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if (isinstance(key, PrivateKey) and cert.public_key() == key.public_key()
-                and cert.not_valid_after_utc - now > RENEW_BEFORE):
+        if (
+            isinstance(key, PrivateKey)
+            and cert.public_key() == key.public_key()
+            and cert.not_valid_after_utc - now > RENEW_BEFORE
+        ):
             return key, cert
     except (OSError, ValueError):
         pass
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Berth"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, f"Berth local CA {now:%Y-%m-%d}")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Berth"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Berth local CA {now:%Y-%m-%d}"),
+        ]
+    )
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         _builder(name, name, key.public_key(), now, CA_DAYS)
@@ -133,8 +144,9 @@ def _load_or_create_ca(tls_dir: Path, now: datetime) -> tuple[PrivateKey, x509.C
     return key, cert
 
 
-def _issue_server(ca_key: PrivateKey, ca_cert: x509.Certificate, key: PrivateKey,
-                  names: Sequence[str], now: datetime) -> x509.Certificate:
+def _issue_server(
+    ca_key: PrivateKey, ca_cert: x509.Certificate, key: PrivateKey, names: Sequence[str], now: datetime
+) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
@@ -144,8 +156,7 @@ def _issue_server(ca_key: PrivateKey, ca_cert: x509.Certificate, key: PrivateKey
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(general_names(names)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -161,8 +172,7 @@ def general_names(names: Sequence[str]) -> list[GeneralName]:
     return result
 
 
-def _server_current(files: TlsFiles, ca_cert: x509.Certificate, names: Sequence[str],
-                    now: datetime) -> bool:
+def _server_current(files: TlsFiles, ca_cert: x509.Certificate, names: Sequence[str], now: datetime) -> bool:
     try:
         cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
         key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
@@ -170,28 +180,46 @@ def _server_current(files: TlsFiles, ca_cert: x509.Certificate, names: Sequence[
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (OSError, ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
-    return (cert.public_key() == key.public_key()
-            and set(sans) == set(general_names(names))
-            and cert.not_valid_after_utc - now > RENEW_BEFORE)
+    return (
+        cert.public_key() == key.public_key()
+        and set(sans) == set(general_names(names))
+        and cert.not_valid_after_utc - now > RENEW_BEFORE
+    )
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
-             now: datetime, days: int) -> x509.CertificateBuilder:
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-            .public_key(public_key).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=days)))
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, now: datetime, days: int
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+    )
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
-                         crl_sign=cert_sign, encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _write_key(path: Path, key: PrivateKey) -> None:
     """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600 from creation, replacing atomically."""
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    data = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -200,8 +228,15 @@ def _write_key(path: Path, key: PrivateKey) -> None:
     os.replace(tmp, path)
 
 
-def configure(data_dir: Path, *, enabled: bool, names: Sequence[str], host: str,
-              cert: Path | None = None, key: Path | None = None) -> TlsFiles | None:
+def configure(
+    data_dir: Path,
+    *,
+    enabled: bool,
+    names: Sequence[str],
+    host: str,
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> TlsFiles | None:
     """The TLS files ``berth up`` serves with, or None for plain HTTP.
 
     ``cert``/``key`` (the operator's own) win and imply TLS; else ``enabled`` makes or reuses the

@@ -16,7 +16,8 @@ import httpx
 
 # Greedy name, anchored endpoint suffix: a repository may itself be called ``feed/tags``.
 REPO_PATH = re.compile(
-    r"^/v2/(.+)/(?:blobs/uploads/[^/]*|blobs/[^/]+|manifests/[^/]+|tags/list|referrers/[^/]+)$")
+    r"^/v2/(.+)/(?:blobs/uploads/[^/]*|blobs/[^/]+|manifests/[^/]+|tags/list|referrers/[^/]+)$"
+)
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 

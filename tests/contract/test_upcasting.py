@@ -118,9 +118,14 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
     for event, want in zip(encoded, expected, strict=True):
         got = json.loads(event.data)
         assert datetime.fromisoformat(got.pop("recorded_at")) == datetime.fromisoformat(
-            want.pop("recorded_at"))
+            want.pop("recorded_at")
+        )
         assert got == json.loads(json.dumps(want)), want["type"]
         assert (event.type, event.position, event.event_id, event.traceparent) == (
-            want["type"], want["position"], want["event_id"], meta.traceparent)
+            want["type"],
+            want["position"],
+            want["event_id"],
+            meta.traceparent,
+        )
     assert json.loads(encoded[0].data)["payload"] == {"title": "old", "note": "upcast from v1"}
     assert any(json.loads(e.data).get("body_omitted") for e in encoded)

@@ -245,8 +245,9 @@ class DriverSuite:
         assert await read_all(driver, dst) == data
         assert await list_all(driver, scratch) == [dst]
 
-    async def test_move_sets_modified_to_the_time_of_the_move(self, driver: StorageDriver,
-                                                               scratch: str) -> None:
+    async def test_move_sets_modified_to_the_time_of_the_move(
+        self, driver: StorageDriver, scratch: str
+    ) -> None:
         """GC's storage sweep ages content from when it got its content address, not from the
         upload's last write (a rename keeps that on a filesystem; an S3 copy does not)."""
         src, dst = f"{scratch}/uploads/y/data", f"{scratch}/blobs/sha256/cd/cdef"

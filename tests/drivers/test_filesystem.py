@@ -91,8 +91,9 @@ class TestFilesystemDriver(DriverSuite):
         assert await driver.url_for(f"{scratch}/a/obj") is None
 
 
-def test_parents_pruned_by_a_concurrent_delete_are_made_again(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parents_pruned_by_a_concurrent_delete_are_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A delete of the last session in ``uploads/`` prunes that folder; a new session creating
     ``uploads/<id>/`` at the same moment must not fail (seen as a 500 under concurrent pushes:
     ``mkdir(parents=True)`` made ``uploads``, the prune removed it, the next level failed)."""

@@ -29,8 +29,9 @@ def _children_of(data_dir: Path) -> list[str]:
     return found
 
 
-def test_embedded_berth_keeps_images_across_restart(registry_kind: Kind, layout: Path,
-                                                    scratch_dir: Path) -> None:
+def test_embedded_berth_keeps_images_across_restart(
+    registry_kind: Kind, layout: Path, scratch_dir: Path
+) -> None:
     """Push to an embedded-mode server, stop it, start it on the same data dir, pull the image.
 
     Stopping leaves no child behind (embedded PostgreSQL and NATS are stopped with it).

@@ -18,15 +18,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def berth(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``uv run berth ARGS`` from the repository root."""
-    done = subprocess.run(["uv", "run", "--frozen", "berth", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        ["uv", "run", "--frozen", "berth", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
     if ok:
         assert done.returncode == 0, f"berth {' '.join(args)}: {done.stdout}\n{done.stderr}"
     return done
 
 
-@pytest.mark.parametrize("command", [[], ["up"], ["serve"], ["feed"], ["feed", "create"],
-                                     ["events", "tail"], ["projections", "rebuild"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["up"], ["serve"], ["feed"], ["feed", "create"], ["events", "tail"], ["projections", "rebuild"]],
+)
 def test_help_everywhere(command: list[str]) -> None:
     assert "Usage" in berth(*command, "--help").stdout
 
@@ -35,10 +43,18 @@ def test_feed_commands_events_and_rebuild(scratch_dir: Path) -> None:
     if target_kind() != "berth":
         pytest.skip("Berth's CLI")
     workdir = scratch_dir
-    with scratch_database() as dsn, scratch_stream() as stream, \
-            berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream) as server:
-        env = {"BERTH_URL": server.url, "BERTH_DATABASE_URL": dsn, "BERTH_NATS_URL": NATS_URL,
-               "BERTH_NATS_STREAM": stream, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with (
+        scratch_database() as dsn,
+        scratch_stream() as stream,
+        berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream) as server,
+    ):
+        env = {
+            "BERTH_URL": server.url,
+            "BERTH_DATABASE_URL": dsn,
+            "BERTH_NATS_URL": NATS_URL,
+            "BERTH_NATS_STREAM": stream,
+            "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
         berth("feed", "create", "clitest", "--public", "--description", "from the CLI", env=env)
         assert "clitest" in berth("feed", "list", env=env).stdout
         again = berth("feed", "create", "clitest", env=env, ok=False)
@@ -61,8 +77,14 @@ def test_feed_commands_events_and_rebuild(scratch_dir: Path) -> None:
 
 def test_serve_without_database_is_a_clear_error() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-    done = subprocess.run(["uv", "run", "--frozen", "berth", "serve", "api"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        ["uv", "run", "--frozen", "berth", "serve", "api"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 2
     assert "BERTH_DATABASE_URL is not set" in done.stderr
     assert "Traceback" not in done.stderr
@@ -97,7 +119,7 @@ def test_second_up_on_the_same_data_dir_is_one_clear_line(scratch_dir: Path) -> 
 
 
 def test_up_announces_only_once_listening_and_names_its_data_dir(scratch_dir: Path) -> None:
-    """"Berth is running" comes when the port answers (scripts wait for that line), and the next
+    """ "Berth is running" comes when the port answers (scripts wait for that line), and the next
     steps it prints carry ``BERTH_DATA_DIR`` for a data dir other than the default."""
     import signal
     import time
@@ -110,12 +132,33 @@ def test_up_announces_only_once_listening_and_names_its_data_dir(scratch_dir: Pa
     port = free_port()
     log_path = workdir / "up.log"
     with scratch_database() as dsn, scratch_stream() as stream, log_path.open("wb") as log:
-        env = {**os.environ, "BERTH_DATABASE_URL": dsn, "BERTH_NATS_URL": NATS_URL,
-               "BERTH_NATS_STREAM": stream, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
-        proc = subprocess.Popen(["uv", "run", "--frozen", "berth", "up", "--host", "0.0.0.0",
-                                 "--port", str(port), "--data-dir", str(workdir / "data")],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        env = {
+            **os.environ,
+            "BERTH_DATABASE_URL": dsn,
+            "BERTH_NATS_URL": NATS_URL,
+            "BERTH_NATS_STREAM": stream,
+            "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+        proc = subprocess.Popen(
+            [
+                "uv",
+                "run",
+                "--frozen",
+                "berth",
+                "up",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(workdir / "data"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 90
             while "Berth is running" not in log_path.read_text(errors="replace"):

@@ -57,8 +57,12 @@ def content(containerd: Containerd) -> set[str]:
 
 def stored_bytes(host: str, repo: str, ref: str) -> bytes:
     """The exact manifest or index bytes the registry serves for ``repo:ref``, as the admin."""
-    r = httpx.get(f"http://{host}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT},
-                  auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD), timeout=30.0)
+    r = httpx.get(
+        f"http://{host}/v2/{repo}/manifests/{ref}",
+        headers={"Accept": ACCEPT},
+        auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+        timeout=30.0,
+    )
     assert r.status_code == 200, r.text
     return r.content
 
@@ -68,8 +72,9 @@ def layers(layout: Path, digest: str) -> list[str]:
     return [x["digest"] for x in json.loads(oci_layout.read_blob(layout, digest))["layers"]]
 
 
-def test_pull_single_platform_keeps_oci_digest(registry: Registry, containerd: Containerd,
-                                               layout: Path) -> None:
+def test_pull_single_platform_keeps_oci_digest(
+    registry: Registry, containerd: Containerd, layout: Path
+) -> None:
     """``ctr images pull`` of an OCI manifest: the same digest and media type, its layer fetched."""
     repo = registry.new_repo("app")
     skopeo_copy(f"oci:{layout}:v1", docker_ref(registry.host, repo, "v1"))
@@ -80,13 +85,15 @@ def test_pull_single_platform_keeps_oci_digest(registry: Registry, containerd: C
     assert set(layers(layout, pushed)) <= content(containerd)
 
 
-def test_pull_all_platforms_then_push_keeps_index_digests(registry: Registry, containerd: Containerd,
-                                                          layout: Path) -> None:
+def test_pull_all_platforms_then_push_keeps_index_digests(
+    registry: Registry, containerd: Containerd, layout: Path
+) -> None:
     """``ctr images pull --all-platforms`` of an OCI index fetches both children's layers;
     ``ctr images push --user`` into another feed stores byte-identical index and manifests."""
     repo = registry.new_repo("multi")
-    skopeo_copy(f"oci:{layout}:multi", docker_ref(registry.host, repo, "multi"),
-                "--all", "--preserve-digests")
+    skopeo_copy(
+        f"oci:{layout}:multi", docker_ref(registry.host, repo, "multi"), "--all", "--preserve-digests"
+    )
     index_digest = oci_layout.resolve_tag(layout, "multi")["digest"]
     children = [m["digest"] for m in json.loads(oci_layout.read_blob(layout, index_digest))["manifests"]]
     ref = f"{registry.host}/{repo}:multi"
@@ -104,8 +111,9 @@ def test_pull_all_platforms_then_push_keeps_index_digests(registry: Registry, co
         assert stored_bytes(registry.host, target_repo, child) == oci_layout.read_blob(layout, child)
 
 
-def test_pull_without_credentials_is_refused(registry: Registry, containerd: Containerd,
-                                             layout: Path) -> None:
+def test_pull_without_credentials_is_refused(
+    registry: Registry, containerd: Containerd, layout: Path
+) -> None:
     """Without ``--user`` a private feed refuses ``ctr images pull``: the anonymous token lacks pull,
     the 401 challenge says ``insufficient_scope``, and ctr reports "pull access denied"."""
     if registry.server is None:

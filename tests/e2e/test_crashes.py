@@ -39,8 +39,9 @@ def _token(auth: RegistryAuth, berth: BerthProcess) -> str:
     return auth.tokens[SCOPE]
 
 
-def _kill_mid_request(berth: BerthProcess, request_head: bytes, body: bytes,
-                      upload_dir: Path | None = None) -> None:
+def _kill_mid_request(
+    berth: BerthProcess, request_head: bytes, body: bytes, upload_dir: Path | None = None
+) -> None:
     """Send ``request_head`` and ``body`` (short of what it declares), then SIGKILL the server.
 
     With ``upload_dir`` it waits until some body bytes reached the session's data file first.
@@ -59,8 +60,10 @@ def _kill_mid_request(berth: BerthProcess, request_head: bytes, body: bytes,
 
 
 def _head(method: str, path: str, token: str, length: int, extra: str = "") -> bytes:
-    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Length: {length}\r\n{extra}\r\n").encode()
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {length}\r\n{extra}\r\n"
+    ).encode()
 
 
 async def _assert_rebuild_changes_nothing(dsn: str) -> None:
@@ -69,8 +72,9 @@ async def _assert_rebuild_changes_nothing(dsn: str) -> None:
         live: dict[str, Any] = await snapshot(conn)
         await rebuild_all(dsn)
         rebuilt = await snapshot(conn)
-        assert {t: r for t, r in rebuilt.items() if not t.startswith("gc.")} == \
-               {t: r for t, r in live.items() if not t.startswith("gc.")}
+        assert {t: r for t, r in rebuilt.items() if not t.startswith("gc.")} == {
+            t: r for t, r in live.items() if not t.startswith("gc.")
+        }
     finally:
         await conn.close()
 
@@ -91,38 +95,52 @@ def _crash_and_recover(workdir: Path, dsn: str, stream: str) -> None:
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     data_dir = workdir / "data"
     auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
-    with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
-                       data_dir=data_dir) as berth:
+    with berth_process(
+        workdir, database_url=dsn, nats_url=NATS_URL, stream=stream, data_dir=data_dir
+    ) as berth:
         berth.create_feed("crash")
         start = httpx.post(f"{berth.url}/v2/{REPO}/blobs/uploads/", auth=auth)
         assert start.status_code == 202, start.text
         location = start.headers["location"]
         upload_dir = data_dir / "storage/feeds/crash/uploads" / location.rsplit("/", 1)[1]
-        head = _head("PATCH", location, _token(auth, berth), len(blob),
-                     f"Content-Range: 0-{len(blob) - 1}\r\n")
+        head = _head(
+            "PATCH", location, _token(auth, berth), len(blob), f"Content-Range: 0-{len(blob) - 1}\r\n"
+        )
         _kill_mid_request(berth, head, blob[: len(blob) // 2], upload_dir)
         port = int(berth.host.rsplit(":", 1)[1])
-    with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
-                       data_dir=data_dir, port=port) as berth:
+    with berth_process(
+        workdir, database_url=dsn, nats_url=NATS_URL, stream=stream, data_dir=data_dir, port=port
+    ) as berth:
         status = httpx.get(f"{berth.url}{location}", auth=auth)
         assert status.status_code == 204 and status.headers["range"] == "0-0", status.text
         assert (upload_dir / "data").stat().st_size > 0  # unacknowledged bytes the kill left
-        patch = httpx.patch(f"{berth.url}{location}", auth=auth, content=blob,
-                            headers={"Content-Range": f"0-{len(blob) - 1}"})
+        patch = httpx.patch(
+            f"{berth.url}{location}", auth=auth, content=blob, headers={"Content-Range": f"0-{len(blob) - 1}"}
+        )
         assert patch.status_code == 202, patch.text
         put = httpx.put(f"{berth.url}{location}?digest={digest}", auth=auth)
         assert put.status_code == 201, put.text
         got = httpx.get(f"{berth.url}/v2/{REPO}/blobs/{digest}", auth=auth)
         assert got.status_code == 200 and got.content == blob
         manifest = _manifest(berth, auth, digest, len(blob))
-        head = _head("PUT", f"/v2/{REPO}/manifests/v1", _token(auth, berth), len(manifest),
-                     "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n")
+        head = _head(
+            "PUT",
+            f"/v2/{REPO}/manifests/v1",
+            _token(auth, berth),
+            len(manifest),
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n",
+        )
         _kill_mid_request(berth, head, manifest[: len(manifest) // 2])
-    with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
-                       data_dir=data_dir, port=port) as berth:
+    with berth_process(
+        workdir, database_url=dsn, nats_url=NATS_URL, stream=stream, data_dir=data_dir, port=port
+    ) as berth:
         assert httpx.get(f"{berth.url}/v2/{REPO}/manifests/v1", auth=auth).status_code == 404
-        r = httpx.put(f"{berth.url}/v2/{REPO}/manifests/v1", auth=auth, content=manifest,
-                      headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        r = httpx.put(
+            f"{berth.url}/v2/{REPO}/manifests/v1",
+            auth=auth,
+            content=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
         assert r.status_code == 201, r.text
         assert httpx.get(f"{berth.url}/v2/{REPO}/manifests/v1", auth=auth).content == manifest
 
@@ -154,8 +172,12 @@ def test_postgres_outage_is_503_json_and_recovers(scratch_dir: Path) -> None:
     workdir = scratch_dir
     data_dir = workdir / "data"
     auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
-    with scratch_stream() as stream, berth_process(workdir, database_url=None, nats_url=NATS_URL,
-                                                   stream=stream, data_dir=data_dir) as berth:
+    with (
+        scratch_stream() as stream,
+        berth_process(
+            workdir, database_url=None, nats_url=NATS_URL, stream=stream, data_dir=data_dir
+        ) as berth,
+    ):
         berth.create_feed("outage")
         assert httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth).status_code == 404
         postmaster = _postmaster(data_dir)
@@ -167,8 +189,14 @@ def test_postgres_outage_is_503_json_and_recovers(scratch_dir: Path) -> None:
             r = httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth, timeout=60)
             assert r.status_code == 503, r.text
             assert r.json()["errors"][0]["code"] == "UNAVAILABLE"
-        restarted = subprocess.Popen(command, cwd=cwd, start_new_session=True,  # type: ignore[call-overload]
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **ids)
+        restarted = subprocess.Popen(
+            command,
+            cwd=cwd,
+            start_new_session=True,  # type: ignore[call-overload]
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **ids,
+        )
         deadline = time.monotonic() + 60
         while (r := httpx.get(f"{berth.url}/v2/outage/img/tags/list", auth=auth)).status_code == 503:
             assert time.monotonic() < deadline and restarted.poll() is None, r.text
@@ -193,16 +221,23 @@ def test_pushes_survive_a_dead_nats_and_are_published_after_restart(scratch_dir:
         for _ in range(3):
             blob = os.urandom(512)
             digests.append("sha256:" + hashlib.sha256(blob).hexdigest())
-            r = httpx.post(f"{berth.url}/v2/{REPO}/blobs/uploads/?digest={digests[-1]}", content=blob,
-                           auth=auth, timeout=60)
+            r = httpx.post(
+                f"{berth.url}/v2/{REPO}/blobs/uploads/?digest={digests[-1]}",
+                content=blob,
+                auth=auth,
+                timeout=60,
+            )
             assert r.status_code == 201, r.text
-    with berth_process(workdir, database_url=None, nats_url=None, stream=None, data_dir=data_dir,
-                       port=port):
+    with berth_process(workdir, database_url=None, nats_url=None, stream=None, data_dir=data_dir, port=port):
         deadline = time.monotonic() + 60
         while True:
-            tail = subprocess.run(["uv", "run", "berth", "events", "tail", "--last", "0", "--data-dir",
-                                   str(data_dir)], capture_output=True, text=True, timeout=120,
-                                  cwd=Path(__file__).resolve().parents[2])
+            tail = subprocess.run(
+                ["uv", "run", "berth", "events", "tail", "--last", "0", "--data-dir", str(data_dir)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=Path(__file__).resolve().parents[2],
+            )
             if all(d in tail.stdout for d in digests) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

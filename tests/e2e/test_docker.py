@@ -44,8 +44,12 @@ def dockerd(registry: Registry) -> Iterator[DockerDaemon]:
 
 def stored_manifest(host: str, repo: str, ref: str) -> tuple[str, dict[str, Any]]:
     """``(Content-Type, parsed body)`` of the manifest the registry holds, fetched as the admin."""
-    r = httpx.get(f"http://{host}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT},
-                  auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD), timeout=30.0)
+    r = httpx.get(
+        f"http://{host}/v2/{repo}/manifests/{ref}",
+        headers={"Accept": ACCEPT},
+        auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+        timeout=30.0,
+    )
     assert r.status_code == 200, r.text
     return r.headers["content-type"], r.json()
 
@@ -56,8 +60,7 @@ def build_busybox(dockerd: DockerDaemon, tmp_path: Path, tag: str) -> str:
     return dockerd.build(context, tag)
 
 
-def test_build_push_pull_by_tag_and_digest(registry: Registry, dockerd: DockerDaemon,
-                                           tmp_path: Path) -> None:
+def test_build_push_pull_by_tag_and_digest(registry: Registry, dockerd: DockerDaemon, tmp_path: Path) -> None:
     """A built image pushes as schema2 and pulls back by tag and by digest on a clean daemon."""
     ref = f"{registry.host}/{registry.new_repo('busybox')}"
     image_id = build_busybox(dockerd, tmp_path, f"{ref}:v1")
@@ -79,8 +82,9 @@ def test_build_push_pull_by_tag_and_digest(registry: Registry, dockerd: DockerDa
     assert dockerd.image(f"{ref}@{digest}", "{{.Architecture}} {{.Os}}") == "amd64 linux"
 
 
-def test_pull_oci_image_then_push_converts_to_schema2(registry: Registry, dockerd: DockerDaemon,
-                                                      layout: Path) -> None:
+def test_pull_oci_image_then_push_converts_to_schema2(
+    registry: Registry, dockerd: DockerDaemon, layout: Path
+) -> None:
     """docker pulls an OCI manifest pushed by skopeo (its Accept header lists OCI); pushing it back
     gives a schema2 manifest: same layer when docker can mount it within the feed, a re-compressed
     layer with the same diff_id in another feed."""
@@ -101,7 +105,10 @@ def test_pull_oci_image_then_push_converts_to_schema2(registry: Registry, docker
     media_type, converted = stored_manifest(registry.host, f"{feed}/copy", "v1")
     assert copied != original["digest"]
     assert (media_type, converted["mediaType"], converted["config"]["mediaType"]) == (
-        SCHEMA2, SCHEMA2, DOCKER_CONFIG)
+        SCHEMA2,
+        SCHEMA2,
+        DOCKER_CONFIG,
+    )
     assert [x["digest"] for x in converted["layers"]] == [x["digest"] for x in manifest["layers"]]
 
     other_feed = f"{registry.host}/{registry.new_feed()}/copy"
@@ -111,7 +118,8 @@ def test_pull_oci_image_then_push_converts_to_schema2(registry: Registry, docker
     assert recompressed["config"]["digest"] == manifest["config"]["digest"]  # same diff_ids
     assert [x["mediaType"] for x in recompressed["layers"]] == [DOCKER_LAYER]
     assert recompressed["layers"][0]["digest"] != manifest["layers"][0]["digest"], (
-        "docker re-compresses a layer it cannot mount from another feed")
+        "docker re-compresses a layer it cannot mount from another feed"
+    )
 
 
 def test_multi_platform_manifest_list(registry: Registry, dockerd: DockerDaemon, tmp_path: Path) -> None:
@@ -147,8 +155,12 @@ async def test_push_pull_through_path_routing_proxy(registry_kind: str, tmp_path
         with separate_berth(tmp_path, database_url, stream) as proxy, docker_daemon() as dockerd:
             host = proxy.url.removeprefix("http://")
             feed = fresh_name("dk")
-            created = httpx.post(f"{proxy.url}/api/feeds", json={"name": feed}, timeout=30.0,
-                                 auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
+            created = httpx.post(
+                f"{proxy.url}/api/feeds",
+                json={"name": feed},
+                timeout=30.0,
+                auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+            )
             assert created.status_code == 201, created.text
             dockerd.login(host, ADMIN_USER, ADMIN_PASSWORD)
             ref = f"{host}/{feed}/busybox"

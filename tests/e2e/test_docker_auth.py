@@ -54,8 +54,13 @@ def dockerd(berth: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def admin(registry: Registry, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """One admin API call as the admin (what the ``berth`` CLI does); the JSON answer or ``{}``."""
-    r = httpx.request(method, f"http://{registry.host}/api{path}", json=body, timeout=30.0,
-                      auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
+    r = httpx.request(
+        method,
+        f"http://{registry.host}/api{path}",
+        json=body,
+        timeout=30.0,
+        auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+    )
     assert r.status_code < 300, f"{method} /api{path} -> {r.status_code}: {r.text}"
     return r.json() if r.content else {}
 
@@ -66,21 +71,33 @@ def new_user(registry: Registry, grants: dict[str, list[str]]) -> tuple[str, str
     admin(registry, "POST", "/users", {"name": name, "password": password, "email": ""})
     for feed, privileges in grants.items():
         for privilege in privileges:
-            admin(registry, "POST", "/privileges", {"principal_kind": "user", "principal": name,
-                                                   "privilege": privilege, "feed": feed,
-                                                   "effect": "grant"})
+            admin(
+                registry,
+                "POST",
+                "/privileges",
+                {
+                    "principal_kind": "user",
+                    "principal": name,
+                    "privilege": privilege,
+                    "feed": feed,
+                    "effect": "grant",
+                },
+            )
     return name, password
 
 
 def count_events(registry: Registry, type_name: str) -> int:
     """How many events of ``type_name`` the event store holds."""
+
     async def fetch() -> int:
         conn = await asyncpg.connect(registry.database_url)
         try:
-            return int(await conn.fetchval(
-                "SELECT count(*) FROM eventstore.events WHERE type = $1", type_name))
+            return int(
+                await conn.fetchval("SELECT count(*) FROM eventstore.events WHERE type = $1", type_name)
+            )
         finally:
             await conn.close()
+
     loop = asyncio.new_event_loop()  # leaves pytest-asyncio's session loop alone
     try:
         return loop.run_until_complete(fetch())
@@ -98,8 +115,9 @@ def push_pull(dockerd: DockerDaemon, ref: str) -> str:
     return digest
 
 
-def test_password_login_keeps_a_refresh_token_and_push_pull_twice(berth: Registry,
-                                                                   dockerd: DockerDaemon) -> None:
+def test_password_login_keeps_a_refresh_token_and_push_pull_twice(
+    berth: Registry, dockerd: DockerDaemon
+) -> None:
     """Login stores ``identitytoken`` (one ``refreshtoken.issued``), never the password; two rounds
     of push + pull with the cached credentials issue no further refresh tokens."""
     feed = berth.new_feed()
@@ -143,8 +161,18 @@ def test_logout_private_pull_fails_public_pull_works(berth: Registry, dockerd: D
     """After ``docker logout`` a private feed answers docker's "pull access denied"; a feed whose
     view privilege is granted to anonymous pulls without login."""
     private, public = berth.new_feed(), berth.new_feed()
-    admin(berth, "POST", "/privileges", {"principal_kind": "anonymous", "principal": "",
-                                         "privilege": "view", "feed": public, "effect": "grant"})
+    admin(
+        berth,
+        "POST",
+        "/privileges",
+        {
+            "principal_kind": "anonymous",
+            "principal": "",
+            "privilege": "view",
+            "feed": public,
+            "effect": "grant",
+        },
+    )
     dockerd.login(berth.host, ADMIN_USER, ADMIN_PASSWORD)
     for feed in (private, public):
         dockerd.docker("tag", "berth-e2e/busybox:v1", f"{berth.host}/{feed}/app:v1")
@@ -169,8 +197,11 @@ def test_push_without_add_privilege_is_refused(berth: Registry, dockerd: DockerD
     dockerd.docker("tag", "berth-e2e/busybox:v1", ref)
     refused = dockerd.docker("push", ref, check=False)
     assert refused.returncode != 0 and DENIED in refused.stderr, refused.stderr
-    r = httpx.get(f"http://{berth.host}/v2/{feed}/app/tags/list", timeout=30.0,
-                  auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
+    r = httpx.get(
+        f"http://{berth.host}/v2/{feed}/app/tags/list",
+        timeout=30.0,
+        auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+    )
     assert r.status_code == 404 or r.json().get("tags") in (None, []), r.text
     dockerd.docker("logout", berth.host)
 
@@ -183,9 +214,14 @@ def test_login_push_pull_over_tls(tmp_path: Path, berth: Registry) -> None:
     this proves the HTTPS token flow, not CA verification (that needs a non-loopback address)."""
     if "tls" not in inspect.signature(berth_process).parameters:
         pytest.skip("berth up --tls is not in tests/support/berth_process.py yet")
-    with (scratch_database() as database_url, scratch_stream() as stream,
-          berth_process(tmp_path, database_url=database_url, nats_url=NATS_URL, stream=stream,
-                        tls=True) as server, docker_daemon() as dockerd):
+    with (
+        scratch_database() as database_url,
+        scratch_stream() as stream,
+        berth_process(
+            tmp_path, database_url=database_url, nats_url=NATS_URL, stream=stream, tls=True
+        ) as server,
+        docker_daemon() as dockerd,
+    ):
         feed = fresh_name("tls")
         server.create_feed(feed)
         certs = CERTS_D / server.host

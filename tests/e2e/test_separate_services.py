@@ -59,7 +59,12 @@ def _start(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Pr
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             ["uv", "run", "berth", "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Process(name, f"http://127.0.0.1:{port}", proc, log_path)
 
 
@@ -98,9 +103,14 @@ def _stop(processes: list[Process]) -> None:
 def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[Process]:
     """Start the four services and the proxy; yield the proxy once everything is ready."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-    env |= {"BERTH_DATABASE_URL": database_url, "BERTH_NATS_URL": NATS_URL,
-            "BERTH_NATS_STREAM": stream, "BERTH_STORAGE__ROOT": str(workdir / "storage"),
-            "BERTH_RELAY_POLL_SECONDS": "0.2", "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env |= {
+        "BERTH_DATABASE_URL": database_url,
+        "BERTH_NATS_URL": NATS_URL,
+        "BERTH_NATS_STREAM": stream,
+        "BERTH_STORAGE__ROOT": str(workdir / "storage"),
+        "BERTH_RELAY_POLL_SECONDS": "0.2",
+        "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
     processes = [_start(svc, [svc], env, workdir) for svc in SERVICES]
     try:
         _wait_ready(processes, "/healthz")
@@ -135,8 +145,9 @@ async def _references(database_url: str, repository: str) -> set[tuple[str, str]
     conn = await asyncpg.connect(database_url)
     try:
         while True:
-            rows = await conn.fetch("SELECT manifest, blob FROM gc.blob_references WHERE repository = $1",
-                                    repository)
+            rows = await conn.fetch(
+                "SELECT manifest, blob FROM gc.blob_references WHERE repository = $1", repository
+            )
             if rows or time.monotonic() > deadline:
                 return {(r["manifest"], r["blob"]) for r in rows}
             await asyncio.sleep(0.2)
@@ -152,8 +163,12 @@ def _round_trip(workdir: Path, database_url: str, stream: str) -> tuple[set[tupl
     pushed = oci_layout.resolve_tag(layout, "v1")["digest"]
     with separate_berth(workdir, database_url, stream) as proxy:
         feed = unique("sep")
-        created = httpx.post(f"{proxy.url}/api/feeds", json={"name": feed}, timeout=30.0,
-                             auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
+        created = httpx.post(
+            f"{proxy.url}/api/feeds",
+            json={"name": feed},
+            timeout=30.0,
+            auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+        )
         registry_credentials(proxy.url.removeprefix("http://"))
         assert created.status_code == 201, created.text
         remote = docker_ref(proxy.url.removeprefix("http://"), f"{feed}/busybox", "v1")

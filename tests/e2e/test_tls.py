@@ -69,10 +69,22 @@ def berth_cli(server_url: str, ca: Path, *args: str) -> str:
     Raises:
         AssertionError: if the command fails (message holds its output).
     """
-    env = {**os.environ, "BERTH_URL": server_url, "SSL_CERT_FILE": str(ca),
-           "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "COLUMNS": "400"}
-    proc = subprocess.run(["uv", "run", "berth", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, check=False, timeout=120)
+    env = {
+        **os.environ,
+        "BERTH_URL": server_url,
+        "SSL_CERT_FILE": str(ca),
+        "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "COLUMNS": "400",
+    }
+    proc = subprocess.run(
+        ["uv", "run", "berth", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, f"berth {' '.join(args)}: {proc.returncode}\n{proc.stdout}{proc.stderr}"
     return proc.stdout
 
@@ -81,24 +93,51 @@ def berth_cli(server_url: str, ca: Path, *args: str) -> str:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
     """``berth up --tls`` on a fresh database and stream, with alice, her grants and an API key."""
     workdir = tmp_path_factory.mktemp("tls")
-    with (scratch_database() as database_url, scratch_stream() as stream,
-          berth_process(workdir, database_url=database_url, nats_url=NATS_URL, stream=stream,
-                        tls=True) as server):
+    with (
+        scratch_database() as database_url,
+        scratch_stream() as stream,
+        berth_process(
+            workdir, database_url=database_url, nats_url=NATS_URL, stream=stream, tls=True
+        ) as server,
+    ):
         cert_dir = workdir / "certs"
         cert_dir.mkdir()
         shutil.copy(server.ca_file, cert_dir / "ca.crt")
         registry = Registry(host=server.host, kind="berth", server=server, database_url=database_url)
         feed, readable, hidden = (registry.new_feed() for _ in range(3))
         berth_cli(server.url, server.ca_file, "user", "add", ALICE, "--new-password", ALICE_PASSWORD)
-        with httpx.Client(base_url=server.url, verify=server.verify, timeout=30,
-                          auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)) as admin:
+        with httpx.Client(
+            base_url=server.url,
+            verify=server.verify,
+            timeout=30,
+            auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+        ) as admin:
             for privilege, on in (("view", feed), ("add", feed), ("delete", feed), ("view", readable)):
-                r = admin.post("/api/privileges", json={"principal_kind": "user", "principal": ALICE,
-                                                        "privilege": privilege, "feed": on,
-                                                        "effect": "grant"})
+                r = admin.post(
+                    "/api/privileges",
+                    json={
+                        "principal_kind": "user",
+                        "principal": ALICE,
+                        "privilege": privilege,
+                        "feed": on,
+                        "effect": "grant",
+                    },
+                )
                 assert r.status_code in (200, 201), r.text
-        out = berth_cli(server.url, server.ca_file, "key", "create", "--owner", ALICE, "--feed", feed,
-                        "--privilege", "view", "--privilege", "add")
+        out = berth_cli(
+            server.url,
+            server.ca_file,
+            "key",
+            "create",
+            "--owner",
+            ALICE,
+            "--feed",
+            feed,
+            "--privilege",
+            "view",
+            "--privilege",
+            "add",
+        )
         match = re.search(r"key \S+: (\S+)", out)
         assert match, out
         yield TlsWorld(registry, cert_dir, feed, readable, hidden, match[1])
@@ -106,14 +145,39 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
 
 def login(world: TlsWorld, tool: list[str], authfile: Path, user: str, password: str) -> None:
     """``TOOL login`` to the server over verified TLS, storing credentials in ``authfile``."""
-    run([*tool, "login", "--cert-dir", str(world.cert_dir), "--authfile", str(authfile),
-         "-u", user, "-p", password, world.host])
+    run(
+        [
+            *tool,
+            "login",
+            "--cert-dir",
+            str(world.cert_dir),
+            "--authfile",
+            str(authfile),
+            "-u",
+            user,
+            "-p",
+            password,
+            world.host,
+        ]
+    )
 
 
 def skopeo_copy(world: TlsWorld, authfile: Path, src: str, dest: str) -> None:
     """``skopeo copy`` with both ends trusting the CA and using ``authfile``."""
-    run(["skopeo", "copy", "--authfile", str(authfile), "--src-cert-dir", str(world.cert_dir),
-         "--dest-cert-dir", str(world.cert_dir), src, dest])
+    run(
+        [
+            "skopeo",
+            "copy",
+            "--authfile",
+            str(authfile),
+            "--src-cert-dir",
+            str(world.cert_dir),
+            "--dest-cert-dir",
+            str(world.cert_dir),
+            src,
+            dest,
+        ]
+    )
 
 
 def test_realm_is_https(world: TlsWorld) -> None:
@@ -127,8 +191,10 @@ def test_realm_is_https(world: TlsWorld) -> None:
 
 def test_untrusted_certificate_is_refused(world: TlsWorld, tmp_path: Path) -> None:
     """Without the CA a client refuses the server: TLS is really verified in these tests."""
-    proc = run(["skopeo", "inspect", "--authfile", str(tmp_path / "none.json"),
-                world.ref(f"{world.feed}/x", "v1")], check=False)
+    proc = run(
+        ["skopeo", "inspect", "--authfile", str(tmp_path / "none.json"), world.ref(f"{world.feed}/x", "v1")],
+        check=False,
+    )
     assert proc.returncode != 0
     assert "certificate" in (proc.stdout + proc.stderr).lower()
 
@@ -143,10 +209,30 @@ def test_skopeo_login_push_pull_delete(world: TlsWorld, layout: Path, tmp_path: 
     digest = oci_layout.resolve_tag(layout, "v1")["digest"]
     assert oci_layout.resolve_tag(tmp_path / "back", "v1")["digest"] == digest
 
-    run(["skopeo", "delete", "--cert-dir", str(world.cert_dir), "--authfile", str(authfile),
-         world.ref(repo, digest)])
-    gone = run(["skopeo", "inspect", "--raw", "--cert-dir", str(world.cert_dir), "--authfile",
-                str(authfile), world.ref(repo, "v1")], check=False)
+    run(
+        [
+            "skopeo",
+            "delete",
+            "--cert-dir",
+            str(world.cert_dir),
+            "--authfile",
+            str(authfile),
+            world.ref(repo, digest),
+        ]
+    )
+    gone = run(
+        [
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--cert-dir",
+            str(world.cert_dir),
+            "--authfile",
+            str(authfile),
+            world.ref(repo, "v1"),
+        ],
+        check=False,
+    )
     assert gone.returncode != 0, "a deleted manifest is still served"
 
 
@@ -170,11 +256,32 @@ def test_api_key_login(world: TlsWorld, layout: Path, tmp_path: Path) -> None:
     login(world, ["skopeo"], authfile, "api", world.api_key)
     skopeo_copy(world, authfile, f"oci:{layout}:v1", world.ref(f"{world.feed}/bykey", "v1"))
     digest = oci_layout.resolve_tag(layout, "v1")["digest"]
-    raw = run(["skopeo", "inspect", "--raw", "--cert-dir", str(world.cert_dir), "--authfile",
-               str(authfile), world.ref(f"{world.feed}/bykey", "v1")]).stdout
+    raw = run(
+        [
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--cert-dir",
+            str(world.cert_dir),
+            "--authfile",
+            str(authfile),
+            world.ref(f"{world.feed}/bykey", "v1"),
+        ]
+    ).stdout
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == digest
-    other = run(["skopeo", "inspect", "--raw", "--cert-dir", str(world.cert_dir), "--authfile",
-                 str(authfile), world.ref(f"{world.readable}/bykey", "v1")], check=False)
+    other = run(
+        [
+            "skopeo",
+            "inspect",
+            "--raw",
+            "--cert-dir",
+            str(world.cert_dir),
+            "--authfile",
+            str(authfile),
+            world.ref(f"{world.readable}/bykey", "v1"),
+        ],
+        check=False,
+    )
     assert other.returncode != 0
 
 
@@ -185,8 +292,12 @@ def test_oras_with_token_over_tls(world: TlsWorld, tmp_path: Path) -> None:
     payload.write_bytes(os.urandom(256 * 1024 + 3))
     client = oras.client.OrasClient(hostname=world.host, tls_verify=str(world.ca))
     client.auth.set_basic_auth(ALICE, ALICE_PASSWORD)
-    client.push(target=target, files=[f"{payload}:application/vnd.berth.tls.file"],
-                disable_path_validation=True, quiet=True)
+    client.push(
+        target=target,
+        files=[f"{payload}:application/vnd.berth.tls.file"],
+        disable_path_validation=True,
+        quiet=True,
+    )
     files = client.pull(target=target, outdir=str(tmp_path / "out"))
     assert Path(files[0]).read_bytes() == payload.read_bytes()
 
@@ -194,16 +305,22 @@ def test_oras_with_token_over_tls(world: TlsWorld, tmp_path: Path) -> None:
 def push_blob(client: httpx.Client, repo: str, data: bytes, auth: httpx.Auth) -> str:
     """Monolithic blob upload (POST ``?digest=``) to ``repo``; the digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data,
-                    headers={"Content-Type": "application/octet-stream"}, auth=auth)
+    r = client.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": digest},
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+        auth=auth,
+    )
     assert r.status_code == 201, r.text
     return digest
 
 
 def bearer(client: httpx.Client, user: str, password: str, *scopes: str) -> tuple[str, list[dict[str, Any]]]:
     """The token dance by hand: ``GET /token`` for ``scopes``; (token, its granted ``access``)."""
-    r = client.get("/token", params=[("service", "berth"), *(("scope", s) for s in scopes)],
-                   auth=(user, password))
+    r = client.get(
+        "/token", params=[("service", "berth"), *(("scope", s) for s in scopes)], auth=(user, password)
+    )
     assert r.status_code == 200, r.text
     token = r.json()["token"]
     return token, jwt.decode(token, options={"verify_signature": False})["access"]
@@ -221,25 +338,30 @@ def test_cross_repository_mount(world: TlsWorld) -> None:
     src, hidden_src, target = f"{world.feed}/src", f"{world.hidden}/src", f"{world.feed}/mounted"
     with httpx.Client(base_url=server.url, verify=server.verify, timeout=30) as http:
         admin = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
-        visible, unasked, secret = (push_blob(http, repo, os.urandom(1024), admin)
-                                    for repo in (src, src, hidden_src))
+        visible, unasked, secret = (
+            push_blob(http, repo, os.urandom(1024), admin) for repo in (src, src, hidden_src)
+        )
         missing = "sha256:" + hashlib.sha256(fresh_name().encode()).hexdigest()
         before = world.registry.mount_count() or 0
 
-        token, _ = bearer(http, ALICE, ALICE_PASSWORD, f"repository:{target}:pull,push",
-                          f"repository:{src}:pull")
+        token, _ = bearer(
+            http, ALICE, ALICE_PASSWORD, f"repository:{target}:pull,push", f"repository:{src}:pull"
+        )
         ok = mount(http, token, target, visible, src)
         assert ok.status_code == 201, ok.text
         assert ok.headers["location"] == f"/v2/{target}/blobs/{visible}"
         assert world.registry.mount_count() == before + 1
 
-        token, access = bearer(http, ALICE, ALICE_PASSWORD, f"repository:{target}:pull,push",
-                               f"repository:{hidden_src}:pull")
+        token, access = bearer(
+            http, ALICE, ALICE_PASSWORD, f"repository:{target}:pull,push", f"repository:{hidden_src}:pull"
+        )
         assert all(a["name"] != hidden_src or not a["actions"] for a in access)
         narrow, _ = bearer(http, ALICE, ALICE_PASSWORD, f"repository:{target}:pull,push")
-        fallbacks = [mount(http, narrow, target, unasked, src),
-                     mount(http, token, target, secret, hidden_src),
-                     mount(http, token, target, missing, hidden_src)]
+        fallbacks = [
+            mount(http, narrow, target, unasked, src),
+            mount(http, token, target, secret, hidden_src),
+            mount(http, token, target, missing, hidden_src),
+        ]
         for r in fallbacks:
             assert r.status_code == 202, r.text
             assert r.headers["location"].startswith(f"/v2/{target}/blobs/uploads/")
@@ -252,5 +374,8 @@ def test_cross_repository_mount(world: TlsWorld) -> None:
 
 def mount(client: httpx.Client, token: str, repo: str, digest: str, source: str) -> httpx.Response:
     """``POST /v2/REPO/blobs/uploads/?mount=DIGEST&from=SOURCE`` with ``token``."""
-    return client.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source},
-                       headers={"Authorization": f"Bearer {token}"})
+    return client.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"mount": digest, "from": source},
+        headers={"Authorization": f"Bearer {token}"},
+    )

@@ -36,25 +36,35 @@ def _upload_across_restart(workdir: Path, dsn: str, stream: str) -> None:
     first, second = os.urandom(3 * 1024 * 1024 + 7), os.urandom(2 * 1024 * 1024 + 3)
     digest = "sha256:" + hashlib.sha256(first + second).hexdigest()
     data_dir = workdir / "data"
-    with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
-                       data_dir=data_dir) as berth:
+    with berth_process(
+        workdir, database_url=dsn, nats_url=NATS_URL, stream=stream, data_dir=data_dir
+    ) as berth:
         berth.create_feed("restart")
         start = httpx.post(f"{berth.url}/v2/restart/big/blobs/uploads/", auth=AUTH)
         assert start.status_code == 202, start.text
         location = start.headers["location"]
-        patch = httpx.patch(f"{berth.url}{location}", auth=AUTH, content=first,
-                            headers={"Content-Range": f"0-{len(first) - 1}"})
+        patch = httpx.patch(
+            f"{berth.url}{location}",
+            auth=AUTH,
+            content=first,
+            headers={"Content-Range": f"0-{len(first) - 1}"},
+        )
         assert patch.status_code == 202, patch.text
         assert patch.headers["range"] == f"0-{len(first) - 1}"
         port = int(berth.host.rsplit(":", 1)[1])
-    with berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream,
-                       data_dir=data_dir, port=port) as berth:
+    with berth_process(
+        workdir, database_url=dsn, nats_url=NATS_URL, stream=stream, data_dir=data_dir, port=port
+    ) as berth:
         status = httpx.get(f"{berth.url}{location}", auth=AUTH)
         assert status.status_code == 204
         assert status.headers["range"] == f"0-{len(first) - 1}"
         end = len(first) + len(second) - 1
-        patch = httpx.patch(f"{berth.url}{location}", auth=AUTH, content=second,
-                            headers={"Content-Range": f"{len(first)}-{end}"})
+        patch = httpx.patch(
+            f"{berth.url}{location}",
+            auth=AUTH,
+            content=second,
+            headers={"Content-Range": f"{len(first)}-{end}"},
+        )
         assert patch.status_code == 202, patch.text
         put = httpx.put(f"{berth.url}{location}?digest={digest}", auth=AUTH)
         assert put.status_code == 201, put.text

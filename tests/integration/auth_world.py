@@ -18,12 +18,19 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 def manifest(note: str) -> bytes:
     """A distinct OCI image manifest (no layers) whose digest depends on ``note``."""
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": CONFIG_DIGEST, "size": len(CONFIG)},
-        "layers": [], "annotations": {"note": note},
-    }).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": CONFIG_DIGEST,
+                "size": len(CONFIG),
+            },
+            "layers": [],
+            "annotations": {"note": note},
+        }
+    ).encode()
 
 
 def digest_of(body: bytes) -> str:
@@ -33,14 +40,19 @@ def digest_of(body: bytes) -> str:
 
 def client(berth: BerthApp, user: str | None = None, password: str | None = None) -> httpx.AsyncClient:
     """A client on the in-process Berth doing the token flow as ``user`` (``None``: anonymous)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=berth.app), base_url="http://berth.test",
-                             auth=RegistryAuth(user, password), timeout=60)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=berth.app),
+        base_url="http://berth.test",
+        auth=RegistryAuth(user, password),
+        timeout=60,
+    )
 
 
 def raw_client(berth: BerthApp) -> httpx.AsyncClient:
     """A client without any authentication handling."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=berth.app), base_url="http://berth.test",
-                             timeout=60)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=berth.app), base_url="http://berth.test", timeout=60
+    )
 
 
 async def api(berth: BerthApp, method: str, path: str, body: Any = None) -> Any:
@@ -52,8 +64,7 @@ async def api(berth: BerthApp, method: str, path: str, body: Any = None) -> Any:
 
 async def put_manifest(c: httpx.AsyncClient, repo: str, ref: str, body: bytes) -> httpx.Response:
     """PUT a manifest."""
-    return await c.put(f"/v2/{repo}/manifests/{ref}", content=body,
-                       headers={"Content-Type": MANIFEST_TYPE})
+    return await c.put(f"/v2/{repo}/manifests/{ref}", content=body, headers={"Content-Type": MANIFEST_TYPE})
 
 
 async def seed_repository(berth: BerthApp, repo: str) -> None:

@@ -63,8 +63,11 @@ async def _identity(berth: BerthApp, case: str) -> tuple[str | None, str | None]
     if case == "anonymous":
         return None, None
     if case.startswith("key"):
-        body = ({"owner": None, "feeds": ["own"], "privileges": ["add"]} if case == "key"
-                else {"owner": "admin", "feeds": ["own"], "privileges": ["view"]})
+        body = (
+            {"owner": None, "feeds": ["own"], "privileges": ["add"]}
+            if case == "key"
+            else {"owner": "admin", "feeds": ["own"], "privileges": ["view"]}
+        )
         return "api", (await api(berth, "POST", "/api/keys", body))["key"]
     user = f"u-{case}"
     await api(berth, "POST", "/api/users", {"name": user, "password": PW})
@@ -79,9 +82,12 @@ async def _identity(berth: BerthApp, case: str) -> tuple[str | None, str | None]
     elif case == "group":
         await api(berth, "POST", "/api/groups", {"name": "builders"})
         await api(berth, "POST", "/api/groups/builders/members", {"user": user})
-        await api(berth, "POST", "/api/privileges", {"principal_kind": "group",
-                                                     "principal": "builders", "feed": "own",
-                                                     "privilege": "add"})
+        await api(
+            berth,
+            "POST",
+            "/api/privileges",
+            {"principal_kind": "group", "principal": "builders", "feed": "own", "privilege": "add"},
+        )
     return user, PW
 
 
@@ -93,10 +99,14 @@ async def world() -> AsyncIterator[World]:
             await berth.create_feed(feed, public=feed == "pub")
             await seed_repository(berth, f"{feed}/base")
             for case in MATRIX:
-                assert (await put_manifest(berth.client, f"{feed}/base", f"ow-{case}",
-                                           manifest("A"))).status_code == 201
-                assert (await put_manifest(berth.client, f"{feed}/base", digest_of(manifest(case)),
-                                           manifest(case))).status_code == 201
+                assert (
+                    await put_manifest(berth.client, f"{feed}/base", f"ow-{case}", manifest("A"))
+                ).status_code == 201
+                assert (
+                    await put_manifest(
+                        berth.client, f"{feed}/base", digest_of(manifest(case)), manifest(case)
+                    )
+                ).status_code == 201
         clients = {case: client(berth, *await _identity(berth, case)) for case in MATRIX}
         yield World(berth, clients)
         for c in clients.values():

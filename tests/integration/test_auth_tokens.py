@@ -31,8 +31,12 @@ async def berth() -> AsyncIterator[BerthApp]:
         await running.create_feed("dmc")
         await seed_repository(running, "dmc/base")
         await api(running, "POST", "/api/users", {"name": "bob", "password": PW})
-        await api(running, "POST", "/api/privileges", {"principal_kind": "user", "principal": "bob",
-                                                       "feed": "dmc", "privilege": "view"})
+        await api(
+            running,
+            "POST",
+            "/api/privileges",
+            {"principal_kind": "user", "principal": "bob", "feed": "dmc", "privilege": "view"},
+        )
         yield running
 
 
@@ -45,8 +49,16 @@ async def mint(berth: BerthApp, key: Any = None, kid: str | None = None, **chang
     """A token signed with Berth's key (or ``key``), with claims overridden by ``changes``."""
     real_kid, real_key = await signing_key(berth.app.state.resources.pool, berth.settings.auth)
     now = int(time.time())
-    claims = {"iss": "berth", "sub": "bob", "aud": "berth", "exp": now + 300, "nbf": now, "iat": now,
-              "jti": "x", "access": [{"type": "repository", "name": "dmc/base", "actions": ["pull"]}]}
+    claims = {
+        "iss": "berth",
+        "sub": "bob",
+        "aud": "berth",
+        "exp": now + 300,
+        "nbf": now,
+        "iat": now,
+        "jti": "x",
+        "access": [{"type": "repository", "name": "dmc/base", "actions": ["pull"]}],
+    }
     claims.update(changes)
     return jwt.encode(claims, key or real_key, algorithm="ES256", headers={"kid": kid or real_kid})
 
@@ -61,9 +73,22 @@ async def test_valid_minted_token_pulls(berth: BerthApp) -> None:
     assert (await pull_with(berth, await mint(berth))).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["expired", "not-yet-valid", "foreign-key", "unknown-kid",
-                                  "wrong-audience", "wrong-issuer", "tampered-access",
-                                  "missing-actions", "garbage", "alg-none", "access-not-a-list"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "expired",
+        "not-yet-valid",
+        "foreign-key",
+        "unknown-kid",
+        "wrong-audience",
+        "wrong-issuer",
+        "tampered-access",
+        "missing-actions",
+        "garbage",
+        "alg-none",
+        "access-not-a-list",
+    ],
+)
 async def test_bad_tokens_are_401(berth: BerthApp, case: str) -> None:
     now = int(time.time())
     foreign = ec.generate_private_key(ec.SECP256R1())
@@ -74,8 +99,9 @@ async def test_bad_tokens_are_401(berth: BerthApp, case: str) -> None:
         "unknown-kid": lambda: mint(berth, key=foreign, kid="ES256-unknown"),
         "wrong-audience": lambda: mint(berth, aud="another-registry"),
         "wrong-issuer": lambda: mint(berth, iss="someone-else"),
-        "missing-actions": lambda: mint(berth, access=[{"type": "repository", "name": "dmc/base",
-                                                        "actions": ["push"]}]),
+        "missing-actions": lambda: mint(
+            berth, access=[{"type": "repository", "name": "dmc/base", "actions": ["push"]}]
+        ),
         "access-not-a-list": lambda: mint(berth, access={"dmc/base": "pull"}),
     }
     if case == "tampered-access":
@@ -109,8 +135,9 @@ async def test_challenge_before_404_and_on_base(berth: BerthApp) -> None:
         assert (await c.get("/v2/", headers=basic("bob", PW))).status_code == 401  # token only
 
 
-async def token_for(berth: BerthApp, *scopes: str, auth: tuple[str, str] | None = ("bob", PW),
-                    **params: str) -> httpx.Response:
+async def token_for(
+    berth: BerthApp, *scopes: str, auth: tuple[str, str] | None = ("bob", PW), **params: str
+) -> httpx.Response:
     """``GET /token`` with repeated ``scope`` parameters."""
     query = [("service", "berth"), *[("scope", s) for s in scopes], *params.items()]
     async with raw_client(berth) as c:
@@ -124,16 +151,19 @@ def access_of(r: httpx.Response) -> list[dict[str, Any]]:
     return access
 
 
-@pytest.mark.parametrize(("scope", "actions"), [
-    ("repository:dmc/base:pull", ["pull"]),
-    ("repository:dmc/base:push,pull", ["pull"]),
-    ("repository:dmc/base:delete,push,pull", ["pull"]),
-    ("repository:dmc/base:*", ["pull"]),
-    ("repository(plugin):dmc/base:pull", ["pull"]),
-    ("repository:dmc/deeper/path/name:pull", ["pull"]),
-    ("repository:localhost:5000/dmc/base:pull", []),
-    ("repository:other/base:pull", []),
-])
+@pytest.mark.parametrize(
+    ("scope", "actions"),
+    [
+        ("repository:dmc/base:pull", ["pull"]),
+        ("repository:dmc/base:push,pull", ["pull"]),
+        ("repository:dmc/base:delete,push,pull", ["pull"]),
+        ("repository:dmc/base:*", ["pull"]),
+        ("repository(plugin):dmc/base:pull", ["pull"]),
+        ("repository:dmc/deeper/path/name:pull", ["pull"]),
+        ("repository:localhost:5000/dmc/base:pull", []),
+        ("repository:other/base:pull", []),
+    ],
+)
 async def test_scope_grammar_grants_the_intersection(berth: BerthApp, scope: str, actions: list[str]) -> None:
     r = await token_for(berth, scope)
     assert r.status_code == 200, r.text
@@ -141,9 +171,19 @@ async def test_scope_grammar_grants_the_intersection(berth: BerthApp, scope: str
     assert granted == ([actions] if actions else [])
 
 
-@pytest.mark.parametrize("scope", ["repository", "repository:dmc/base", ":dmc/base:pull",
-                                   "repository:dmc/base:", "REPO:dmc/base:pull", "repository::pull",
-                                   "repository:dmc/base:pu-ll", "repository:dmc base:pull\x00"])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "repository",
+        "repository:dmc/base",
+        ":dmc/base:pull",
+        "repository:dmc/base:",
+        "REPO:dmc/base:pull",
+        "repository::pull",
+        "repository:dmc/base:pu-ll",
+        "repository:dmc base:pull\x00",
+    ],
+)
 async def test_malformed_scopes_are_400(berth: BerthApp, scope: str) -> None:
     r = await token_for(berth, scope)
     assert r.status_code == 400, r.text
@@ -166,12 +206,18 @@ async def test_token_response_shape_and_refresh(berth: BerthApp) -> None:
     assert body["token"] == body["access_token"] and isinstance(body["expires_in"], int)
     assert body["expires_in"] >= 60 and body["issued_at"].endswith("Z") and body["refresh_token"]
     async with raw_client(berth) as c:
-        form = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
-                "service": "berth", "client_id": "test", "scope": "repository:dmc/base:pull"}
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "service": "berth",
+            "client_id": "test",
+            "scope": "repository:dmc/base:pull",
+        }
         refreshed = await c.post("/token", data=form)
         assert refreshed.status_code == 200 and access_of(refreshed)[0]["actions"] == ["pull"]
-        password = await c.post("/token", data={"grant_type": "password", "username": "bob",
-                                                "password": PW, "service": "berth"})
+        password = await c.post(
+            "/token", data={"grant_type": "password", "username": "bob", "password": PW, "service": "berth"}
+        )
         assert password.status_code == 200 and password.json()["refresh_token"]
         bad = await c.post("/token", data={"grant_type": "password", "username": "bob", "password": "x"})
         assert bad.status_code == 401
@@ -197,8 +243,9 @@ async def test_api_keys_login_limits_expiry_and_revocation(berth: BerthApp) -> N
     key = await api(berth, "POST", "/api/keys", {"feeds": ["dmc"], "privileges": ["view"]})
     r = await token_for(berth, "repository:dmc/base:pull,push", auth=("api", key["key"]))
     assert access_of(r)[0]["actions"] == ["pull"]
-    old = await api(berth, "POST", "/api/keys",
-                    {"privileges": ["view"], "expires_at": "2001-01-01T00:00:00Z"})
+    old = await api(
+        berth, "POST", "/api/keys", {"privileges": ["view"], "expires_at": "2001-01-01T00:00:00Z"}
+    )
     assert (await token_for(berth, auth=("api", old["key"]))).status_code == 401
     await api(berth, "DELETE", f"/api/keys/{key['key_id']}")
     assert (await token_for(berth, auth=("api", key["key"]))).status_code == 401
@@ -229,7 +276,8 @@ async def test_mount_needs_pull_on_the_source(berth: BerthApp) -> None:
 
 
 async def test_generated_admin_password_is_printed_but_never_logged(
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The one-time password goes to the terminal (stderr) once, not into the collected log."""
     from tests.support.berth_app import berth_app

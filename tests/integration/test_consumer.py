@@ -29,10 +29,13 @@ TYPES = ("feed.updated",)
 @pytest.fixture
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     """A fresh database: event store, checkpoint table ``positions``, projection ``applied``."""
-    async with eventstore_pool(setup_sql=(
+    async with eventstore_pool(
+        setup_sql=(
             "CREATE TABLE positions (name text PRIMARY KEY, position bigint NOT NULL);"
             "CREATE TABLE applied (n serial, event_id uuid PRIMARY KEY, stream text,"
-            " actor text, occurred_at timestamptz, changes jsonb)")) as p:
+            " actor text, occurred_at timestamptz, changes jsonb)"
+        )
+    ) as p:
         yield p
 
 
@@ -41,7 +44,12 @@ async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> 
     assert isinstance(event, FeedUpdated)
     await conn.execute(
         "INSERT INTO applied(event_id, stream, actor, occurred_at, changes) VALUES ($1,$2,$3,$4,$5)",
-        ctx.event_id, ctx.stream, ctx.actor, ctx.occurred_at, json.dumps(event.changes))
+        ctx.event_id,
+        ctx.stream,
+        ctx.actor,
+        ctx.occurred_at,
+        json.dumps(event.changes),
+    )
 
 
 async def append_mixed(store: EventStore) -> None:
@@ -101,7 +109,8 @@ async def test_failing_projector_commits_neither_change_nor_position(pool: async
 
 
 async def test_consumes_the_bus_in_order_despite_failures_and_redelivery(
-    pool: asyncpg.Pool, bus: Bus,
+    pool: asyncpg.Pool,
+    bus: Bus,
 ) -> None:
     """Relay → JetStream → consumer; a flaky projector is retried in place; a second instance
     stands by; deleting the durable redelivers everything, which changes nothing."""
@@ -116,8 +125,9 @@ async def test_consumes_the_bus_in_order_despite_failures_and_redelivery(
 
     name = unique("c_")
     relay = OutboxRelay(pool, bus, poll_seconds=0.1)
-    first, second = (ProjectionConsumer(pool, bus, name, "positions", flaky, TYPES,
-                                        retry_seconds=0.05) for _ in range(2))
+    first, second = (
+        ProjectionConsumer(pool, bus, name, "positions", flaky, TYPES, retry_seconds=0.05) for _ in range(2)
+    )
     last = (await store.read_all())[-1].position
     async with running(relay.run()), running(first.run()), running(second.run()):
         await until(lambda: _at(pool, name, last))
@@ -158,7 +168,8 @@ async def _consumer_done(bus: Bus, name: str, count: int) -> bool:
 
 
 async def test_receives_only_its_types_and_replaces_an_unfiltered_durable(
-    pool: asyncpg.Pool, bus: Bus,
+    pool: asyncpg.Pool,
+    bus: Bus,
 ) -> None:
     """The durable is filtered server-side to the consumer's types; one left by an older Berth
     (filter: the whole stream) is replaced by a filtered one starting after its ack floor."""
@@ -183,11 +194,14 @@ async def test_receives_only_its_types_and_replaces_an_unfiltered_durable(
     assert consumer.applied == 2
 
 
-@pytest.mark.parametrize(("types", "subject"), [
-    (["feed.deleted"], "p.feed.deleted"),
-    (["manifest.pushed", "manifest.deleted"], "p.manifest.>"),
-    (["manifest.pushed", "tag.updated"], "p.>"),
-])
+@pytest.mark.parametrize(
+    ("types", "subject"),
+    [
+        (["feed.deleted"], "p.feed.deleted"),
+        (["manifest.pushed", "manifest.deleted"], "p.manifest.>"),
+        (["manifest.pushed", "tag.updated"], "p.>"),
+    ],
+)
 def test_filter_subject(types: list[str], subject: str) -> None:
     fake_bus: Any = type("FakeBus", (), {"prefix": "p"})()
     consumer = ProjectionConsumer(None, fake_bus, "c", "positions", project, types)  # type: ignore[arg-type]

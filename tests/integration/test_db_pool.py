@@ -30,8 +30,11 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 
 async def _locks_held(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
-        return int(await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"))
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            )
+        )
 
 
 async def test_marked_connection_is_fully_reset(pool: asyncpg.Pool) -> None:

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     """A fresh database with the event store and a test projection ``public.seen``."""
     async with eventstore_pool(
-            setup_sql="CREATE TABLE seen (event_id uuid PRIMARY KEY, stream text NOT NULL)") as p:
+        setup_sql="CREATE TABLE seen (event_id uuid PRIMARY KEY, stream text NOT NULL)"
+    ) as p:
         yield p
 
 
@@ -57,7 +58,9 @@ async def test_append_and_read_stream(pool: asyncpg.Pool) -> None:
         await uow.emit("feed:g", FeedCreated(feed="g"))
     events = await store.read_stream("feed:f")
     assert [(e.version, e.type, e.payload) for e in events] == [
-        (1, "feed.created", FeedCreated(feed="f")), (2, "feed.updated", feed(1))]
+        (1, "feed.created", FeedCreated(feed="f")),
+        (2, "feed.updated", feed(1)),
+    ]
     assert len({e.event_id for e in events}) == 2
     assert events[0].metadata["actor"] == "alice" and events[0].metadata["request_id"] == "req-1"
     assert events[0].metadata["traceparent"] == meta.traceparent
@@ -69,9 +72,16 @@ async def test_append_and_read_stream(pool: asyncpg.Pool) -> None:
     assert await store.read_stream("feed:nothing") == []
 
 
-@pytest.mark.parametrize(("expected", "conflicts"), [
-    (NO_STREAM, True), (1, True), (3, True), (2, False), (ANY, False),
-])
+@pytest.mark.parametrize(
+    ("expected", "conflicts"),
+    [
+        (NO_STREAM, True),
+        (1, True),
+        (3, True),
+        (2, False),
+        (ANY, False),
+    ],
+)
 async def test_expected_version(pool: asyncpg.Pool, expected: int, conflicts: bool) -> None:
     """On a stream at version 2: a wrong expectation commits neither events nor projection rows."""
     store = EventStore(pool)
@@ -117,7 +127,8 @@ async def test_concurrent_appenders_with_retry(pool: asyncpg.Pool) -> None:
     async def append(i: int) -> int:
         async def work(uow: UnitOfWork) -> int:
             version = await uow.conn.fetchval(
-                "SELECT coalesce(max(version), 0) FROM eventstore.events WHERE stream = 'feed:f'")
+                "SELECT coalesce(max(version), 0) FROM eventstore.events WHERE stream = 'feed:f'"
+            )
             await asyncio.sleep(0)
             await uow.emit("feed:f", feed(i), expected_version=version)
             return int(version) + 1
@@ -144,7 +155,8 @@ async def test_concurrent_any_appenders_never_conflict(pool: asyncpg.Pool) -> No
 
 
 async def test_reader_after_checkpoint_sees_every_event_once(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch,
+    pool: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Positions follow commit order: polling ``position > checkpoint`` never skips an event.
 
@@ -152,8 +164,11 @@ async def test_reader_after_checkpoint_sees_every_event_once(
     server would be); a reader polls concurrently like the outbox relay and must see every
     event exactly once, in order.
     """
-    monkeypatch.setattr(store_module, "APPEND_AND_COMMIT_SQL",
-                        "SELECT eventstore.append_staged(); SELECT pg_sleep(random() / 200); COMMIT")
+    monkeypatch.setattr(
+        store_module,
+        "APPEND_AND_COMMIT_SQL",
+        "SELECT eventstore.append_staged(); SELECT pg_sleep(random() / 200); COMMIT",
+    )
     store, writers, done = EventStore(pool), 40, asyncio.Event()
     seen: list[str] = []
 
@@ -181,17 +196,22 @@ async def test_reader_after_checkpoint_sees_every_event_once(
         await asyncio.gather(*(write(i) for i in range(writers)))
         done.set()
         await reader
-    committed = [str(r["event_id"]) for r in await pool.fetch(
-        "SELECT event_id FROM eventstore.events ORDER BY position")]
+    committed = [
+        str(r["event_id"])
+        for r in await pool.fetch("SELECT event_id FROM eventstore.events ORDER BY position")
+    ]
     assert len(committed) == sum(1 + i % 3 for i in range(writers))
     assert seen == committed
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE eventstore.events SET type = 'feed.deleted'",
-    "DELETE FROM eventstore.events",
-    "TRUNCATE eventstore.events",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE eventstore.events SET type = 'feed.deleted'",
+        "DELETE FROM eventstore.events",
+        "TRUNCATE eventstore.events",
+    ],
+)
 async def test_events_are_append_only(pool: asyncpg.Pool, statement: str) -> None:
     store = EventStore(pool)
     async with store.unit_of_work() as uow:
@@ -202,14 +222,19 @@ async def test_events_are_append_only(pool: asyncpg.Pool, statement: str) -> Non
     assert event.payload == feed(1)
 
 
-async def test_payloads_with_quotes_and_dollars_round_trip(pool: asyncpg.Pool,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_payloads_with_quotes_and_dollars_round_trip(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The staged JSON travels as a dollar-quoted literal: quotes, backslashes, dollar signs and
     even the tag itself (forced to collide once) arrive unchanged."""
     tags = iter(["aaaa", "aaaa", "bbbb"])
     monkeypatch.setattr(store_module.secrets, "token_hex", lambda n: next(tags))
-    nasty = {"q": "it's '; DROP TABLE eventstore.events; --", "d": "$$ $b$ $baaaa$ \\' \\\\",
-             "u": "é ✓ \u2028", "nl": "a\nb\tc"}
+    nasty = {
+        "q": "it's '; DROP TABLE eventstore.events; --",
+        "d": "$$ $b$ $baaaa$ \\' \\\\",
+        "u": "é ✓ \u2028",
+        "nl": "a\nb\tc",
+    }
     async with EventStore(pool).unit_of_work() as uow:
         await uow.emit("feed:f", FeedUpdated(feed="f", changes=nasty))
     [event] = await EventStore(pool).read_stream("feed:f")

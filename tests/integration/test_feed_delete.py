@@ -43,8 +43,10 @@ async def test_feed_delete_unlinks_blobs_and_cancels_uploads() -> None:
             return links == 0 and uploads == 0
 
         await _eventually(cleaned)
-        actors = await pool.fetch("SELECT type FROM eventstore.events"
-                                  " WHERE metadata->>'actor' = 'system:feed-deleted' ORDER BY position")
+        actors = await pool.fetch(
+            "SELECT type FROM eventstore.events"
+            " WHERE metadata->>'actor' = 'system:feed-deleted' ORDER BY position"
+        )
         assert [a["type"] for a in actors] == ["blob.unlinked", "upload.cancelled"]
 
         await berth.create_feed("doomed")

@@ -28,20 +28,35 @@ async def _blob(berth: BerthApp, repo: str, data: bytes) -> str:
 async def _image(berth: BerthApp, repo: str, tag: str, layer: bytes) -> tuple[str, str, str]:
     config = json.dumps({"architecture": "amd64", "os": "linux", "tag": tag}).encode()
     cdigest, ldigest = await _blob(berth, repo, config), await _blob(berth, repo, layer)
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": cdigest, "size": len(config)},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                       "digest": ldigest, "size": len(layer)}]}).encode()
-    r = await berth.client.put(f"/v2/{repo}/manifests/{tag}", content=manifest,
-                               headers={"Content-Type": OCI_MANIFEST})
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": cdigest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": ldigest,
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    r = await berth.client.put(
+        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert r.status_code == 201, r.text
     return r.headers["docker-content-digest"], cdigest, ldigest
 
 
 async def _collect(berth: BerthApp, now: datetime = LATER):  # type: ignore[no-untyped-def]
-    return await collect_garbage(berth.app.state.resources.store, berth.app.state.blob_storage,
-                                 timedelta(hours=1), now=now)
+    return await collect_garbage(
+        berth.app.state.resources.store, berth.app.state.blob_storage, timedelta(hours=1), now=now
+    )
 
 
 async def test_deleted_image_is_collected_and_shared_layers_stay() -> None:
@@ -68,8 +83,10 @@ async def test_deleted_image_is_collected_and_shared_layers_stay() -> None:
         storage = berth.app.state.blob_storage
         assert await storage.stat(f"feeds/gc/blobs/sha256/{own_digest[7:9]}/{own_digest[7:]}") is None
         pool = berth.app.state.resources.pool
-        events = await pool.fetch("SELECT type, metadata->>'actor' AS actor FROM eventstore.events"
-                                  " WHERE type IN ('blob.unlinked', 'blob.deleted')")
+        events = await pool.fetch(
+            "SELECT type, metadata->>'actor' AS actor FROM eventstore.events"
+            " WHERE type IN ('blob.unlinked', 'blob.deleted')"
+        )
         assert sorted(e["type"] for e in events) == ["blob.deleted"] * 2 + ["blob.unlinked"] * 2
         assert {e["actor"] for e in events} == {"system:gc"}
         again = await _collect(berth)
@@ -126,15 +143,22 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
         location = (await c.post("/v2/gcr/y/blobs/uploads/")).headers["location"]
         assert (await c.patch(location, content=data)).status_code == 202
         upload_id = location.rsplit("/", 1)[1]
-        await storage.move(f"feeds/gcr/uploads/{upload_id}/data",  # the crash: moved, not committed
-                           f"feeds/gcr/blobs/sha256/{digest[7:9]}/{digest[7:]}")
+        await storage.move(
+            f"feeds/gcr/uploads/{upload_id}/data",  # the crash: moved, not committed
+            f"feeds/gcr/blobs/sha256/{digest[7:9]}/{digest[7:]}",
+        )
         real, collected = uploads_module.require_feed, []
 
         async def gc_first(conn: Any, repository: Any, **kw: Any) -> None:
             if not collected:  # GC runs just before the commit takes the blob's lock
-                collected.append(await collect_garbage(
-                    berth.app.state.resources.store, storage, timedelta(hours=1),
-                    now=datetime.now(UTC) + timedelta(days=1)))
+                collected.append(
+                    await collect_garbage(
+                        berth.app.state.resources.store,
+                        storage,
+                        timedelta(hours=1),
+                        now=datetime.now(UTC) + timedelta(days=1),
+                    )
+                )
             await real(conn, repository, **kw)
 
         monkeypatch.setattr(uploads_module, "require_feed", gc_first)

@@ -44,11 +44,16 @@ async def _bytes(data: bytes):  # type: ignore[no-untyped-def]
     yield data
 
 
-async def gc(berth: BerthApp, *, now: datetime | None = None, grace: timedelta = timedelta(hours=1),
-             storage: Any = None):  # type: ignore[no-untyped-def]
-    return await collect_garbage(berth.app.state.resources.store,
-                                 storage or berth.app.state.blob_storage, grace,
-                                 now=now or later())
+async def gc(
+    berth: BerthApp,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = timedelta(hours=1),
+    storage: Any = None,
+):  # type: ignore[no-untyped-def]
+    return await collect_garbage(
+        berth.app.state.resources.store, storage or berth.app.state.blob_storage, grace, now=now or later()
+    )
 
 
 async def _patched_session(berth: BerthApp, feed: str, data: bytes) -> tuple[str, str]:
@@ -78,6 +83,7 @@ class Proxy:
                 await self.before_list()
             for p in snapshot:
                 yield p
+
         return gen()
 
     async def stat(self, path: str) -> Any:
@@ -87,6 +93,7 @@ class Proxy:
 
 
 # --- 1. cross-repo mount racing GC phases 1+2 (mount share-locks its source link) ----------
+
 
 async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.MonkeyPatch) -> None:
     """mount() reads the source's link without a lock and never takes the blob lock, so GC can
@@ -111,7 +118,9 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
                             collected.append(task)
                             await asyncio.wait({task}, timeout=2.0)  # (a fix may make GC wait)
                         await uow.emit(stream, event, **k)
+
                 return await work(Uow())
+
             return await real_rwr(store, paused, **kw)
 
         monkeypatch.setattr(blobs_module, "run_with_retry", racing)
@@ -123,19 +132,34 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
         config = b'{"architecture":"amd64","os":"linux"}'
         cdigest = await _blob(berth, "mr/dst", config)
         import json
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                          "digest": cdigest, "size": len(config)},
-                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                           "digest": digest, "size": len(layer)}]}).encode()
-        m = await c.put("/v2/mr/dst/manifests/v1", content=manifest,
-                        headers={"Content-Type": OCI_MANIFEST})
+
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": cdigest,
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": digest,
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        m = await c.put("/v2/mr/dst/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST})
         got = await c.get(f"/v2/mr/dst/blobs/{digest}")
         assert m.status_code == 201 and got.status_code == 200, (
-            f"manifest PUT {m.status_code}; layer it references: GET {got.status_code} {got.text}")
+            f"manifest PUT {m.status_code}; layer it references: GET {got.status_code} {got.text}"
+        )
 
 
 # --- 2. re-upload of an already linked blob refreshes linked_at -----------------------------
+
 
 async def test_reupload_refreshes_a_stale_link_so_a_running_gc_keeps_it() -> None:
     """A 201 re-upload must refresh linked_at: a GC whose cutoff precedes the re-upload (any GC
@@ -152,17 +176,24 @@ async def test_reupload_refreshes_a_stale_link_so_a_running_gc_keeps_it() -> Non
         result = await gc(berth, now=cutoff, grace=timedelta(0))
         got = await c.get(f"/v2/ru/x/blobs/{digest}")
         assert got.status_code == 200, (
-            f"201 re-upload after the cutoff, then GC {result}: GET {got.status_code}")
+            f"201 re-upload after the cutoff, then GC {result}: GET {got.status_code}"
+        )
 
 
 # --- 3. a retried commit transaction re-checks that its content is still there -------------
 
-@pytest.mark.parametrize("error, earlier_blob", [
-    (asyncpg.DeadlockDetectedError("deadlock detected (simulated)"), False),  # the sweep deletes
-    (asyncpg.SerializationError("could not serialize (simulated)"), True),  # phase 2 deletes
-], ids=["sweep", "phase2"])
+
+@pytest.mark.parametrize(
+    "error, earlier_blob",
+    [
+        (asyncpg.DeadlockDetectedError("deadlock detected (simulated)"), False),  # the sweep deletes
+        (asyncpg.SerializationError("could not serialize (simulated)"), True),  # phase 2 deletes
+    ],
+    ids=["sweep", "phase2"],
+)
 async def test_commit_retry_after_gc_never_links_deleted_content(
-        monkeypatch: pytest.MonkeyPatch, error: Exception, earlier_blob: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, error: Exception, earlier_blob: bool
+) -> None:
     """``_commit`` moves the data into place in attempt 1; when that transaction fails with a
     retryable error the blob lock is released and GC may delete the content (the sweep: no row;
     phase 2: an earlier, unlinked row). Attempt 2 must see it is gone (BLOB_UPLOAD_INVALID), not
@@ -199,11 +230,13 @@ async def test_commit_retry_after_gc_never_links_deleted_content(
         got = await c.get(f"/v2/cr/x/blobs/{digest}")
         assert collected and (collected[0].swept_files or collected[0].deleted), collected
         assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", (
-            f"PUT {r.status_code}, GC between attempts {collected}, then GET {got.status_code}")
+            f"PUT {r.status_code}, GC between attempts {collected}, then GET {got.status_code}"
+        )
         assert got.status_code == 404
 
 
 # --- 4. odd upload folder names: no crash, no 500 ------------------------------------------
+
 
 async def test_sweep_survives_upload_folder_named_urn_uuid() -> None:
     """uuid.UUID() accepts 'urn:uuid:…' (':' is a valid path character), asyncpg's uuid codec
@@ -230,8 +263,11 @@ async def test_upload_route_with_urn_uuid_id_is_not_a_500() -> None:
         c = berth.client
         for upload_id in (f"urn:uuid:{uuid.uuid4()}", f"{{{uuid.uuid4()}}}"):
             for method in ("GET", "PATCH", "PUT", "DELETE"):
-                r = await c.request(method, f"/v2/odd2/x/blobs/uploads/{upload_id}",
-                                    params={"digest": sha(b"")} if method == "PUT" else None)
+                r = await c.request(
+                    method,
+                    f"/v2/odd2/x/blobs/uploads/{upload_id}",
+                    params={"digest": sha(b"")} if method == "PUT" else None,
+                )
                 assert r.status_code < 500, (method, r.status_code, r.text)
 
 
@@ -242,11 +278,18 @@ async def test_sweep_leaves_odd_paths_alone_and_does_not_crash() -> None:
         c, storage = berth.client, berth.app.state.blob_storage
         _, _, ldig = await _image(berth, "op/x", "v1", os.urandom(2000))
         live = content_path("op", ldig)
-        odd = [f"feeds/op/blobs/sha256/{ldig[7:9]}", f"feeds/op/blobs/sha256/{ldig[7:9]}x/{ldig[7:]}/data",
-               "feeds/op/blobs/x", "feeds/op/uploads/notauuid", "feeds/op/uploads/a/b/c/d",
-               f"feeds/op/uploads/{uuid.uuid4().hex}/data", "feeds/op", "feeds/op2/blobs/sha256/ab/ab",
-               f"feeds/op/blobs/sha256/{ldig[7:9]}/{ldig[7:]}.trim",
-               f"feeds/op/blobs/sha256/{ldig[9:11]}/{ldig[7:]}"]
+        odd = [
+            f"feeds/op/blobs/sha256/{ldig[7:9]}",
+            f"feeds/op/blobs/sha256/{ldig[7:9]}x/{ldig[7:]}/data",
+            "feeds/op/blobs/x",
+            "feeds/op/uploads/notauuid",
+            "feeds/op/uploads/a/b/c/d",
+            f"feeds/op/uploads/{uuid.uuid4().hex}/data",
+            "feeds/op",
+            "feeds/op2/blobs/sha256/ab/ab",
+            f"feeds/op/blobs/sha256/{ldig[7:9]}/{ldig[7:]}.trim",
+            f"feeds/op/blobs/sha256/{ldig[9:11]}/{ldig[7:]}",
+        ]
         for p in odd:
             try:
                 await storage.write(p, _bytes(b"odd"))
@@ -268,6 +311,7 @@ async def test_sweep_leaves_odd_paths_alone_and_does_not_crash() -> None:
 
 # --- 5. storage error / cancellation mid-sweep: GC lock released, next run works ----------
 
+
 async def test_storage_error_mid_sweep_releases_the_gc_lock() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("se")
@@ -284,7 +328,8 @@ async def test_storage_error_mid_sweep_releases_the_gc_lock() -> None:
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
             " AND classid = ($1::bigint >> 32) AND objid = ($1::bigint & 4294967295)"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            GC_LOCK)
+            GC_LOCK,
+        )
         assert held == 0
         await gc(berth)  # the next run works and finishes the job
         assert await storage.stat(content_path("se", sha(a))) is None
@@ -315,6 +360,7 @@ async def test_cancelled_mid_sweep_releases_the_gc_lock() -> None:
 
 # --- 6. a session completing while the sweep runs is not reported as an orphan -------------
 
+
 async def test_session_completed_during_sweep_is_not_reported_as_orphan() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("sc")
@@ -337,6 +383,7 @@ async def test_session_completed_during_sweep_is_not_reported_as_orphan() -> Non
 
 # --- 7. crash after the move: the sweep spares content just moved into place --------------
 
+
 async def test_sweep_spares_content_a_crashed_commit_just_moved_into_place() -> None:
     """A rename keeps the data file's mtime; the driver's move sets it to the move's time, so
     content placed by a commit that crashed a moment ago is young, whatever the last PATCH's
@@ -357,6 +404,7 @@ async def test_sweep_spares_content_a_crashed_commit_just_moved_into_place() -> 
 
 # --- 8. stress: pushes of every kind racing GC with grace 0 -------------------------------
 
+
 async def test_stress_pushes_racing_gc_grace_zero() -> None:
     async with berth_app(with_bus=False) as berth:
         for feed in ("sa", "sb"):
@@ -372,8 +420,7 @@ async def test_stress_pushes_racing_gc_grace_zero() -> None:
             return r
 
         async def monolithic(repo: str, data: bytes) -> None:
-            await record("mono", await c.post(f"/v2/{repo}/blobs/uploads/?digest={sha(data)}",
-                                              content=data))
+            await record("mono", await c.post(f"/v2/{repo}/blobs/uploads/?digest={sha(data)}", content=data))
 
         async def chunked(repo: str, data: bytes) -> None:
             r = await record("post", await c.post(f"/v2/{repo}/blobs/uploads/"))
@@ -381,16 +428,16 @@ async def test_stress_pushes_racing_gc_grace_zero() -> None:
                 return
             loc = r.headers["location"]
             half = max(len(data) // 2, 1)
-            r = await record("patch", await c.patch(loc, content=data[:half], headers={
-                "Content-Range": f"0-{half - 1}"}))
+            r = await record(
+                "patch", await c.patch(loc, content=data[:half], headers={"Content-Range": f"0-{half - 1}"})
+            )
             if r.status_code != 202:
                 return
             await asyncio.sleep(0.01)
             await record("put", await c.put(loc, params={"digest": sha(data)}, content=data[half:]))
 
         async def mount(repo: str, src: str, data: bytes) -> None:
-            await record("mount", await c.post(
-                f"/v2/{repo}/blobs/uploads/?mount={sha(data)}&from={src}"))
+            await record("mount", await c.post(f"/v2/{repo}/blobs/uploads/?mount={sha(data)}&from={src}"))
 
         async def image(repo: str, tag: str, layer: bytes) -> None:
             try:
@@ -411,10 +458,14 @@ async def test_stress_pushes_racing_gc_grace_zero() -> None:
             for round_ in range(int(os.environ.get("STRESS_ROUNDS", "6"))):
                 data = shared[(i + round_) % len(shared)]
                 feed = ("sa", "sb")[(i + round_) % 2]
-                jobs = [monolithic(f"{feed}/m{i}", data), chunked(f"{feed}/c{i}", data),
-                        mount(f"{feed}/n{i}", f"{feed}/m{(i + 1) % 4}", data),
-                        monolithic(f"{feed}/e{i}", b""), chunked(f"{feed}/e{i}", b"x"),
-                        image(f"{feed}/i{i}", f"t{round_}", data)]
+                jobs = [
+                    monolithic(f"{feed}/m{i}", data),
+                    chunked(f"{feed}/c{i}", data),
+                    mount(f"{feed}/n{i}", f"{feed}/m{(i + 1) % 4}", data),
+                    monolithic(f"{feed}/e{i}", b""),
+                    chunked(f"{feed}/e{i}", b"x"),
+                    image(f"{feed}/i{i}", f"t{round_}", data),
+                ]
                 await asyncio.gather(*jobs)
 
         gc_task = asyncio.create_task(collector())
@@ -432,11 +483,17 @@ async def test_stress_pushes_racing_gc_grace_zero() -> None:
             if r.status_code != 200 or sha(r.content) != row["digest"]:
                 missing.append((row["repository"], row["digest"][:19], r.status_code))
         assert not missing, missing
-        print(len(gcs), "GC runs;", sum(g.swept_files for g in gcs), "swept;",
-              sorted({(s[0], s[1]) for s in statuses}))
+        print(
+            len(gcs),
+            "GC runs;",
+            sum(g.swept_files for g in gcs),
+            "swept;",
+            sorted({(s[0], s[1]) for s in statuses}),
+        )
 
 
 # --- 9. feed deleted and re-created before the blob service consumed FeedDeleted ------------
+
 
 async def test_feed_recreated_before_consumer_keeps_its_new_image() -> None:
     """The consumer unlinks links with linked_at <= FeedDeleted's time. A push into the
@@ -456,8 +513,12 @@ async def test_feed_recreated_before_consumer_keeps_its_new_image() -> None:
         _, _, ldig = await _image(berth, "fr/x", "v1", layer)  # the same image pushed again: 201
         store = berth.app.state.resources.store
         deleted = [e for e in await store.read_all(0, 10000) if e.type == "feed.deleted"]
-        await feed_deleted(store, berth.app.state.blob_storage, deleted[0].payload,  # type: ignore[arg-type]
-                           context_of(deleted[0]))
+        await feed_deleted(
+            store,
+            berth.app.state.blob_storage,
+            deleted[0].payload,  # type: ignore[arg-type]
+            context_of(deleted[0]),
+        )
         await gc(berth)
         got = await c.get(f"/v2/fr/x/blobs/{ldig}")
         assert (await c.get("/v2/fr/x/manifests/v1")).status_code == 200
@@ -476,8 +537,10 @@ async def test_feed_recreated_and_pushed_at_once_with_real_bus() -> None:
         _, _, ldig = await _image(berth, "fb/x", "v1", layer)
         pool = berth.app.state.resources.pool
         for _ in range(100):  # until the consumer has handled FeedDeleted
-            if await pool.fetchval("SELECT count(*) FROM eventstore.events WHERE type = 'upload.cancelled'"
-                                   " OR (type = 'blob.unlinked')"):
+            if await pool.fetchval(
+                "SELECT count(*) FROM eventstore.events WHERE type = 'upload.cancelled'"
+                " OR (type = 'blob.unlinked')"
+            ):
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
@@ -489,8 +552,10 @@ async def test_feed_recreated_and_pushed_at_once_with_real_bus() -> None:
 
 # --- 10. resumed commit: GC deletes the placed content between _source and the re-hash -------
 
+
 async def test_resumed_commit_after_restart_racing_sweep_is_not_a_500(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """After a crash between the move and the commit (and a restart: no cached hash state), the
     PUT finds the content at its address (``_source``) and re-reads it to verify the digest. If
     the sweep removes it in between, the read raises ObjectNotFound: 500 instead of the

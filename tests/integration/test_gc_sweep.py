@@ -33,8 +33,9 @@ def _content_path(feed: str, data: bytes) -> tuple[str, str]:
 
 
 async def _collect(berth: BerthApp, now: datetime = LATER) -> GcResult:
-    return await collect_garbage(berth.app.state.resources.store, berth.app.state.blob_storage,
-                                 timedelta(hours=1), now=now)
+    return await collect_garbage(
+        berth.app.state.resources.store, berth.app.state.blob_storage, timedelta(hours=1), now=now
+    )
 
 
 async def test_sweep_removes_only_what_no_row_names_after_the_grace_period() -> None:
@@ -62,7 +63,8 @@ async def test_sweep_removes_only_what_no_row_names_after_the_grace_period() -> 
         assert result.swept_files == 2 and result.bytes_freed == 5000 + 700 + 300
         assert await storage.stat(orphan_path) is None
         assert [p async for p in storage.list("feeds/sw/uploads")] == [
-            f"feeds/sw/uploads/{open_session.rsplit('/', 1)[1]}/data"], "only the open session stays"
+            f"feeds/sw/uploads/{open_session.rsplit('/', 1)[1]}/data"
+        ], "only the open session stays"
         assert await storage.stat(kept_path) is not None
         got = await c.get(f"/v2/sw/x/blobs/{kept_digest}")
         assert got.status_code == 200 and got.content == kept
@@ -87,8 +89,12 @@ async def test_sweep_rechecks_content_under_the_blob_lock() -> None:
             sweep = asyncio.create_task(_collect(berth))
             done, _ = await asyncio.wait({sweep}, timeout=1.0)
             assert not done, "the sweep judged content while a commit held the blob's lock"
-            await conn.execute("INSERT INTO blob.blobs(feed, digest, size, created_at)"
-                               " VALUES ($1, $2, $3, now())", "swl", digest, len(data))
+            await conn.execute(
+                "INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($1, $2, $3, now())",
+                "swl",
+                digest,
+                len(data),
+            )
             await tx.commit()
         assert (await sweep).swept_files == 0
         assert await storage.stat(path) is not None

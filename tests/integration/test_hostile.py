@@ -40,8 +40,12 @@ async def _nul_requests(berth: BerthApp) -> list[tuple[str, httpx.Response]]:
         ("feed patch", await c.patch("/api/feeds/nul", json={"description": "a\0"})),
         ("user email", await c.post("/api/users", json={"name": "u", "password": "p", "email": "\0"})),
         ("group member", await c.post("/api/groups/%00/members", json={"user": "\0"})),
-        ("privilege principal", await c.post("/api/privileges", json={
-            "principal_kind": "user", "principal": "\0", "privilege": "view"})),
+        (
+            "privilege principal",
+            await c.post(
+                "/api/privileges", json={"principal_kind": "user", "principal": "\0", "privilege": "view"}
+            ),
+        ),
         ("key feeds", await c.post("/api/keys", json={"feeds": ["\0"]})),
         ("key delete", await c.delete("/api/keys/%00")),
     ]
@@ -62,8 +66,11 @@ async def test_nul_in_token_credentials_is_a_4xx() -> None:
     async with berth_app(with_bus=False) as berth:
         raw = httpx.AsyncClient(transport=berth.client._transport, base_url="http://berth.test")
         async with raw:
-            r = await raw.post("/token", content=b"grant_type=password&username=%00&password=%00",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            r = await raw.post(
+                "/token",
+                content=b"grant_type=password&username=%00&password=%00",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert 400 <= r.status_code < 500 and r.json()["errors"][0]["code"], r.text
             basic = "Basic " + base64.b64encode(b"\0:\0").decode()
             r = await raw.get("/token", headers={"Authorization": basic})
@@ -142,8 +149,14 @@ def test_registry_auth_scopes_repositories_named_like_endpoints(repo: str) -> No
     """``RegistryAuth`` (CLI and tests) asked for ``repository:feed:…`` for ``feed/tags/…``:
     the first ``/tags/`` in the path was taken as the endpoint, so every push got 401."""
     digest = "sha256:" + "a" * 64
-    for path in ("blobs/uploads/", f"blobs/uploads/{uuid.uuid4()}", f"blobs/{digest}",
-                 "manifests/latest", "tags/list", f"referrers/{digest}"):
+    for path in (
+        "blobs/uploads/",
+        f"blobs/uploads/{uuid.uuid4()}",
+        f"blobs/{digest}",
+        "manifests/latest",
+        "tags/list",
+        f"referrers/{digest}",
+    ):
         request = httpx.Request("PUT", f"http://berth.test/v2/{repo}/{path}")
         assert scopes_for(request) == f"repository:{repo}:pull,push,delete", path
 
@@ -183,11 +196,24 @@ async def test_client_disconnect_mid_patch_is_a_quiet_4xx() -> None:
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH",
-                 "scheme": "http", "path": location, "raw_path": location.encode(), "query_string": b"",
-                 "root_path": "", "server": ("berth.test", 80), "client": ("127.0.0.1", 5000),
-                 "headers": [(b"host", b"berth.test"), (b"authorization", f"Bearer {token}".encode()),
-                             (b"content-length", b"10")]}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "PATCH",
+            "scheme": "http",
+            "path": location,
+            "raw_path": location.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "server": ("berth.test", 80),
+            "client": ("127.0.0.1", 5000),
+            "headers": [
+                (b"host", b"berth.test"),
+                (b"authorization", f"Bearer {token}".encode()),
+                (b"content-length", b"10"),
+            ],
+        }
         await berth.app(scope, receive, send)
         assert 400 <= sent[0]["status"] < 500, sent
         r = await berth.client.get(location)
@@ -203,14 +229,20 @@ async def test_manifest_put_racing_feed_delete_is_201_or_404() -> None:
         for i in range(6):
             await berth.create_feed(f"race{i}")
             await c.post(f"/v2/race{i}/img/blobs/uploads/?digest={_sha256(b'{}')}", content=b"{}")
-            config = {"mediaType": "application/vnd.oci.image.config.v1+json",
-                      "digest": _sha256(b"{}"), "size": 2}
-            manifest = json.dumps({"schemaVersion": 2, "mediaType": manifest_type, "config": config,
-                                   "layers": []}).encode()
+            config = {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _sha256(b"{}"),
+                "size": 2,
+            }
+            manifest = json.dumps(
+                {"schemaVersion": 2, "mediaType": manifest_type, "config": config, "layers": []}
+            ).encode()
             put, delete = await asyncio.gather(
-                c.put(f"/v2/race{i}/img/manifests/v1", content=manifest,
-                      headers={"Content-Type": manifest_type}),
-                c.delete(f"/api/feeds/race{i}"))
+                c.put(
+                    f"/v2/race{i}/img/manifests/v1", content=manifest, headers={"Content-Type": manifest_type}
+                ),
+                c.delete(f"/api/feeds/race{i}"),
+            )
             assert delete.status_code == 204, delete.text
             assert put.status_code == 201 or _error_code(put, 404) == "NAME_UNKNOWN", put.text
 

@@ -51,8 +51,9 @@ async def drive_history(berth: BerthApp) -> None:
     assert (await c.delete(f"/v2/alpha/app/manifests/{first.digest}")).status_code == 202
     assert (await c.delete("/v2/alpha/app/manifests/latest")).status_code == 202
     await push_index(c, "alpha/multi")
-    await push_image(c, "alpha/app", None, artifact_type="application/vnd.example.sbom",
-                     subject=moved.descriptor())
+    await push_image(
+        c, "alpha/app", None, artifact_type="application/vnd.example.sbom", subject=moved.descriptor()
+    )
     loose = await push_blob_chunked(c, "alpha/app", random_blob(3000), 1000)
     assert (await c.delete(f"/v2/alpha/app/blobs/{loose}")).status_code == 202
     r = await c.post(f"/v2/alpha/other/blobs/uploads/?mount={digest_of(moved.layers[0])}&from=alpha/app")
@@ -77,8 +78,11 @@ async def upload_chunk_then(c: httpx.AsyncClient, repo: str, *, cancel: bool) ->
     """Start an upload, PATCH one chunk, then cancel it (DELETE) or leave it open."""
     location = (await start_upload(c, repo)).headers["location"]
     part = random_blob(100)
-    r = await c.patch(location, content=part, headers={
-        "Content-Type": "application/octet-stream", "Content-Range": f"0-{len(part) - 1}"})
+    r = await c.patch(
+        location,
+        content=part,
+        headers={"Content-Type": "application/octet-stream", "Content-Range": f"0-{len(part) - 1}"},
+    )
     assert r.status_code == 202, r.text
     if cancel:
         assert (await c.delete(r.headers["location"])).status_code == 204
@@ -89,7 +93,8 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]
     tables = await conn.fetch(
         "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables"
         " WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE' ORDER BY 1",
-        list(SCHEMAS))
+        list(SCHEMAS),
+    )
     out = {}
     for row in tables:
         records = await conn.fetch(f"SELECT * FROM {row['t']}")
@@ -112,11 +117,11 @@ async def gc_caught_up(conn: asyncpg.Connection, stream: str) -> None:
         js = bus.jetstream()
         while True:
             last = await conn.fetchval("SELECT max(position) FROM eventstore.events")
-            relayed = await conn.fetchval(
-                "SELECT position FROM eventstore.checkpoints WHERE name = 'relay'") or 0
+            relayed = (
+                await conn.fetchval("SELECT position FROM eventstore.checkpoints WHERE name = 'relay'") or 0
+            )
             consumers = await js.consumers_info(stream)
-            idle = consumers and all(c.num_pending == 0 and c.num_ack_pending == 0
-                                     for c in consumers)
+            idle = consumers and all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers)
             if relayed >= last and idle:
                 await asyncio.sleep(0.3)
                 if await conn.fetchval("SELECT max(position) FROM eventstore.events") == last:
@@ -135,15 +140,30 @@ async def test_rebuild_equals_live_projections() -> None:
         try:
             await gc_caught_up(conn, berth.settings.nats_stream)
             live = await snapshot(conn)
-            assert all(live[t] for t in ("api.feeds", "api.manifests", "api.tags", "blob.links",
-                                         "blob.uploads", "gc.blob_references")), live
+            assert all(
+                live[t]
+                for t in (
+                    "api.feeds",
+                    "api.manifests",
+                    "api.tags",
+                    "blob.links",
+                    "blob.uploads",
+                    "gc.blob_references",
+                )
+            ), live
             results = dict(await rebuild_all(dsn))
             assert set(results) >= {"api", "blob", "gc"} and all(results.values())
             assert await snapshot(conn) == live
             proc = await asyncio.create_subprocess_exec(
-                "uv", "run", "berth", "projections", "rebuild",
+                "uv",
+                "run",
+                "berth",
+                "projections",
+                "rebuild",
                 env={**os.environ, "BERTH_DATABASE_URL": dsn},
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             out, err = await proc.communicate()
             assert proc.returncode == 0, err.decode()
             assert b"api:" in out and b"events applied" in out

@@ -73,8 +73,13 @@ async def stream_messages(bus: Bus) -> list[dict[str, Any]]:
     out = []
     for seq in range(info.state.first_seq or 1, info.state.last_seq + 1):
         msg = await bus.js.get_msg(bus.stream, seq=seq)
-        out.append({"subject": msg.subject, "msg_id": (msg.headers or {}).get("Nats-Msg-Id"),
-                    "envelope": json.loads(msg.data or b"{}")})
+        out.append(
+            {
+                "subject": msg.subject,
+                "msg_id": (msg.headers or {}).get("Nats-Msg-Id"),
+                "envelope": json.loads(msg.data or b"{}"),
+            }
+        )
     return out
 
 
@@ -184,7 +189,9 @@ class PrivateNats:
         binary = Path(sysconfig.get_path("scripts")) / "nats-server"
         self.proc = subprocess.Popen(
             [str(binary), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while self.proc.poll() is None and not _accepts(self.port):
             time.sleep(0.05)
         assert self.proc.poll() is None, "nats-server exited"

@@ -18,11 +18,13 @@ async def test_metrics_by_route_template_and_traceparent_in_events() -> None:
         metrics = (await berth.client.get("/metrics")).text
         assert 'route="/v2/{name:path}/tags/list"' in metrics
         assert "berth_http_request_duration_seconds_bucket" in metrics
-        r = await berth.client.post("/api/feeds", json={"name": "traced"},
-                                    headers={"traceparent": TRACEPARENT})
+        r = await berth.client.post(
+            "/api/feeds", json={"name": "traced"}, headers={"traceparent": TRACEPARENT}
+        )
         assert r.status_code == 201, r.text
         meta = await berth.app.state.resources.pool.fetchval(
-            "SELECT metadata FROM eventstore.events WHERE stream = 'feed:traced'")
+            "SELECT metadata FROM eventstore.events WHERE stream = 'feed:traced'"
+        )
         assert meta["traceparent"] == TRACEPARENT
 
 
@@ -40,7 +42,11 @@ async def test_hot_registry_routes_are_labelled_by_template() -> None:
         assert (await c.head(f"/v2/tele/img/blobs/{digest}")).status_code == 200
         assert (await c.get("/v2/tele/img/manifests/latest")).status_code == 404
         metrics = (await c.get("/metrics")).text
-        for template in ("/v2/{name:path}/blobs/uploads/", "/v2/{name:path}/blobs/uploads/{upload_id}",
-                         "/v2/{name:path}/blobs/{digest}", "/v2/{name:path}/manifests/{reference}"):
+        for template in (
+            "/v2/{name:path}/blobs/uploads/",
+            "/v2/{name:path}/blobs/uploads/{upload_id}",
+            "/v2/{name:path}/blobs/{digest}",
+            "/v2/{name:path}/manifests/{reference}",
+        ):
             assert f'route="{template}"' in metrics, template
         assert 'method="PATCH",route="unmatched"' not in metrics

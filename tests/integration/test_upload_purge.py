@@ -22,8 +22,10 @@ async def test_purge_expires_only_idle_sessions() -> None:
         store, storage = berth.app.state.resources.store, berth.app.state.blob_storage
         old_id = old.rsplit("/", 1)[1]
         await store.pool.execute(
-            "UPDATE blob.uploads SET updated_at = $2 WHERE id = $1", old_id,
-            datetime.now(UTC) - timedelta(days=2))
+            "UPDATE blob.uploads SET updated_at = $2 WHERE id = $1",
+            old_id,
+            datetime.now(UTC) - timedelta(days=2),
+        )
         result = await purge_expired_uploads(store, storage, timedelta(days=1))
         assert (result.expired, result.bytes_freed) == (1, 1000)
         assert (await c.get(old)).status_code == 404

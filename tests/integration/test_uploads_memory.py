@@ -73,11 +73,19 @@ async def test_manifest_get_reads_no_storage(berth: BerthApp) -> None:
     cdigest = "sha256:" + hashlib.sha256(config).hexdigest()
     r = await berth.client.post(f"/v2/mem/img/blobs/uploads/?digest={cdigest}", content=config)
     assert r.status_code == 201
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": cdigest, "size": 2}, "layers": []}).encode()
-    r = await berth.client.put("/v2/mem/img/manifests/v1", content=manifest,
-                               headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest, "size": 2},
+            "layers": [],
+        }
+    ).encode()
+    r = await berth.client.put(
+        "/v2/mem/img/manifests/v1",
+        content=manifest,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
     assert r.status_code == 201, r.text
     counting = _CountingStorage(berth.app.state.blob_storage)
     berth.app.state.blob_storage = counting

@@ -124,10 +124,20 @@ async def test_literal_dot_dot_path_is_not_a_server_error(registry: Registry, re
 async def _asgi_status(client: httpx.AsyncClient, path: str) -> int:
     """Send ``GET path`` (unnormalised) straight to the ASGI app behind ``client``."""
     app = client._transport.app  # type: ignore[attr-defined]
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": b"", "headers": [(b"host", b"berth.test")],
-             "client": ("127.0.0.1", 1), "server": ("berth.test", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"berth.test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("berth.test", 80),
+    }
     statuses: list[int] = []
 
     async def receive() -> dict[str, object]:

@@ -38,8 +38,9 @@ class BerthApp:
 
 
 @contextlib.asynccontextmanager
-async def berth_app(*, with_bus: bool = True,
-                    admin_password: str = ADMIN_PASSWORD) -> AsyncIterator[BerthApp]:
+async def berth_app(
+    *, with_bus: bool = True, admin_password: str = ADMIN_PASSWORD
+) -> AsyncIterator[BerthApp]:
     """Start Berth in process on a fresh database, stream and storage folder.
 
     ``client`` is logged in as ``admin`` (password ``admin_password``) through the token flow.
@@ -48,17 +49,22 @@ async def berth_app(*, with_bus: bool = True,
     with tempfile.TemporaryDirectory(prefix="berth-test-") as tmp:
         async with temporary_database() as dsn:
             settings = Settings(
-                database_url=dsn, nats_url=NATS_URL if with_bus else None, nats_stream=stream,
-                data_dir=Path(tmp), storage=StorageSettings(root=Path(tmp) / "storage"),
-                relay_poll_seconds=0.2, admin_password=admin_password,
+                database_url=dsn,
+                nats_url=NATS_URL if with_bus else None,
+                nats_stream=stream,
+                data_dir=Path(tmp),
+                storage=StorageSettings(root=Path(tmp) / "storage"),
+                relay_poll_seconds=0.2,
+                admin_password=admin_password,
             )
             app = create_app(settings)
             try:
                 async with app.router.lifespan_context(app):
                     transport = httpx.ASGITransport(app=app)
                     auth = RegistryAuth("admin", admin_password)
-                    async with httpx.AsyncClient(transport=transport, base_url="http://berth.test",
-                                                 timeout=60, auth=auth) as client:
+                    async with httpx.AsyncClient(
+                        transport=transport, base_url="http://berth.test", timeout=60, auth=auth
+                    ) as client:
                         yield BerthApp(app, settings, client)
             finally:
                 if with_bus:

@@ -75,16 +75,24 @@ class BerthProcess:
         Raises:
             AssertionError: unless the server answers 201 Created.
         """
-        r = httpx.post(f"{self.url}/api/feeds", json={"name": name}, timeout=30.0, verify=self.verify,
-                       auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD))
+        r = httpx.post(
+            f"{self.url}/api/feeds",
+            json={"name": name},
+            timeout=30.0,
+            verify=self.verify,
+            auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
+        )
         if r.status_code != 201:
             raise AssertionError(f"POST /api/feeds {name!r} -> {r.status_code}: {r.text[:2000]}")
 
 
 def registry_credentials(host: str, user: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> None:
     """Let skopeo and podman run by this process log in to ``host`` (``REGISTRY_AUTH_FILE``)."""
-    path = Path(os.environ.setdefault(
-        "REGISTRY_AUTH_FILE", str(Path(tempfile.gettempdir()) / f"berth-auth-{os.getpid()}.json")))
+    path = Path(
+        os.environ.setdefault(
+            "REGISTRY_AUTH_FILE", str(Path(tempfile.gettempdir()) / f"berth-auth-{os.getpid()}.json")
+        )
+    )
     auths = json.loads(path.read_text()).get("auths", {}) if path.exists() else {}
     auths[host] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
     path.write_text(json.dumps({"auths": auths}))

@@ -28,8 +28,13 @@ import httpx
 READY_TIMEOUT = 30.0  # seconds until a daemon must answer on its socket
 STOP_TIMEOUT = 20.0  # seconds between SIGTERM and SIGKILL
 CLIENT_TIMEOUT = 180.0  # seconds for one docker/ctr command
-DOCKERD_FLAGS = ("--iptables=false", "--ip6tables=false", "--ip-masq=false", "--bridge=none",
-                 "--storage-driver=vfs")
+DOCKERD_FLAGS = (
+    "--iptables=false",
+    "--ip6tables=false",
+    "--ip-masq=false",
+    "--bridge=none",
+    "--storage-driver=vfs",
+)
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
 CONTAINERD_CONFIG = """version = 2
 root = "{w}/root"
@@ -66,8 +71,14 @@ def have_daemons() -> str | None:
     return f"not installed: {', '.join(missing)} (scripts/test installs docker.io)" if missing else None
 
 
-def run_client(cmd: Sequence[str], env: dict[str, str], *, check: bool = True,
-               stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_client(
+    cmd: Sequence[str],
+    env: dict[str, str],
+    *,
+    check: bool = True,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a client command with ``env`` and capture text output.
 
     Raises:
@@ -75,14 +86,23 @@ def run_client(cmd: Sequence[str], env: dict[str, str], *, check: bool = True,
             message holds the command line, exit code, stdout and stderr.
     """
     try:
-        proc = subprocess.run(list(cmd), env=env, input=stdin, capture_output=True, text=True,
-                              timeout=CLIENT_TIMEOUT, check=False, cwd=cwd)
+        proc = subprocess.run(
+            list(cmd),
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=CLIENT_TIMEOUT,
+            check=False,
+            cwd=cwd,
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"timed out after {CLIENT_TIMEOUT}s: {' '.join(cmd)}") from exc
     if check and proc.returncode != 0:
         raise AssertionError(
             f"command: {' '.join(cmd)}\nexit code: {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}")
+            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -109,11 +129,16 @@ class DockerDaemon(Daemon):
     @property
     def env(self) -> dict[str, str]:
         """Our environment plus DOCKER_HOST, DOCKER_CONFIG (credentials) and DOCKER_BUILDKIT=0."""
-        return {**os.environ, "DOCKER_HOST": f"unix://{self.socket}",
-                "DOCKER_CONFIG": str(self.root / "config"), "DOCKER_BUILDKIT": "0"}
+        return {
+            **os.environ,
+            "DOCKER_HOST": f"unix://{self.socket}",
+            "DOCKER_CONFIG": str(self.root / "config"),
+            "DOCKER_BUILDKIT": "0",
+        }
 
-    def docker(self, *args: str, check: bool = True, stdin: str | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def docker(
+        self, *args: str, check: bool = True, stdin: str | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``docker ARGS`` against this daemon (see :func:`run_client`)."""
         return run_client([self.cli, *args], self.env, check=check, stdin=stdin, cwd=cwd)
 
@@ -149,8 +174,9 @@ class DockerDaemon(Daemon):
         """``docker image inspect -f TEMPLATE REF``, stripped."""
         return self.docker("image", "inspect", "-f", template, ref).stdout.strip()
 
-    def login(self, host: str, user: str, password: str, *, check: bool = True
-              ) -> subprocess.CompletedProcess[str]:
+    def login(
+        self, host: str, user: str, password: str, *, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """``docker login -u USER --password-stdin HOST`` (the password on stdin)."""
         return self.docker("login", "-u", user, "--password-stdin", host, stdin=password, check=check)
 
@@ -250,8 +276,9 @@ def _stop(daemon: Daemon) -> None:
 def _start(cmd: Sequence[str], root: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in its own session with stdout/stderr to ``log_path``."""
     with log_path.open("wb") as log:
-        return subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, cwd=root,
-                                start_new_session=True)
+        return subprocess.Popen(
+            list(cmd), stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
+        )
 
 
 @contextlib.contextmanager
@@ -281,11 +308,23 @@ def docker_daemon(prefix: str = "dk") -> Iterator[DockerDaemon]:
     (root / "daemon.json").write_text("{}")
     (root / "config").mkdir()
     socket = root / "docker.sock"
-    cmd = ["dockerd", "--config-file", f"{root}/daemon.json", "--data-root", f"{root}/data",
-           "--exec-root", f"{root}/exec", "--pidfile", f"{root}/dockerd.pid",
-           "-H", f"unix://{socket}", *DOCKERD_FLAGS]
-    daemon = DockerDaemon(root, socket, root / "dockerd.log", _start(cmd, root, root / "dockerd.log"),
-                          cli=docker_cli())
+    cmd = [
+        "dockerd",
+        "--config-file",
+        f"{root}/daemon.json",
+        "--data-root",
+        f"{root}/data",
+        "--exec-root",
+        f"{root}/exec",
+        "--pidfile",
+        f"{root}/dockerd.pid",
+        "-H",
+        f"unix://{socket}",
+        *DOCKERD_FLAGS,
+    ]
+    daemon = DockerDaemon(
+        root, socket, root / "dockerd.log", _start(cmd, root, root / "dockerd.log"), cli=docker_cli()
+    )
     with _running(daemon, None):
         yield daemon
 
@@ -303,8 +342,9 @@ def containerd_daemon(prefix: str = "ct") -> Iterator[Containerd]:
     config.write_text(CONTAINERD_CONFIG.format(w=root))
     socket = root / "containerd.sock"
     log_path = root / "containerd.log"
-    daemon = Containerd(root, socket, log_path, _start(["containerd", "--config", str(config)],
-                                                       root, log_path))
+    daemon = Containerd(
+        root, socket, log_path, _start(["containerd", "--config", str(config)], root, log_path)
+    )
     with _running(daemon, ["ctr", "--address", str(socket), "version"]):
         yield daemon
 

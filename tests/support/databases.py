@@ -44,16 +44,14 @@ async def temporary_database(prefix: str = "berth_test_") -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def eventstore_pool(*, max_size: int = 6, setup_sql: str | None = None
-                          ) -> AsyncIterator[asyncpg.Pool]:
+async def eventstore_pool(*, max_size: int = 6, setup_sql: str | None = None) -> AsyncIterator[asyncpg.Pool]:
     """A pool on a fresh database holding the event store schema (plus ``setup_sql``, if any)."""
     from berth_common.db import apply_migrations, create_pool, load_migrations
 
     async with temporary_database() as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=max_size)
         try:
-            await apply_migrations(pool, load_migrations("eventstore",
-                                                         "berth_common.eventstore.migrations"))
+            await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
             if setup_sql:
                 await pool.execute(setup_sql)
             yield pool

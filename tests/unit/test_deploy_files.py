@@ -81,10 +81,15 @@ def allinone_routes() -> list[Any]:
 @pytest.mark.parametrize(("method", "path", "service"), SAMPLES, ids=IDS)
 def test_allinone_routers_agree(method: str, path: str, service: Service) -> None:
     """The route the all-in-one app picks belongs to the service the table names (if any)."""
-    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [],
-             "query_string": b""}
-    endpoint = next((r.endpoint for r in allinone_routes()
-                     if r.matches(scope)[0] == Match.FULL), None)
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
+    endpoint = next((r.endpoint for r in allinone_routes() if r.matches(scope)[0] == Match.FULL), None)
     if endpoint is None:  # gc has no public routes: its reserved prefix matches nothing
         assert service == "gc", f"no route serves {method} {path}"
         return
@@ -172,8 +177,9 @@ def test_compose_runs_each_service_behind_the_proxy() -> None:
 
 @functools.cache
 def k8s_documents() -> list[dict[str, Any]]:
-    return [d for f in sorted((DEPLOY / "k8s").glob("*.yaml"))
-            for d in yaml.safe_load_all(f.read_text()) if d]
+    return [
+        d for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d
+    ]
 
 
 def k8s_kind(kind: str) -> dict[str, dict[str, Any]]:
@@ -223,6 +229,8 @@ def test_k8s_deployments_serve_one_service_each_with_probes() -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["args"][:2] == ["serve", name.removeprefix("berth-")]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-        assert deployment["spec"]["selector"]["matchLabels"].items() <= \
-            deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            deployment["spec"]["selector"]["matchLabels"].items()
+            <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
         assert k8s_kind("Service")[name]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]

@@ -13,39 +13,51 @@ import httpx
 
 from berth.proxy import RoutingProxy, Upstreams
 
-UPSTREAMS = Upstreams(api="http://api.internal:5001", blob="http://blob.internal:5002",
-                      auth="http://auth.internal:5003")
+UPSTREAMS = Upstreams(
+    api="http://api.internal:5001", blob="http://blob.internal:5002", auth="http://auth.internal:5003"
+)
 
 
 def proxy_client(handler: httpx.MockTransport) -> httpx.AsyncClient:
     """A client whose requests go through the proxy to ``handler``'s fake services."""
     proxy = RoutingProxy(UPSTREAMS, transport=handler)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy, client=("10.0.0.7", 4711)),
-                             base_url="http://registry.example:5000")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=proxy, client=("10.0.0.7", 4711)),
+        base_url="http://registry.example:5000",
+    )
 
 
 def streamed(status: int, body: object = None, headers: dict[str, str] | None = None) -> httpx.Response:
     """A response whose body is a stream, as a real service's is (the proxy streams it on)."""
     data = json.dumps(body).encode() if body is not None else b""
-    return httpx.Response(status, headers={"Content-Length": str(len(data)), **(headers or {})},
-                          stream=httpx.ByteStream(data))
+    return httpx.Response(
+        status, headers={"Content-Length": str(len(data)), **(headers or {})}, stream=httpx.ByteStream(data)
+    )
 
 
 async def echo(request: httpx.Request) -> httpx.Response:
     """A fake service answering with what it received (host, path, headers, body length)."""
     body = await request.aread()
-    return streamed(200, {
-        "upstream": request.url.host, "target": str(request.url.raw_path, "ascii"),
-        "method": request.method, "length": len(body),
-        "headers": {k.lower(): v for k, v in request.headers.items()},
-    })
+    return streamed(
+        200,
+        {
+            "upstream": request.url.host,
+            "target": str(request.url.raw_path, "ascii"),
+            "method": request.method,
+            "length": len(body),
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+        },
+    )
 
 
 async def test_routes_each_path_to_its_service() -> None:
     async with proxy_client(httpx.MockTransport(echo)) as client:
-        cases = {"/v2/dmc/ubuntu/blobs/uploads/": "blob.internal",
-                 "/v2/dmc/ubuntu/manifests/trusty": "api.internal",
-                 "/token": "auth.internal", "/api/feeds": "api.internal"}
+        cases = {
+            "/v2/dmc/ubuntu/blobs/uploads/": "blob.internal",
+            "/v2/dmc/ubuntu/manifests/trusty": "api.internal",
+            "/token": "auth.internal",
+            "/api/feeds": "api.internal",
+        }
         for path, upstream in cases.items():
             r = await client.get(path)
             assert r.status_code == 200
@@ -54,9 +66,14 @@ async def test_routes_each_path_to_its_service() -> None:
 
 async def test_keeps_host_and_query_and_adds_forwarded_headers() -> None:
     async with proxy_client(httpx.MockTransport(echo)) as client:
-        r = await client.get("/token?service=berth&scope=repository:dmc/a:pull&scope=x",
-                             headers={"X-Forwarded-For": "192.0.2.1",
-                                      "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
+        r = await client.get(
+            "/token?service=berth&scope=repository:dmc/a:pull&scope=x",
+            headers={
+                "X-Forwarded-For": "192.0.2.1",
+                "X-Forwarded-Host": "evil.example",
+                "X-Forwarded-Proto": "https",
+            },
+        )
     seen = r.json()
     assert seen["target"] == "/token?service=berth&scope=repository:dmc/a:pull&scope=x"
     assert seen["headers"]["host"] == "registry.example:5000"
@@ -69,9 +86,16 @@ async def test_keeps_host_and_query_and_adds_forwarded_headers() -> None:
 def test_behind_another_ingress_forwarded_headers_are_kept() -> None:
     from berth.proxy import forward_headers
 
-    scope = {"headers": [(b"host", b"r.example"), (b"x-forwarded-host", b"outer.example"),
-                         (b"x-forwarded-proto", b"https"), (b"x-forwarded-for", b"192.0.2.1")],
-             "client": ("10.0.0.7", 1234), "scheme": "http"}
+    scope = {
+        "headers": [
+            (b"host", b"r.example"),
+            (b"x-forwarded-host", b"outer.example"),
+            (b"x-forwarded-proto", b"https"),
+            (b"x-forwarded-for", b"192.0.2.1"),
+        ],
+        "client": ("10.0.0.7", 1234),
+        "scheme": "http",
+    }
     headers = dict(forward_headers(scope, trust_forwarded=True))
     assert headers[b"x-forwarded-host"] == b"outer.example"
     assert headers[b"x-forwarded-proto"] == b"https"
@@ -93,8 +117,13 @@ async def test_streams_request_bodies_with_their_length() -> None:
 
 async def test_passes_redirects_and_location_untouched() -> None:
     def redirect(request: httpx.Request) -> httpx.Response:
-        return streamed(307, headers={"Location": "https://s3.example/bucket/blob?X-Amz-Signature=abc",
-                                      "Docker-Content-Digest": "sha256:00"})
+        return streamed(
+            307,
+            headers={
+                "Location": "https://s3.example/bucket/blob?X-Amz-Signature=abc",
+                "Docker-Content-Digest": "sha256:00",
+            },
+        )
 
     async with proxy_client(httpx.MockTransport(redirect)) as client:
         r = await client.get("/v2/dmc/a/blobs/sha256:00")

@@ -42,4 +42,3 @@ def test_every_setting_is_documented() -> None:
     text = DOC.read_text()
     for name in Settings.model_fields:
         assert f"`{name}" in text, f"setting {name} missing from docs/CONFIGURATION.md"
-

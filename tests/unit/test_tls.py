@@ -25,8 +25,10 @@ def load(path: Path) -> x509.Certificate:
 def sans(cert: x509.Certificate) -> tuple[set[str], set[str]]:
     """(DNS names, IP addresses as strings) of ``cert``'s subjectAltName."""
     ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return (set(ext.get_values_for_type(x509.DNSName)),
-            {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)})
+    return (
+        set(ext.get_values_for_type(x509.DNSName)),
+        {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)},
+    )
 
 
 def test_server_names_defaults_and_host() -> None:
@@ -38,8 +40,9 @@ def test_server_names_defaults_and_host() -> None:
 
 
 def test_generated_chain_verifies_with_sans_and_profiles(tmp_path: Path) -> None:
-    files = tls.ensure_certificates(tmp_path / "tls", ["localhost", "127.0.0.1", "::1", "reg.example"],
-                                    now=NOW)
+    files = tls.ensure_certificates(
+        tmp_path / "tls", ["localhost", "127.0.0.1", "::1", "reg.example"], now=NOW
+    )
     assert files.ca is not None
     ca, server = load(files.ca), load(files.cert)
     server.verify_directly_issued_by(ca)  # raises if the CA did not sign it
@@ -131,14 +134,16 @@ def test_replaced_ca_reissues_the_server_certificate(tmp_path: Path) -> None:
 
 def test_ip_literals_become_ip_sans() -> None:
     names = tls.general_names(["127.0.0.1", "::1", "localhost"])
-    assert names == [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                     x509.IPAddress(ipaddress.ip_address("::1")), x509.DNSName("localhost")]
+    assert names == [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+        x509.DNSName("localhost"),
+    ]
 
 
 def test_operator_files_are_checked(tmp_path: Path) -> None:
     made = tls.ensure_certificates(tmp_path / "tls", ["localhost"])
-    own = tls.configure(tmp_path, enabled=False, names=[], host="127.0.0.1",
-                        cert=made.cert, key=made.key)
+    own = tls.configure(tmp_path, enabled=False, names=[], host="127.0.0.1", cert=made.cert, key=made.key)
     assert own is not None and own.ca is None and own.cert == made.cert
     with pytest.raises(ValueError, match="go together"):
         tls.configure(tmp_path, enabled=True, names=[], host="h", cert=made.cert)
@@ -150,7 +155,10 @@ def test_operator_files_are_checked(tmp_path: Path) -> None:
 def test_trust_instructions_name_every_client(tmp_path: Path) -> None:
     files = tls.ensure_certificates(tmp_path / "tls", ["localhost"])
     text = tls.trust_instructions(files, "localhost:5443")
-    for needle in ("/etc/docker/certs.d/localhost:5443/ca.crt",
-                   "/etc/containers/certs.d/localhost:5443/ca.crt", "--cert-dir",
-                   f"SSL_CERT_FILE={files.ca}"):
+    for needle in (
+        "/etc/docker/certs.d/localhost:5443/ca.crt",
+        "/etc/containers/certs.d/localhost:5443/ca.crt",
+        "--cert-dir",
+        f"SSL_CERT_FILE={files.ca}",
+    ):
         assert needle in text

@@ -9,15 +9,25 @@ from berth_common.http.urls import client_host, external_base_url, is_trusted_pe
 from berth_common.settings import Settings
 
 
-def request(peer: str | None = "127.0.0.1", scheme: str = "http", host: str = "berth:5000",
-            **headers: str) -> Request:
+def request(
+    peer: str | None = "127.0.0.1", scheme: str = "http", host: str = "berth:5000", **headers: str
+) -> Request:
     """A request arriving from ``peer`` over ``scheme`` with ``Host: host`` and ``headers``
     (``x_forwarded_host="a"`` becomes ``X-Forwarded-Host: a``)."""
     raw = [(b"host", host.encode())]
     raw += [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
-    return Request({"type": "http", "method": "GET", "scheme": scheme, "path": "/v2/",
-                    "query_string": b"", "headers": raw, "server": ("berth", 5000),
-                    "client": (peer, 40000) if peer else None})
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "scheme": scheme,
+            "path": "/v2/",
+            "query_string": b"",
+            "headers": raw,
+            "server": ("berth", 5000),
+            "client": (peer, 40000) if peer else None,
+        }
+    )
 
 
 def settings(**values: object) -> Settings:
@@ -30,8 +40,10 @@ FORWARDED = {"x_forwarded_proto": "https", "x_forwarded_host": "registry.example
 
 def test_plain_request_uses_its_scheme_and_host() -> None:
     assert external_base_url(request(), settings()) == "http://berth:5000"
-    assert external_base_url(request(scheme="https", host="localhost:5443"), settings()) == \
-        "https://localhost:5443"
+    assert (
+        external_base_url(request(scheme="https", host="localhost:5443"), settings())
+        == "https://localhost:5443"
+    )
 
 
 def test_trusted_proxy_headers_are_used() -> None:
@@ -65,16 +77,19 @@ def test_rightmost_value_is_the_nearest_proxys() -> None:
     assert external_base_url(r, settings()) == "https://registry.example"
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"x_forwarded_proto": "gopher"}, "http://berth:5000"),
-    ({"x_forwarded_host": 'evil"realm'}, "http://berth:5000"),
-    ({"x_forwarded_host": "a b"}, "http://berth:5000"),
-    ({"x_forwarded_host": "[::1]:8443"}, "http://[::1]:8443"),
-    ({"x_forwarded_proto": "HTTPS"}, "https://berth:5000"),
-    ({"x_forwarded_host": "reg.example", "x_forwarded_port": "8443"}, "http://reg.example:8443"),
-    ({"x_forwarded_host": "reg.example", "x_forwarded_port": "80"}, "http://reg.example"),
-    ({"x_forwarded_host": "reg.example:9000", "x_forwarded_port": "8443"}, "http://reg.example:9000"),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x_forwarded_proto": "gopher"}, "http://berth:5000"),
+        ({"x_forwarded_host": 'evil"realm'}, "http://berth:5000"),
+        ({"x_forwarded_host": "a b"}, "http://berth:5000"),
+        ({"x_forwarded_host": "[::1]:8443"}, "http://[::1]:8443"),
+        ({"x_forwarded_proto": "HTTPS"}, "https://berth:5000"),
+        ({"x_forwarded_host": "reg.example", "x_forwarded_port": "8443"}, "http://reg.example:8443"),
+        ({"x_forwarded_host": "reg.example", "x_forwarded_port": "80"}, "http://reg.example"),
+        ({"x_forwarded_host": "reg.example:9000", "x_forwarded_port": "8443"}, "http://reg.example:9000"),
+    ],
+)
 def test_malformed_or_partial_headers(headers: dict[str, str], expected: str) -> None:
     assert external_base_url(request(**headers), settings()) == expected
 

@@ -47,8 +47,6 @@ class RegistryError(Exception):
         return entry
 
 
-
-
 class BlobUnknown(RegistryError):
     """404 BLOB_UNKNOWN: the blob is not known to the repository."""
 

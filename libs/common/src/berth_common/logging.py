@@ -12,8 +12,9 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Route structlog and stdlib logging to stderr, as console lines or JSON."""
     level = (level or os.environ.get("BERTH_LOG_LEVEL", "INFO")).upper()
     fmt = fmt or os.environ.get("BERTH_LOG_FORMAT", "console")
-    renderer = (structlog.processors.JSONRenderer() if fmt == "json"
-                else structlog.dev.ConsoleRenderer(colors=False))
+    renderer = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -45,8 +45,9 @@ class Resources:
         if not settings.database_url:
             raise ValueError("BERTH_DATABASE_URL is not set (berth up sets it for embedded mode)")
         await ensure_database(settings.database_url)
-        pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                 max_size=settings.db_pool_max)
+        pool = await create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
         bus = None
         if with_bus and settings.nats_url:

@@ -24,12 +24,14 @@ log = structlog.get_logger("berth.telemetry")
 access = structlog.get_logger("berth.access")
 
 REQUEST_SECONDS = Histogram(
-    "berth_http_request_duration_seconds", "HTTP request duration until the last byte is sent",
+    "berth_http_request_duration_seconds",
+    "HTTP request duration until the last byte is sent",
     ["service", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 RESPONSE_BYTES = Counter(
-    "berth_http_response_bytes_total", "Response body bytes sent (zero-copy included)",
+    "berth_http_response_bytes_total",
+    "Response body bytes sent (zero-copy included)",
     ["service", "route"],
 )
 _tracing_on = False
@@ -68,20 +70,28 @@ class RequestMetrics:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUEST_SECONDS.labels(self.service, scope["method"], route, status).observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
             if sent:
                 RESPONSE_BYTES.labels(self.service, route).inc(sent)
             if self.access_log:
                 client = scope.get("client")
-                access.info("http.request", method=scope["method"], path=scope["path"],
-                            status=int(status), ms=round((time.perf_counter() - started) * 1000, 2),
-                            bytes=sent, client=client[0] if client else None)
+                access.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=int(status),
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    bytes=sent,
+                    client=client[0] if client else None,
+                )
 
 
 def tracing_configured() -> bool:
     """Whether an OTLP endpoint is configured in the environment."""
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def setup_tracing(service: str) -> bool:

@@ -46,5 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources)
 
-    return service_app("api", settings or Settings(), setup=setup, start=starting,
-                       appends_events=True, docs=True)
+    return service_app(
+        "api", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=True
+    )

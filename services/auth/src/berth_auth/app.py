@@ -69,10 +69,17 @@ async def start(resources: Resources) -> None:
     if generated is not None:
         user = resources.settings.auth.admin_user
         # The password goes to the terminal only, never into the structured log (collected).
-        log.warning("auth.admin_created", user=user,
-                    note="generated password printed once on stderr; BERTH_ADMIN_PASSWORD sets it")
-        print(f"berth: created admin user {user!r} with password {generated}"
-              " (shown once; change it with berth user passwd)", file=sys.stderr, flush=True)
+        log.warning(
+            "auth.admin_created",
+            user=user,
+            note="generated password printed once on stderr; BERTH_ADMIN_PASSWORD sets it",
+        )
+        print(
+            f"berth: created admin user {user!r} with password {generated}"
+            " (shown once; change it with berth user passwd)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,5 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources)
 
-    return service_app("auth", settings or Settings(), setup=setup, start=starting,
-                       appends_events=True, docs=True)
+    return service_app(
+        "auth", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=True
+    )

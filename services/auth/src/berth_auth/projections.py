@@ -25,24 +25,43 @@ from berth_common.events.identities import (
 )
 from berth_common.eventstore import EventContext, ProjectionSpec
 
-TABLES = ("auth.users", "auth.groups", "auth.members", "auth.privileges", "auth.api_keys",
-          "auth.refresh_tokens")
-TYPES = ("user.created", "user.password_changed", "user.disabled", "group.created",
-         "group.member_added", "group.member_removed", "privilege.granted", "privilege.revoked",
-         "apikey.created", "apikey.revoked", "refreshtoken.issued", "refreshtoken.revoked")
+TABLES = (
+    "auth.users",
+    "auth.groups",
+    "auth.members",
+    "auth.privileges",
+    "auth.api_keys",
+    "auth.refresh_tokens",
+)
+TYPES = (
+    "user.created",
+    "user.password_changed",
+    "user.disabled",
+    "group.created",
+    "group.member_added",
+    "group.member_removed",
+    "privilege.granted",
+    "privilege.revoked",
+    "apikey.created",
+    "apikey.revoked",
+    "refreshtoken.issued",
+    "refreshtoken.revoked",
+)
 
 _SIMPLE: dict[type[Event], tuple[str, tuple[str, ...]]] = {
-    UserPasswordChanged: ("UPDATE auth.users SET password_hash = $2, password_changed_at = $3"
-                          " WHERE name = $1", ("user", "password_hash")),
+    UserPasswordChanged: (
+        "UPDATE auth.users SET password_hash = $2, password_changed_at = $3 WHERE name = $1",
+        ("user", "password_hash"),
+    ),
     UserDisabled: ("UPDATE auth.users SET disabled = true WHERE name = $1", ("user",)),
-    MemberAdded: ("INSERT INTO auth.members(group_name, user_name) VALUES ($1, $2)"
-                  " ON CONFLICT DO NOTHING", ("group", "user")),
-    MemberRemoved: ("DELETE FROM auth.members WHERE group_name = $1 AND user_name = $2",
-                    ("group", "user")),
+    MemberAdded: (
+        "INSERT INTO auth.members(group_name, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        ("group", "user"),
+    ),
+    MemberRemoved: ("DELETE FROM auth.members WHERE group_name = $1 AND user_name = $2", ("group", "user")),
     PrivilegeRevoked: ("DELETE FROM auth.privileges WHERE rule_id = $1", ("rule_id",)),
     ApiKeyRevoked: ("UPDATE auth.api_keys SET revoked = true WHERE key_id = $1", ("key_id",)),
-    RefreshTokenRevoked: ("UPDATE auth.refresh_tokens SET revoked = true WHERE token_id = $1",
-                          ("token_id",)),
+    RefreshTokenRevoked: ("UPDATE auth.refresh_tokens SET revoked = true WHERE token_id = $1", ("token_id",)),
 }
 
 
@@ -61,28 +80,50 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             await conn.execute(
                 "INSERT INTO auth.users(name, password_hash, email, created_at, password_changed_at)"
                 " VALUES ($1, $2, $3, $4, $4)",
-                event.user, event.password_hash, event.email, ctx.occurred_at)
+                event.user,
+                event.password_hash,
+                event.email,
+                ctx.occurred_at,
+            )
         case GroupCreated():
-            await conn.execute("INSERT INTO auth.groups(name, created_at) VALUES ($1, $2)",
-                               event.group, ctx.occurred_at)
+            await conn.execute(
+                "INSERT INTO auth.groups(name, created_at) VALUES ($1, $2)", event.group, ctx.occurred_at
+            )
         case PrivilegeGranted():
             await conn.execute(
                 "INSERT INTO auth.privileges(rule_id, principal_kind, principal, feed, privilege,"
                 " effect, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                event.rule_id, event.principal_kind, event.principal, event.feed,
-                event.privilege, event.effect, ctx.occurred_at)
+                event.rule_id,
+                event.principal_kind,
+                event.principal,
+                event.feed,
+                event.privilege,
+                event.effect,
+                ctx.occurred_at,
+            )
         case ApiKeyCreated():
             await conn.execute(
                 "INSERT INTO auth.api_keys(key_id, key_hash, owner, feeds, privileges, expires_at,"
                 " description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                event.key_id, event.key_hash, event.owner, event.feeds, list(event.privileges),
-                event.expires_at, event.description, ctx.occurred_at)
+                event.key_id,
+                event.key_hash,
+                event.owner,
+                event.feeds,
+                list(event.privileges),
+                event.expires_at,
+                event.description,
+                ctx.occurred_at,
+            )
         case RefreshTokenIssued():
             await conn.execute(
                 "INSERT INTO auth.refresh_tokens(token_id, token_hash, subject, expires_at,"
                 " issued_at) VALUES ($1, $2, $3, $4, $5)",
-                event.token_id, event.token_hash, event.subject, event.expires_at,
-                ctx.occurred_at)
+                event.token_id,
+                event.token_hash,
+                event.subject,
+                event.expires_at,
+                ctx.occurred_at,
+            )
         case _:
             pass
 

@@ -55,15 +55,21 @@ async def start(resources: Resources, app: FastAPI) -> None:
     app.state.blob_uploads = Uploads(resources.store, storage)
     uploads = resources.settings.uploads
     max_age = timedelta(seconds=uploads.max_age_seconds)
-    resources.spawn("upload-purge", lambda: purge_forever(
-        resources.store, storage, max_age, uploads.purge_interval_seconds))
+    resources.spawn(
+        "upload-purge",
+        lambda: purge_forever(resources.store, storage, max_age, uploads.purge_interval_seconds),
+    )
     if resources.bus is not None:
         consumer = feed_consumer(resources.pool, resources.bus, resources.store, storage)
         resources.spawn("blob-feed-consumer", consumer.run)
     gc = resources.settings.gc
     if gc.enabled:
-        resources.spawn("blob-gc", lambda: collect_forever(
-            resources.store, storage, timedelta(seconds=gc.grace_seconds), gc.interval_seconds))
+        resources.spawn(
+            "blob-gc",
+            lambda: collect_forever(
+                resources.store, storage, timedelta(seconds=gc.grace_seconds), gc.interval_seconds
+            ),
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,5 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources, app)
 
-    return service_app("blob", settings or Settings(), setup=setup, start=starting,
-                       appends_events=True, docs=False)
+    return service_app(
+        "blob", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=False
+    )

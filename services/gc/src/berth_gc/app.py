@@ -34,8 +34,15 @@ async def start(resources: Resources) -> None:
     await apply_migrations(resources.pool, migrations())
     bus = resources.bus
     if bus is not None:
-        consumer = ProjectionConsumer(resources.pool, bus, _durable(bus.stream),
-                                      "gc.consumer_positions", project, TYPES, checkpoint=CONSUMER)
+        consumer = ProjectionConsumer(
+            resources.pool,
+            bus,
+            _durable(bus.stream),
+            "gc.consumer_positions",
+            project,
+            TYPES,
+            checkpoint=CONSUMER,
+        )
         resources.spawn("gc-consumer", consumer.run)
 
 
@@ -49,5 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def starting(resources: Resources, app: FastAPI) -> None:
         await start(resources)
 
-    return service_app("gc", settings or Settings(), setup=setup, start=starting,
-                       appends_events=False, docs=False)
+    return service_app(
+        "gc", settings or Settings(), setup=setup, start=starting, appends_events=False, docs=False
+    )

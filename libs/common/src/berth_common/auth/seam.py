@@ -68,8 +68,9 @@ def _needed(request: Request, repository: str | None, action: Action) -> tuple[s
     return None
 
 
-def _challenge(request: Request, needed: tuple[str, str, str] | None, error: str | None,
-               message: str) -> Unauthorized:
+def _challenge(
+    request: Request, needed: tuple[str, str, str] | None, error: str | None, message: str
+) -> Unauthorized:
     settings = request.app.state.resources.settings
     realm = external_base_url(request, settings) + "/token"
     parts = [f'realm="{realm}"', f'service="{settings.auth.service}"']
@@ -82,8 +83,7 @@ def _challenge(request: Request, needed: tuple[str, str, str] | None, error: str
     if error:
         parts.append(f'error="{error}"')
     detail = [{"Type": needed[0], "Name": needed[1], "Action": needed[2]}] if needed else None
-    return Unauthorized(message, detail=detail,
-                        headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
+    return Unauthorized(message, detail=detail, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
 
 
 def _keys(request: Request) -> KeyCache:
@@ -109,9 +109,11 @@ async def authorize(request: Request, repository: str | None, action: Action) ->
         raise _challenge(request, needed, "invalid_token", str(exc)) from None
     caller = Caller.from_claims(claims)
     if needed is not None and not caller.allows(*needed):
-        message = ("authentication required: log in (docker login HOST) to access this"
-                   if caller.subject == "anonymous" else
-                   "insufficient privileges: the token does not grant this action")
+        message = (
+            "authentication required: log in (docker login HOST) to access this"
+            if caller.subject == "anonymous"
+            else "insufficient privileges: the token does not grant this action"
+        )
         raise _challenge(request, needed, "insufficient_scope", message)
     return caller
 

@@ -71,9 +71,13 @@ def _check_access(access: Any) -> list[dict[str, Any]]:
     if not isinstance(access, list):
         raise InvalidToken("the access claim is not a list")
     for entry in access:
-        ok = (isinstance(entry, dict) and isinstance(entry.get("type"), str)
-              and isinstance(entry.get("name"), str) and isinstance(entry.get("actions"), list)
-              and all(isinstance(a, str) for a in entry["actions"]))
+        ok = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("type"), str)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("actions"), list)
+            and all(isinstance(a, str) for a in entry["actions"])
+        )
         if not ok:
             raise InvalidToken("an access entry is not {type, name, actions}")
     return access
@@ -107,8 +111,14 @@ async def _verify(token: str, keys: KeyCache, settings: AuthSettings) -> dict[st
         raise InvalidToken("the token was signed by an unknown key")
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=["ES256"], audience=settings.service, issuer=settings.issuer,
-            leeway=LEEWAY, options={"require": ["exp", "nbf", "iat", "iss", "aud", "sub"]})
+            token,
+            key,
+            algorithms=["ES256"],
+            audience=settings.service,
+            issuer=settings.issuer,
+            leeway=LEEWAY,
+            options={"require": ["exp", "nbf", "iat", "iss", "aud", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("the token has expired") from None
     except jwt.ImmatureSignatureError:

@@ -45,12 +45,16 @@ class Bus:
             nats.errors.Error: NATS is unreachable or did not acknowledge.
         """
         return await self.publish_encoded(
-            envelope["type"], int(envelope["position"]), str(envelope["event_id"]),
+            envelope["type"],
+            int(envelope["position"]),
+            str(envelope["event_id"]),
             (envelope.get("metadata") or {}).get("traceparent"),
-            json.dumps(envelope, separators=(",", ":")).encode())
+            json.dumps(envelope, separators=(",", ":")).encode(),
+        )
 
-    async def publish_encoded(self, event_type: str, position: int, event_id: str,
-                              traceparent: str | None, data: bytes) -> int:
+    async def publish_encoded(
+        self, event_type: str, position: int, event_id: str, traceparent: str | None, data: bytes
+    ) -> int:
         """Publish an envelope already encoded as JSON ``data`` (the relay builds it in SQL).
 
         Headers: ``Nats-Msg-Id`` = ``event_id`` (JetStream de-duplication), ``Berth-Type``,
@@ -59,12 +63,12 @@ class Bus:
         Raises:
             nats.errors.Error: NATS is unreachable or did not acknowledge.
         """
-        headers = {"Nats-Msg-Id": event_id, "Berth-Type": event_type,
-                   "Berth-Position": str(position)}
+        headers = {"Nats-Msg-Id": event_id, "Berth-Type": event_type, "Berth-Position": str(position)}
         if traceparent:
             headers["traceparent"] = traceparent
-        ack = await self.js.publish(subject_for(self.prefix, event_type), data,
-                                    stream=self.stream, headers=headers)
+        ack = await self.js.publish(
+            subject_for(self.prefix, event_type), data, stream=self.stream, headers=headers
+        )
         return int(ack.seq)
 
     async def close(self) -> None:
@@ -80,12 +84,16 @@ async def connect_bus(url: str, stream: str, prefix: str, *, name: str = "berth"
     Raises:
         nats.errors.NoServersError: NATS is not reachable.
     """
-    nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                            connect_timeout=5)
+    nc = await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+    )
     js = nc.jetstream()
     config = StreamConfig(
-        name=stream, subjects=[f"{prefix}.>"], storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS, duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        name=stream,
+        subjects=[f"{prefix}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
     )
     try:
         await js.stream_info(stream)

@@ -16,5 +16,11 @@ else:
     Connection = asyncpg.Connection
 
 __all__ = [
-    "Connection","Migration", "apply_migrations", "create_pool", "ensure_database", "keeps_session_state",
-    "load_migrations"]
+    "Connection",
+    "Migration",
+    "apply_migrations",
+    "create_pool",
+    "ensure_database",
+    "keeps_session_state",
+    "load_migrations",
+]

@@ -64,14 +64,17 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
                 async with conn.transaction():
                     done = await conn.fetchval(
                         "SELECT 1 FROM public.berth_migrations WHERE component=$1 AND version=$2",
-                        m.component, m.version,
+                        m.component,
+                        m.version,
                     )
                     if done:
                         continue
                     await conn.execute(m.sql)
                     await conn.execute(
                         "INSERT INTO public.berth_migrations(component, version, name) VALUES ($1,$2,$3)",
-                        m.component, m.version, m.name,
+                        m.component,
+                        m.version,
+                        m.name,
                     )
                     applied.append(f"{m.component}/{m.name}")
         finally:

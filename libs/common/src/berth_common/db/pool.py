@@ -68,8 +68,14 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
         OSError / asyncpg.PostgresError: when the server cannot be reached.
     """
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-        reset=_reset, statement_cache_size=1024, command_timeout=60, connect=_connect,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_reset,
+        statement_cache_size=1024,
+        command_timeout=60,
+        connect=_connect,
     )
     assert pool is not None
     return pool

@@ -15,6 +15,16 @@ from berth_common.eventstore.store import (
 )
 
 __all__ = [
-    "ANY", "NO_STREAM", "ConcurrencyError", "EventContext", "EventStore", "OutboxRelay",
-    "ProjectionConsumer", "ProjectionSpec", "Projector", "UnitOfWork", "rebuild", "run_with_retry",
+    "ANY",
+    "NO_STREAM",
+    "ConcurrencyError",
+    "EventContext",
+    "EventStore",
+    "OutboxRelay",
+    "ProjectionConsumer",
+    "ProjectionSpec",
+    "Projector",
+    "UnitOfWork",
+    "rebuild",
+    "run_with_retry",
 ]

@@ -47,9 +47,18 @@ class ProjectionConsumer:
     ``active`` says whether this instance holds its name's lock and consumes.
     """
 
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, name: str, checkpoint_table: str,
-                 projector: Projector, types: Iterable[str], *, retry_seconds: float = 0.5,
-                 checkpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        name: str,
+        checkpoint_table: str,
+        projector: Projector,
+        types: Iterable[str],
+        *,
+        retry_seconds: float = 0.5,
+        checkpoint: str | None = None,
+    ) -> None:
         self.pool, self.bus, self.name = pool, bus, name
         self.key = checkpoint or name
         self.table, self.projector, self.types = checkpoint_table, projector, frozenset(types)
@@ -101,12 +110,16 @@ class ProjectionConsumer:
                 start = (info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1
                 await self.bus.js.delete_consumer(self.bus.stream, self.name)
                 log.info("consumer.refiltered", consumer=self.name, subject=subject, start=start)
-        policy = {"deliver_policy": DeliverPolicy.ALL} if start is None else {
-            "deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start}
+        policy = (
+            {"deliver_policy": DeliverPolicy.ALL}
+            if start is None
+            else {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start}
+        )
         return await self.bus.js.pull_subscribe(
-            subject, durable=self.name, stream=self.bus.stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000,
-                                  ack_wait=60, **policy),
+            subject,
+            durable=self.name,
+            stream=self.bus.stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000, ack_wait=60, **policy),
         )
 
     async def _consume(self) -> None:
@@ -149,8 +162,7 @@ class ProjectionConsumer:
                 return
             except Exception as exc:
                 self.failures += 1
-                log.warning("consumer.apply_failed", consumer=self.name, error=repr(exc),
-                            retry_in=backoff)
+                log.warning("consumer.apply_failed", consumer=self.name, error=repr(exc), retry_in=backoff)
             with contextlib.suppress(nats.errors.Error):
                 await msg.in_progress()
             await asyncio.sleep(backoff)
@@ -176,7 +188,9 @@ class ProjectionConsumer:
             await self.projector(conn, event, context_of_envelope(envelope))
             await conn.execute(
                 f"INSERT INTO {self.table}(name, position) VALUES ($1, $2) ON CONFLICT (name)"
-                " DO UPDATE SET position = excluded.position", self.key, position,
+                " DO UPDATE SET position = excluded.position",
+                self.key,
+                position,
             )
         self.applied += 1
         return True
@@ -185,8 +199,12 @@ class ProjectionConsumer:
 def context_of_envelope(envelope: dict[str, Any]) -> EventContext:
     """The projector context of a bus envelope (the same as ``store.context_of`` gives)."""
     meta = envelope.get("metadata") or {}
-    return EventContext(str(envelope["stream"]), datetime.fromisoformat(envelope["recorded_at"]),
-                        str(envelope["event_id"]), meta.get("actor"))
+    return EventContext(
+        str(envelope["stream"]),
+        datetime.fromisoformat(envelope["recorded_at"]),
+        str(envelope["event_id"]),
+        meta.get("actor"),
+    )
 
 
 async def apply_recorded(conn: Connection, projector: Projector, event: RecordedEvent) -> None:

@@ -58,6 +58,8 @@ async def rebuild(pool: asyncpg.Pool, spec: ProjectionSpec, batch: int = 2000) -
             table, name = spec.checkpoint
             await conn.execute(
                 f"INSERT INTO {table}(name, position) VALUES ($1, $2) ON CONFLICT (name)"
-                " DO UPDATE SET position = excluded.position", name, last,
+                " DO UPDATE SET position = excluded.position",
+                name,
+                last,
             )
     return applied

@@ -58,8 +58,16 @@ class OutboxRelay:
     PostgreSQL errors, retried); ``leader`` says whether this relay holds the lock now.
     """
 
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, poll_seconds: float = 1.0, batch: int = 500,
-                 save_seconds: float = 1.0, settle_seconds: float = 0.002):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        *,
+        poll_seconds: float = 1.0,
+        batch: int = 500,
+        save_seconds: float = 1.0,
+        settle_seconds: float = 0.002,
+    ):
         self.pool, self.bus, self.poll, self.batch = pool, bus, poll_seconds, batch
         self.save_seconds, self.settle = save_seconds, settle_seconds
         self._position: int | None = None  # published up to here (None: read it from the table)
@@ -174,7 +182,8 @@ class OutboxRelay:
             if position is None or not position.isdigit() or int(position) <= current:
                 return current
             event_id = await conn.fetchval(
-                "SELECT event_id FROM eventstore.events WHERE position = $1", int(position))
+                "SELECT event_id FROM eventstore.events WHERE position = $1", int(position)
+            )
             if event_id is None or str(event_id) != msg_id:
                 log.warning("relay.stream_mismatch", position=position, msg_id=msg_id)
                 return current
@@ -185,8 +194,7 @@ class OutboxRelay:
 
 async def checkpoint(conn: Connection) -> int:
     """The relay's checkpoint: every event at or below it has been published (0 at first)."""
-    value = await conn.fetchval(
-        "SELECT position FROM eventstore.checkpoints WHERE name = $1", CHECKPOINT)
+    value = await conn.fetchval("SELECT position FROM eventstore.checkpoints WHERE name = $1", CHECKPOINT)
     return int(value or 0)
 
 
@@ -196,7 +204,8 @@ async def advance(conn: Connection, position: int) -> None:
         "INSERT INTO eventstore.checkpoints(name, position) VALUES ($1, $2) ON CONFLICT (name)"
         " DO UPDATE SET position = GREATEST(eventstore.checkpoints.position, excluded.position),"
         " updated_at = now()",
-        CHECKPOINT, position,
+        CHECKPOINT,
+        position,
     )
 
 
@@ -248,8 +257,7 @@ async def read_encoded(conn: Connection, after: int, limit: int) -> list[Encoded
         else:
             [old] = await read_all(conn, row["position"] - 1, 1)
             data = json.dumps(bus_envelope(old.envelope()), separators=(",", ":")).encode()
-        out.append(EncodedEvent(row["position"], row["event_id"], row["type"],
-                                row["traceparent"], data))
+        out.append(EncodedEvent(row["position"], row["event_id"], row["type"], row["traceparent"], data))
     return out
 
 

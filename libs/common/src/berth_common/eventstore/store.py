@@ -140,8 +140,12 @@ class EventStore:
 
 
 async def run_with_retry(
-    store: EventStore, work: Callable[[UnitOfWork], Awaitable[Any]],
-    *, projector: Projector | None = None, metadata: Metadata | None = None, attempts: int = 5,
+    store: EventStore,
+    work: Callable[[UnitOfWork], Awaitable[Any]],
+    *,
+    projector: Projector | None = None,
+    metadata: Metadata | None = None,
+    attempts: int = 5,
 ) -> Any:
     """Run ``work`` in a unit of work, retrying on ``ConcurrencyError`` and serialization failures.
 
@@ -151,8 +155,12 @@ async def run_with_retry(
         try:
             async with store.unit_of_work(projector, metadata) as uow:
                 return await work(uow)
-        except (ConcurrencyError, asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
-                asyncpg.UniqueViolationError):
+        except (
+            ConcurrencyError,
+            asyncpg.SerializationError,
+            asyncpg.DeadlockDetectedError,
+            asyncpg.UniqueViolationError,
+        ):
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
@@ -169,8 +177,9 @@ async def _commit(conn: Connection, pending: list[_Pending]) -> None:
         return
     staged = _staged(pending)
     try:
-        await conn.execute(f"SELECT set_config('berth.append', {dollar_quoted(staged)}, true);"
-                           f" {APPEND_AND_COMMIT_SQL}")
+        await conn.execute(
+            f"SELECT set_config('berth.append', {dollar_quoted(staged)}, true); {APPEND_AND_COMMIT_SQL}"
+        )
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == CONFLICT_SQLSTATE:
             raise ConcurrencyError(str(exc)) from None
@@ -197,12 +206,19 @@ def _staged(pending: list[_Pending]) -> str:
     rows = []
     for i, p in enumerate(pending):
         at = p.metadata.occurred_at
-        rows.append({
-            "i": i, "s": p.stream, "x": p.expected_version, "t": p.event.type_name,
-            "sv": p.event.schema_version, "p": p.event.model_dump(mode="json"),
-            "m": p.metadata.to_json(), "e": str(p.metadata.event_id),
-            "r": (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat(),
-        })
+        rows.append(
+            {
+                "i": i,
+                "s": p.stream,
+                "x": p.expected_version,
+                "t": p.event.type_name,
+                "sv": p.event.schema_version,
+                "p": p.event.model_dump(mode="json"),
+                "m": p.metadata.to_json(),
+                "e": str(p.metadata.event_id),
+                "r": (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat(),
+            }
+        )
     return json.dumps(rows)
 
 
@@ -221,22 +237,27 @@ async def read_all(
     else:
         rows = await conn.fetch(
             _SELECT + " WHERE position > $1 AND type = ANY($3::text[]) ORDER BY position LIMIT $2",
-            after, limit, types,
+            after,
+            limit,
+            types,
         )
     return [_recorded(r) for r in rows]
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(
-        position=row["position"], stream=row["stream"], version=row["version"], type=row["type"],
+        position=row["position"],
+        stream=row["stream"],
+        version=row["version"],
+        type=row["type"],
         schema_version=row["schema_version"],
         payload=decode(row["type"], row["schema_version"], row["payload"]),
-        metadata=row["metadata"], event_id=row["event_id"], recorded_at=row["recorded_at"],
+        metadata=row["metadata"],
+        event_id=row["event_id"],
+        recorded_at=row["recorded_at"],
     )
 
 
 def context_of(event: RecordedEvent) -> EventContext:
     """The projector context of a recorded event (for rebuilds and consumers)."""
-    return EventContext(
-        event.stream, event.recorded_at, str(event.event_id), event.metadata.get("actor")
-    )
+    return EventContext(event.stream, event.recorded_at, str(event.event_id), event.metadata.get("actor"))

@@ -31,8 +31,9 @@ from berth_common.oci.reference import RepositoryName
 Handler = Callable[[Request, RepositoryName, Caller], Awaitable[Response]]
 
 
-def registry_route(router: APIRouter, path: str, methods: Sequence[str], action: Action
-                   ) -> Callable[[Handler], Handler]:
+def registry_route(
+    router: APIRouter, path: str, methods: Sequence[str], action: Action
+) -> Callable[[Handler], Handler]:
     """Register ``handler`` on ``router`` for ``methods`` at ``path`` (which has ``{name:path}``).
 
     The endpoint parses ``name`` (``NameInvalid``, 400) and authorises ``action`` on it

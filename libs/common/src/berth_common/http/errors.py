@@ -59,8 +59,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return render(request, Unsupported(f"method {request.method} not allowed here"))
     if exc.status_code == 404:
         if request.url.path.startswith("/v2/"):
-            return render(request, NameUnknown(
-                "no such registry endpoint; repository names are FEED/IMAGE"))
+            return render(request, NameUnknown("no such registry endpoint; repository names are FEED/IMAGE"))
         return render(request, _NotFound())
     err = _BadRequest(str(exc.detail))
     err.status = exc.status_code  # type: ignore[misc]
@@ -79,14 +78,22 @@ async def _unstorable_text(request: Request, exc: Exception) -> Response:
     Any parameter may carry ``%00`` or ``"\\u0000"``; rather than checking every one before it
     reaches a query, the driver's refusal is mapped here, at the boundary (never a 500).
     """
-    return render(request, _BadRequest(
-        "a request value contains a character that cannot be stored (e.g. NUL)",
-        detail={"reason": type(exc).__name__}))
+    return render(
+        request,
+        _BadRequest(
+            "a request value contains a character that cannot be stored (e.g. NUL)",
+            detail={"reason": type(exc).__name__},
+        ),
+    )
 
 
 # 57xxx operator intervention: shutting down, starting up, crash recovery, admin shutdown.
-_OUTAGES = (asyncpg.PostgresConnectionError, ConnectionError, asyncpg.TooManyConnectionsError,
-            asyncpg.exceptions.OperatorInterventionError)
+_OUTAGES = (
+    asyncpg.PostgresConnectionError,
+    ConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:

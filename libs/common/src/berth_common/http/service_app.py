@@ -22,8 +22,15 @@ from berth_common.settings import Settings
 Start = Callable[[Resources, FastAPI], Awaitable[None]]
 
 
-def service_app(name: str, settings: Settings, *, setup: Callable[[FastAPI], None], start: Start,
-                appends_events: bool = True, docs: bool = False) -> FastAPI:
+def service_app(
+    name: str,
+    settings: Settings,
+    *,
+    setup: Callable[[FastAPI], None],
+    start: Start,
+    appends_events: bool = True,
+    docs: bool = False,
+) -> FastAPI:
     """A FastAPI app for service ``name`` (``api``, ``blob``, …, or ``all`` for the all-in-one).
 
     ``appends_events``: run an outbox relay candidate (leader-elected across processes).
@@ -44,10 +51,13 @@ def service_app(name: str, settings: Settings, *, setup: Callable[[FastAPI], Non
         finally:
             await resources.close()
 
-    app = FastAPI(title=f"Berth {name}", lifespan=lifespan,
-                  docs_url="/api/docs" if docs else None,
-                  openapi_url="/api/openapi.json" if docs else None,
-                  redirect_slashes=False)  # registry paths are exact; never answer with a redirect
+    app = FastAPI(
+        title=f"Berth {name}",
+        lifespan=lifespan,
+        docs_url="/api/docs" if docs else None,
+        openapi_url="/api/openapi.json" if docs else None,
+        redirect_slashes=False,
+    )  # registry paths are exact; never answer with a redirect
     install_error_handlers(app)
     setup(app)
     install_surface(app, name, access_log=settings.access_log)

@@ -30,8 +30,11 @@ class RegistryHeaders:
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", [])
-                           if h[0].lower() != b"docker-distribution-api-version"]
+                headers = [
+                    h
+                    for h in message.get("headers", [])
+                    if h[0].lower() != b"docker-distribution-api-version"
+                ]
                 headers.append((b"docker-distribution-api-version", b"registry/2.0"))
                 message = {**message, "headers": headers}
             await send(message)

@@ -114,8 +114,9 @@ class FilesystemDriver:
             handle.rollback()
             raise
 
-    async def _pump(self, fd: int, chunks: AsyncIterable[bytes], *, keep_last: bool = False
-                    ) -> tuple[int, bytes | bytearray]:
+    async def _pump(
+        self, fd: int, chunks: AsyncIterable[bytes], *, keep_last: bool = False
+    ) -> tuple[int, bytes | bytearray]:
         """Copy ``chunks`` to ``fd`` in writes of about ``buffer_size`` bytes.
 
         Returns ``(bytes received, rest)``. With ``keep_last`` the final partial buffer is

@@ -30,8 +30,14 @@ def validate_feed_name(name: str) -> str:
     return name
 
 
-async def create_feed(store: EventStore, name: str, *, description: str = "", public: bool = False,
-                      metadata: Metadata | None = None) -> None:
+async def create_feed(
+    store: EventStore,
+    name: str,
+    *,
+    description: str = "",
+    public: bool = False,
+    metadata: Metadata | None = None,
+) -> None:
     """Create feed ``name``. Raises ``NameInvalid``; ``Conflict`` if it exists."""
     validate_feed_name(name)
 
@@ -46,8 +52,9 @@ async def create_feed(store: EventStore, name: str, *, description: str = "", pu
         raise Conflict(f"feed {name!r} already exists") from None
 
 
-async def update_feed(store: EventStore, name: str, changes: dict[str, Any],
-                      metadata: Metadata | None = None) -> None:
+async def update_feed(
+    store: EventStore, name: str, changes: dict[str, Any], metadata: Metadata | None = None
+) -> None:
     """Change a feed's ``description``/``public``. Raises ``NameUnknown``."""
 
     async def work(uow: UnitOfWork) -> None:
@@ -71,5 +78,3 @@ async def delete_feed(store: EventStore, name: str, metadata: Metadata | None = 
 async def _require_feed(conn: Connection, name: str) -> None:
     if not await conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1 FOR UPDATE", name):
         raise NameUnknown(f"feed {name!r} does not exist")
-
-

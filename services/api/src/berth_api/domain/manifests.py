@@ -47,13 +47,21 @@ async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bo
     if not await conn.fetchval(sql, repository.feed):
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-            " must be created first (berth feed create FEED)", detail={"name": str(repository)},
+            " must be created first (berth feed create FEED)",
+            detail={"name": str(repository)},
         )
 
 
-async def put_manifest(store: EventStore, repository: RepositoryName, reference: str | Digest,
-                       body: bytes, content_type: str | None,
-                       metadata: Metadata | None = None, *, may_overwrite: bool = True) -> PushedManifest:
+async def put_manifest(
+    store: EventStore,
+    repository: RepositoryName,
+    reference: str | Digest,
+    body: bytes,
+    content_type: str | None,
+    metadata: Metadata | None = None,
+    *,
+    may_overwrite: bool = True,
+) -> PushedManifest:
     """Store a manifest and, when ``reference`` is a tag, point the tag at it.
 
     Moving an existing tag to another digest needs ``may_overwrite`` (the Overwrite privilege).
@@ -69,8 +77,9 @@ async def put_manifest(store: EventStore, repository: RepositoryName, reference:
     algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
     digest = Digest.of(body, algorithm)
     if isinstance(reference, Digest) and reference != digest:
-        raise DigestInvalid(f"the manifest's digest is {digest}, not {reference}",
-                            detail={"digest": str(reference)})
+        raise DigestInvalid(
+            f"the manifest's digest is {digest}, not {reference}", detail={"digest": str(reference)}
+        )
     text = _text(body)
 
     async def work(uow: UnitOfWork) -> PushedManifest:
@@ -92,100 +101,127 @@ def _text(body: bytes) -> str:
         raise ManifestInvalid("the manifest is not UTF-8 encoded JSON") from None
 
 
-async def _check_references(conn: Connection, repository: RepositoryName,
-                            parsed: ParsedManifest) -> None:
+async def _check_references(conn: Connection, repository: RepositoryName, parsed: ParsedManifest) -> None:
     blobs = sorted({str(d) for d in parsed.blob_references})
     if blobs:
         linked = await conn.fetch(
             # FOR SHARE: garbage collection cannot unlink these blobs until this manifest
             # commits (and then it sees the references) — see berth_blob.domain.gc.
             "SELECT digest FROM blob.v_repository_blobs WHERE repository = $1"
-            " AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE", str(repository), blobs,
+            " AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE",
+            str(repository),
+            blobs,
         )
         missing = sorted(set(blobs) - {r["digest"] for r in linked})
         if missing:
-            raise ManifestBlobUnknown(f"blob {missing[0]} is not in repository {repository}",
-                                      detail={"digest": missing[0]})
+            raise ManifestBlobUnknown(
+                f"blob {missing[0]} is not in repository {repository}", detail={"digest": missing[0]}
+            )
     children = sorted({str(d) for d in parsed.manifest_references})
     if children:
         known = await conn.fetch(
             "SELECT digest FROM api.manifests WHERE repository = $1 AND digest = ANY($2::text[])",
-            str(repository), children,
+            str(repository),
+            children,
         )
         missing = sorted(set(children) - {r["digest"] for r in known})
         if missing:
-            raise ManifestBlobUnknown(f"manifest {missing[0]} is not in repository {repository}",
-                                      detail={"digest": missing[0]})
+            raise ManifestBlobUnknown(
+                f"manifest {missing[0]} is not in repository {repository}", detail={"digest": missing[0]}
+            )
 
 
-async def _record_manifest(uow: UnitOfWork, repository: RepositoryName, digest: str,
-                           parsed: ParsedManifest, text: str, size: int) -> None:
+async def _record_manifest(
+    uow: UnitOfWork, repository: RepositoryName, digest: str, parsed: ParsedManifest, text: str, size: int
+) -> None:
     exists = await uow.conn.fetchval(
         "SELECT 1 FROM api.manifests WHERE repository = $1 AND digest = $2", str(repository), digest
     )
     if exists:
         return
-    await uow.emit(stream_of(repository), ManifestPushed(
-        repository=str(repository), digest=digest, media_type=parsed.media_type, size=size,
-        body=text, blobs=[str(d) for d in parsed.blob_references],
-        manifests=[str(d) for d in parsed.manifest_references],
-        subject=str(parsed.subject.digest) if parsed.subject else None,
-        artifact_type=parsed.artifact_type,
-    ))
+    await uow.emit(
+        stream_of(repository),
+        ManifestPushed(
+            repository=str(repository),
+            digest=digest,
+            media_type=parsed.media_type,
+            size=size,
+            body=text,
+            blobs=[str(d) for d in parsed.blob_references],
+            manifests=[str(d) for d in parsed.manifest_references],
+            subject=str(parsed.subject.digest) if parsed.subject else None,
+            artifact_type=parsed.artifact_type,
+        ),
+    )
 
 
-async def _point_tag(uow: UnitOfWork, repository: RepositoryName, tag: str, digest: str,
-                     may_overwrite: bool = True) -> None:
+async def _point_tag(
+    uow: UnitOfWork, repository: RepositoryName, tag: str, digest: str, may_overwrite: bool = True
+) -> None:
     previous = await uow.conn.fetchval(
         "SELECT digest FROM api.tags WHERE repository = $1 AND tag = $2 FOR UPDATE",
-        str(repository), tag,
+        str(repository),
+        tag,
     )
     if previous == digest:
         return
     if previous is not None and not may_overwrite:
-        raise Denied(f"tag {tag!r} exists; moving it to another manifest needs the Overwrite"
-                     " privilege", detail={"tag": tag})
-    await uow.emit(stream_of(repository), TagUpdated(
-        repository=str(repository), tag=tag, digest=digest, previous_digest=previous,
-    ))
+        raise Denied(
+            f"tag {tag!r} exists; moving it to another manifest needs the Overwrite privilege",
+            detail={"tag": tag},
+        )
+    await uow.emit(
+        stream_of(repository),
+        TagUpdated(
+            repository=str(repository),
+            tag=tag,
+            digest=digest,
+            previous_digest=previous,
+        ),
+    )
 
 
-async def delete_manifest(store: EventStore, repository: RepositoryName, digest: Digest,
-                          metadata: Metadata | None = None) -> None:
+async def delete_manifest(
+    store: EventStore, repository: RepositoryName, digest: Digest, metadata: Metadata | None = None
+) -> None:
     """Delete the manifest ``digest`` and every tag pointing at it. Raises ``ManifestUnknown``."""
 
     async def work(uow: UnitOfWork) -> None:
         exists = await uow.conn.fetchval(
             "SELECT 1 FROM api.manifests WHERE repository = $1 AND digest = $2 FOR UPDATE",
-            str(repository), str(digest),
+            str(repository),
+            str(digest),
         )
         if not exists:
             raise ManifestUnknown(f"manifest {digest} is not in repository {repository}")
         tags = await uow.conn.fetch(
             "SELECT tag FROM api.tags WHERE repository = $1 AND digest = $2 ORDER BY tag",
-            str(repository), str(digest),
+            str(repository),
+            str(digest),
         )
         for row in tags:
-            await uow.emit(stream_of(repository), TagDeleted(
-                repository=str(repository), tag=row["tag"], digest=str(digest)))
-        await uow.emit(stream_of(repository), ManifestDeleted(repository=str(repository),
-                                                              digest=str(digest)))
+            await uow.emit(
+                stream_of(repository),
+                TagDeleted(repository=str(repository), tag=row["tag"], digest=str(digest)),
+            )
+        await uow.emit(stream_of(repository), ManifestDeleted(repository=str(repository), digest=str(digest)))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 
 
-async def delete_tag(store: EventStore, repository: RepositoryName, tag: str,
-                     metadata: Metadata | None = None) -> None:
+async def delete_tag(
+    store: EventStore, repository: RepositoryName, tag: str, metadata: Metadata | None = None
+) -> None:
     """Delete only the tag (the manifest stays). Raises ``ManifestUnknown`` for an unknown tag."""
 
     async def work(uow: UnitOfWork) -> None:
         digest = await uow.conn.fetchval(
             "SELECT digest FROM api.tags WHERE repository = $1 AND tag = $2 FOR UPDATE",
-            str(repository), tag,
+            str(repository),
+            tag,
         )
         if digest is None:
             raise ManifestUnknown(f"tag {tag!r} is not in repository {repository}")
-        await uow.emit(stream_of(repository), TagDeleted(repository=str(repository), tag=tag,
-                                                         digest=digest))
+        await uow.emit(stream_of(repository), TagDeleted(repository=str(repository), tag=tag, digest=digest))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)

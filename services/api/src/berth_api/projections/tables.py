@@ -23,8 +23,15 @@ from berth_common.events import (
 from berth_common.eventstore import EventContext, ProjectionSpec
 
 TABLES = ("api.feeds", "api.repositories", "api.manifests", "api.manifest_references", "api.tags")
-TYPES = ("feed.created", "feed.updated", "feed.deleted", "manifest.pushed", "manifest.deleted",
-         "tag.updated", "tag.deleted")
+TYPES = (
+    "feed.created",
+    "feed.updated",
+    "feed.deleted",
+    "manifest.pushed",
+    "manifest.deleted",
+    "tag.updated",
+    "tag.deleted",
+)
 
 
 async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
@@ -34,7 +41,11 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             await conn.execute(
                 "INSERT INTO api.feeds(name, description, public, storage, created_at)"
                 " VALUES ($1, $2, $3, $4, $5)",
-                event.feed, event.description, event.public, event.storage, ctx.occurred_at,
+                event.feed,
+                event.description,
+                event.public,
+                event.storage,
+                ctx.occurred_at,
             )
         case FeedUpdated():
             await _update_feed(conn, event)
@@ -45,14 +56,18 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
         case ManifestDeleted():
             await conn.execute(
                 "DELETE FROM api.manifests WHERE repository = $1 AND digest = $2",
-                event.repository, event.digest,
+                event.repository,
+                event.digest,
             )
         case TagUpdated():
             await conn.execute(
                 "INSERT INTO api.tags(repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest,"
                 " updated_at = excluded.updated_at",
-                event.repository, event.tag, event.digest, ctx.occurred_at,
+                event.repository,
+                event.tag,
+                event.digest,
+                ctx.occurred_at,
             )
         case TagDeleted():
             await conn.execute(
@@ -74,13 +89,22 @@ async def _manifest_pushed(conn: Connection, event: ManifestPushed, ctx: EventCo
     await conn.execute(
         "INSERT INTO api.repositories(name, feed, created_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (name) DO NOTHING",
-        event.repository, feed, ctx.occurred_at,
+        event.repository,
+        feed,
+        ctx.occurred_at,
     )
     await conn.execute(
         "INSERT INTO api.manifests(repository, digest, media_type, size, body, artifact_type,"
         " subject, annotations, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        event.repository, event.digest, event.media_type, event.size, event.body.encode(),
-        event.artifact_type, event.subject, _annotations(event.body), ctx.occurred_at,
+        event.repository,
+        event.digest,
+        event.media_type,
+        event.size,
+        event.body.encode(),
+        event.artifact_type,
+        event.subject,
+        _annotations(event.body),
+        ctx.occurred_at,
     )
     refs = [(r, "blob") for r in dict.fromkeys(event.blobs)]
     refs += [(r, "manifest") for r in dict.fromkeys(event.manifests)]

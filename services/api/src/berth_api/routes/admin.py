@@ -49,11 +49,17 @@ _SELECT = (
 
 
 @router.post("", status_code=201, response_model=FeedOut, responses={409: {"description": "exists"}})
-async def post_feed(body: FeedIn, request: Request, store: Store, pool: Pool,
-                    caller: Caller = require("*")) -> FeedOut:
+async def post_feed(
+    body: FeedIn, request: Request, store: Store, pool: Pool, caller: Caller = require("*")
+) -> FeedOut:
     """Create a feed. 400 NAME_INVALID for a bad name, 409 CONFLICT if it exists."""
-    await create_feed(store, body.name, description=body.description, public=body.public,
-                      metadata=metadata_of(request, caller))
+    await create_feed(
+        store,
+        body.name,
+        description=body.description,
+        public=body.public,
+        metadata=metadata_of(request, caller),
+    )
     return await get_feed(body.name, pool)
 
 
@@ -74,8 +80,9 @@ async def get_feed(name: str, pool: Pool, caller: Caller = require("*")) -> Feed
 
 
 @router.patch("/{name}", response_model=FeedOut)
-async def patch_feed(name: str, body: FeedPatch, request: Request, store: Store, pool: Pool,
-                     caller: Caller = require("*")) -> FeedOut:
+async def patch_feed(
+    name: str, body: FeedPatch, request: Request, store: Store, pool: Pool, caller: Caller = require("*")
+) -> FeedOut:
     """Change a feed's description or public flag. 404 NAME_UNKNOWN if absent."""
     changes = body.model_dump(exclude_none=True)
     await update_feed(store, name, changes, metadata_of(request, caller))
@@ -83,8 +90,7 @@ async def patch_feed(name: str, body: FeedPatch, request: Request, store: Store,
 
 
 @router.delete("/{name}", status_code=204)
-async def remove_feed(name: str, request: Request, store: Store,
-                      caller: Caller = require("*")) -> Response:
+async def remove_feed(name: str, request: Request, store: Store, caller: Caller = require("*")) -> Response:
     """Delete a feed with its repositories. 404 NAME_UNKNOWN if absent."""
     await delete_feed(store, name, metadata_of(request, caller))
     return Response(status_code=204)

@@ -46,13 +46,15 @@ _TAGS_SQL = (
     "SELECT (SELECT true FROM api.repositories WHERE name = $2) AS known, p.* FROM ("
     + _PAGE_SQL.format(
         source="SELECT tag AS k FROM api.tags WHERE repository = $2 AND tag > $3 ORDER BY tag LIMIT $1",
-        follows="SELECT 1 FROM api.tags WHERE repository = $2 AND tag") + ") p"
+        follows="SELECT 1 FROM api.tags WHERE repository = $2 AND tag",
+    )
+    + ") p"
 )
 _CATALOG_SQL = _PAGE_SQL.format(
     source="SELECT name AS k FROM api.repositories WHERE name > $2"
-           " AND ($3::text[] IS NULL OR feed = ANY($3::text[])) ORDER BY name LIMIT $1",
-    follows="SELECT 1 FROM api.repositories WHERE ($3::text[] IS NULL OR feed = ANY($3::text[]))"
-            " AND name")
+    " AND ($3::text[] IS NULL OR feed = ANY($3::text[])) ORDER BY name LIMIT $1",
+    follows="SELECT 1 FROM api.repositories WHERE ($3::text[] IS NULL OR feed = ANY($3::text[])) AND name",
+)
 
 
 def _limit(n: int | None) -> int:
@@ -70,13 +72,14 @@ def _link(row: Any, n: int | None, path: str) -> dict[str, str]:
 def _json(prefix: dict[str, str], key: str, items: str, headers: dict[str, str]) -> Response:
     """``{**prefix, key: <items>}`` with ``items`` (JSON array text from PostgreSQL) spliced in."""
     head = json.dumps(prefix, separators=(",", ":"))[:-1]
-    body = f'{head}{"," if prefix else ""}{json.dumps(key)}:{items}}}'
+    body = f"{head}{',' if prefix else ''}{json.dumps(key)}:{items}}}"
     return Response(body.encode(), headers=headers, media_type="application/json")
 
 
 @router.get("/v2/{name:path}/tags/list", include_in_schema=False)
-async def list_tags(request: Request, repository: Repository, pool: Pool,
-                    caller: Caller = require("pull")) -> Response:
+async def list_tags(
+    request: Request, repository: Repository, pool: Pool, caller: Caller = require("pull")
+) -> Response:
     """200 ``{"name": ..., "tags": [...]}``; 404 NAME_UNKNOWN for an unknown repository."""
     n = _page_size(request)
     last = request.query_params.get("last", "")
@@ -99,15 +102,15 @@ async def catalog(request: Request, pool: Pool, caller: Caller = require("pull")
     n = _page_size(request)
     last = request.query_params.get("last", "")
     feeds = caller.catalog_feeds()
-    row = await pool.fetchrow(_CATALOG_SQL, _limit(n), last,
-                              None if feeds is None else sorted(feeds))
+    row = await pool.fetchrow(_CATALOG_SQL, _limit(n), last, None if feeds is None else sorted(feeds))
     assert row is not None  # an aggregate query always returns one row
     return _json({}, "repositories", row["items"], _link(row, n, "/v2/_catalog"))
 
 
 @router.get("/v2/{name:path}/referrers/{digest}", include_in_schema=False)
-async def referrers(request: Request, repository: Repository, digest: str, pool: Pool,
-                    caller: Caller = require("pull")) -> Response:
+async def referrers(
+    request: Request, repository: Repository, digest: str, pool: Pool, caller: Caller = require("pull")
+) -> Response:
     """200 with an OCI index of the manifests whose ``subject`` is ``digest``.
 
     ``?artifactType=`` filters (answered with ``OCI-Filters-Applied: artifactType``). An unknown
@@ -120,10 +123,16 @@ async def referrers(request: Request, repository: Repository, digest: str, pool:
         rows = await conn.fetch(
             "SELECT digest, media_type, size, artifact_type, annotations FROM api.manifests"
             " WHERE repository = $1 AND subject = $2 AND ($3::text IS NULL OR artifact_type = $3)"
-            " ORDER BY digest", str(repository), str(subject), artifact_type,
+            " ORDER BY digest",
+            str(repository),
+            str(subject),
+            artifact_type,
         )
-    index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
-             "manifests": [_descriptor(r) for r in rows]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_INDEX,
+        "manifests": [_descriptor(r) for r in rows],
+    }
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
     return JSONResponse(index, headers=headers, media_type=mediatypes.OCI_INDEX)
 

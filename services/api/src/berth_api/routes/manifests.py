@@ -46,12 +46,16 @@ async def get_manifest(request: Request, repository: RepositoryName, caller: Cal
     if row is None:
         async with pool.acquire() as conn:
             await require_feed(conn, repository)
-        raise ManifestUnknown(f"manifest {reference} is not in repository {repository}",
-                              detail={"name": str(repository), "reference": reference})
+        raise ManifestUnknown(
+            f"manifest {reference} is not in repository {repository}",
+            detail={"name": str(repository), "reference": reference},
+        )
     accept = request.headers.getlist("accept")
     if not acceptable_for(accept, row["media_type"], by_digest=isinstance(ref, Digest)):
-        raise ManifestUnknown(f"manifest {reference} has media type {row['media_type']},"
-                              " which the request's Accept header does not allow")
+        raise ManifestUnknown(
+            f"manifest {reference} has media type {row['media_type']},"
+            " which the request's Accept header does not allow"
+        )
     headers = {
         "Docker-Content-Digest": row["digest"],
         "ETag": f'"{row["digest"]}"',
@@ -61,16 +65,21 @@ async def get_manifest(request: Request, repository: RepositoryName, caller: Cal
     return Response(content=b"" if head else row["body"], headers=headers, media_type=row["media_type"])
 
 
-async def _lookup(pool: asyncpg.Pool, repository: RepositoryName, ref: str | Digest,
-                  head: bool) -> dict[str, Any] | None:
+async def _lookup(
+    pool: asyncpg.Pool, repository: RepositoryName, ref: str | Digest, head: bool
+) -> dict[str, Any] | None:
     body = "''::bytea AS body" if head else "m.body"
     if isinstance(ref, Digest):
-        sql = (f"SELECT m.digest, m.media_type, m.size, {body} FROM api.manifests m"
-               " WHERE m.repository = $1 AND m.digest = $2")
+        sql = (
+            f"SELECT m.digest, m.media_type, m.size, {body} FROM api.manifests m"
+            " WHERE m.repository = $1 AND m.digest = $2"
+        )
     else:
-        sql = (f"SELECT m.digest, m.media_type, m.size, {body} FROM api.tags t JOIN api.manifests m"
-               " ON m.repository = t.repository AND m.digest = t.digest"
-               " WHERE t.repository = $1 AND t.tag = $2")
+        sql = (
+            f"SELECT m.digest, m.media_type, m.size, {body} FROM api.tags t JOIN api.manifests m"
+            " ON m.repository = t.repository AND m.digest = t.digest"
+            " WHERE t.repository = $1 AND t.tag = $2"
+        )
     row = await pool.fetchrow(sql, str(repository), str(ref))
     return dict(row) if row is not None else None
 
@@ -81,9 +90,15 @@ async def put(request: Request, repository: RepositoryName, caller: Caller) -> R
     store, ref = await get_store(request), parse_reference(request.path_params["reference"])
     limit = request.app.state.resources.settings.uploads.max_manifest_bytes
     body = await _read_limited(request, limit)
-    result = await put_manifest(store, repository, ref, body, request.headers.get("content-type"),
-                                metadata_of(request, caller),
-                                may_overwrite=caller.may(str(repository), "overwrite"))
+    result = await put_manifest(
+        store,
+        repository,
+        ref,
+        body,
+        request.headers.get("content-type"),
+        metadata_of(request, caller),
+        may_overwrite=caller.may(str(repository), "overwrite"),
+    )
     headers = {
         "Location": f"/v2/{repository}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,

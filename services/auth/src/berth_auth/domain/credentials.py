@@ -62,8 +62,10 @@ class FailureLimiter:
     def check(self, user: str, ip: str) -> None:
         """Raise ``TooManyRequests`` when (user, ip) has no failures left."""
         if self._level((user, ip)) < 1.0:
-            raise TooManyRequests(f"too many failed logins for {user!r} from {ip}; retry in a minute",
-                                  headers={"Retry-After": "60"})
+            raise TooManyRequests(
+                f"too many failed logins for {user!r} from {ip}; retry in a minute",
+                headers={"Retry-After": "60"},
+            )
 
     def failed(self, user: str, ip: str) -> None:
         """Record one failure of (user, ip)."""
@@ -80,8 +82,9 @@ def _bad_credentials() -> Unauthorized:
     return Unauthorized("invalid username or password", headers=BASIC_CHALLENGE)
 
 
-async def authenticate(pool: asyncpg.Pool, limiter: FailureLimiter, user: str, password: str,
-                       ip: str) -> Identity:
+async def authenticate(
+    pool: asyncpg.Pool, limiter: FailureLimiter, user: str, password: str, ip: str
+) -> Identity:
     """Check Basic credentials. Raises ``Unauthorized`` (bad) or ``TooManyRequests``."""
     limiter.check(user, ip)
     if "\0" in user or "\0" in password:  # no stored name or key holds a NUL (PostgreSQL text)
@@ -108,8 +111,12 @@ async def _password(pool: asyncpg.Pool, user: str, password: str) -> Identity | 
 async def user_identity(pool: asyncpg.Pool, user: str) -> Identity:
     """The identity of enabled user ``user`` (with their groups)."""
     groups = await pool.fetch("SELECT group_name FROM auth.members WHERE user_name = $1", user)
-    principals = [("user", user), *[("group", g["group_name"]) for g in groups],
-                  ("authenticated", ""), ("everyone", "")]
+    principals = [
+        ("user", user),
+        *[("group", g["group_name"]) for g in groups],
+        ("authenticated", ""),
+        ("everyone", ""),
+    ]
     return Identity(user, tuple(principals))
 
 
@@ -117,7 +124,9 @@ async def _api_key(pool: asyncpg.Pool, key: str) -> Identity | None:
     row = await pool.fetchrow(
         "SELECT k.key_id, k.owner, k.feeds, k.privileges, k.expires_at, k.revoked,"
         " u.disabled AS owner_disabled FROM auth.api_keys k LEFT JOIN auth.users u"
-        " ON u.name = k.owner WHERE k.key_hash = $1", hash_secret(key))
+        " ON u.name = k.owner WHERE k.key_hash = $1",
+        hash_secret(key),
+    )
     if row is None or row["revoked"] or row["owner_disabled"]:
         return None
     if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
@@ -132,19 +141,26 @@ async def key_identity(pool: asyncpg.Pool, row: asyncpg.Record) -> Identity:
     key_principal = ("key", key_id)
     if row["owner"]:
         owner = await user_identity(pool, row["owner"])
-        return Identity(f"api-key:{key_id}", (key_principal, *owner.principals),
-                        frozenset(feeds) if feeds is not None else None, limit)
+        return Identity(
+            f"api-key:{key_id}",
+            (key_principal, *owner.principals),
+            frozenset(feeds) if feeds is not None else None,
+            limit,
+        )
     own = tuple(Rule("key", key_id, feed, p) for feed in (feeds or [None]) for p in privileges)
-    return Identity(f"api-key:{key_id}", (key_principal, ("authenticated", ""), ("everyone", "")),
-                    frozenset(feeds) if feeds is not None else None, limit, own)
+    return Identity(
+        f"api-key:{key_id}",
+        (key_principal, ("authenticated", ""), ("everyone", "")),
+        frozenset(feeds) if feeds is not None else None,
+        limit,
+        own,
+    )
 
 
 async def load_rules(pool: asyncpg.Pool) -> list[Rule]:
     """Every rule, plus ``Everyone may view`` for each public feed (``api.v_feeds``)."""
-    rows = await pool.fetch("SELECT principal_kind, principal, feed, privilege, effect"
-                            " FROM auth.privileges")
-    rules = [Rule(r["principal_kind"], r["principal"], r["feed"], r["privilege"], r["effect"])
-             for r in rows]
+    rows = await pool.fetch("SELECT principal_kind, principal, feed, privilege, effect FROM auth.privileges")
+    rules = [Rule(r["principal_kind"], r["principal"], r["feed"], r["privilege"], r["effect"]) for r in rows]
     public = await pool.fetch("SELECT name FROM api.v_feeds WHERE public")
     return rules + [Rule("everyone", "", r["name"], "view") for r in public]
 

@@ -43,8 +43,10 @@ PSEUDO = ("everyone", "authenticated", "anonymous")
 def validate_name(name: str, what: str) -> str:
     """``name`` if it is a valid user/group name (letters, digits, ``._@-``, ≤ 64, not reserved)."""
     if not NAME.match(name) or name.lower() in RESERVED:
-        raise NameInvalid(f"invalid {what} name {name[:80]!r}: letters, digits and '._@-', at most"
-                          f" 64 characters, not one of {', '.join(sorted(RESERVED))}")
+        raise NameInvalid(
+            f"invalid {what} name {name[:80]!r}: letters, digits and '._@-', at most"
+            f" 64 characters, not one of {', '.join(sorted(RESERVED))}"
+        )
     return name
 
 
@@ -53,9 +55,16 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def _emit_one(store: EventStore, stream: str, event: Event, meta: Metadata | None,
-                    check: str | None = None, *args: object, exists: bool = True,
-                    error: Exception | None = None) -> None:
+async def _emit_one(
+    store: EventStore,
+    stream: str,
+    event: Event,
+    meta: Metadata | None,
+    check: str | None = None,
+    *args: object,
+    exists: bool = True,
+    error: Exception | None = None,
+) -> None:
     async def work(uow: UnitOfWork) -> None:
         if check is not None:
             found = bool(await uow.conn.fetchval(check, *args))
@@ -66,24 +75,30 @@ async def _emit_one(store: EventStore, stream: str, event: Event, meta: Metadata
     await run_with_retry(store, work, projector=project, metadata=meta)
 
 
-async def create_user(store: EventStore, name: str, password: str, email: str = "",
-                      meta: Metadata | None = None) -> None:
+async def create_user(
+    store: EventStore, name: str, password: str, email: str = "", meta: Metadata | None = None
+) -> None:
     """Create user ``name`` with ``password`` (stored as an argon2id hash)."""
     validate_name(name, "user")
     if not password:
         raise NameInvalid("the password must not be empty")
-    await _emit_one(store, f"user:{name}", UserCreated(user=name, password_hash=HASHER.hash(password),
-                    email=email), meta, "SELECT 1 FROM auth.users WHERE name = $1", name,
-                    exists=False, error=Conflict(f"user {name!r} already exists"))
+    await _emit_one(
+        store,
+        f"user:{name}",
+        UserCreated(user=name, password_hash=HASHER.hash(password), email=email),
+        meta,
+        "SELECT 1 FROM auth.users WHERE name = $1",
+        name,
+        exists=False,
+        error=Conflict(f"user {name!r} already exists"),
+    )
 
 
-async def change_password(store: EventStore, name: str, password: str,
-                          meta: Metadata | None = None) -> None:
+async def change_password(store: EventStore, name: str, password: str, meta: Metadata | None = None) -> None:
     """Set a new password; the user's refresh tokens are revoked."""
     if not password:
         raise NameInvalid("the password must not be empty")
-    await _user_event(store, name, UserPasswordChanged(user=name, password_hash=HASHER.hash(password)),
-                      meta)
+    await _user_event(store, name, UserPasswordChanged(user=name, password_hash=HASHER.hash(password)), meta)
 
 
 async def disable_user(store: EventStore, name: str, meta: Metadata | None = None) -> None:
@@ -96,8 +111,9 @@ async def _user_event(store: EventStore, name: str, event: Event, meta: Metadata
         if not await uow.conn.fetchval("SELECT 1 FROM auth.users WHERE name = $1", name):
             raise NameUnknown(f"user {name!r} does not exist")
         await uow.emit(f"user:{name}", event)
-        tokens = await uow.conn.fetch("SELECT token_id FROM auth.refresh_tokens WHERE subject = $1"
-                                      " AND NOT revoked", name)
+        tokens = await uow.conn.fetch(
+            "SELECT token_id FROM auth.refresh_tokens WHERE subject = $1 AND NOT revoked", name
+        )
         for row in tokens:
             await uow.emit(f"refresh:{row['token_id']}", RefreshTokenRevoked(token_id=row["token_id"]))
 
@@ -107,14 +123,23 @@ async def _user_event(store: EventStore, name: str, event: Event, meta: Metadata
 async def create_group(store: EventStore, name: str, meta: Metadata | None = None) -> None:
     """Create group ``name``."""
     validate_name(name, "group")
-    await _emit_one(store, f"group:{name}", GroupCreated(group=name), meta,
-                    "SELECT 1 FROM auth.groups WHERE name = $1", name, exists=False,
-                    error=Conflict(f"group {name!r} already exists"))
+    await _emit_one(
+        store,
+        f"group:{name}",
+        GroupCreated(group=name),
+        meta,
+        "SELECT 1 FROM auth.groups WHERE name = $1",
+        name,
+        exists=False,
+        error=Conflict(f"group {name!r} already exists"),
+    )
 
 
-async def set_member(store: EventStore, group: str, user: str, present: bool,
-                     meta: Metadata | None = None) -> None:
+async def set_member(
+    store: EventStore, group: str, user: str, present: bool, meta: Metadata | None = None
+) -> None:
     """Add ``user`` to (``present``) or remove them from ``group``."""
+
     async def work(uow: UnitOfWork) -> None:
         if not await uow.conn.fetchval("SELECT 1 FROM auth.groups WHERE name = $1", group):
             raise NameUnknown(f"group {group!r} does not exist")
@@ -126,8 +151,15 @@ async def set_member(store: EventStore, group: str, user: str, present: bool,
     await run_with_retry(store, work, projector=project, metadata=meta)
 
 
-async def grant(store: EventStore, principal_kind: str, principal: str, privilege: str,
-                feed: str | None, effect: str = "grant", meta: Metadata | None = None) -> str:
+async def grant(
+    store: EventStore,
+    principal_kind: str,
+    principal: str,
+    privilege: str,
+    feed: str | None,
+    effect: str = "grant",
+    meta: Metadata | None = None,
+) -> str:
     """Add a rule; returns its id. ``principal_kind`` user|group|key|everyone|authenticated|anonymous."""
     if privilege not in PRIVILEGES:
         raise NameInvalid(f"unknown privilege {privilege!r}; one of {', '.join(PRIVILEGES)}")
@@ -137,42 +169,85 @@ async def grant(store: EventStore, principal_kind: str, principal: str, privileg
     if table is None and principal_kind not in PSEUDO:
         raise NameInvalid(f"unknown principal kind {principal_kind!r}")
     rule_id = "r-" + secrets.token_hex(6)
-    event = PrivilegeGranted(rule_id=rule_id, principal_kind=principal_kind,  # type: ignore[arg-type]
-                             principal=principal if table else "", feed=feed,
-                             privilege=privilege, effect=effect)  # type: ignore[arg-type]
+    event = PrivilegeGranted(
+        rule_id=rule_id,
+        principal_kind=principal_kind,  # type: ignore[arg-type]
+        principal=principal if table else "",
+        feed=feed,
+        privilege=privilege,
+        effect=effect,
+    )  # type: ignore[arg-type]
     column = "key_id" if principal_kind == "key" else "name"
     check = f"SELECT 1 FROM {table} WHERE {column} = $1" if table else None
-    await _emit_one(store, f"privilege:{rule_id}", event, meta, check, principal,
-                    error=NameUnknown(f"{principal_kind} {principal!r} does not exist"))
+    await _emit_one(
+        store,
+        f"privilege:{rule_id}",
+        event,
+        meta,
+        check,
+        principal,
+        error=NameUnknown(f"{principal_kind} {principal!r} does not exist"),
+    )
     return rule_id
 
 
 async def revoke(store: EventStore, rule_id: str, meta: Metadata | None = None) -> None:
     """Remove the rule ``rule_id``."""
-    await _emit_one(store, f"privilege:{rule_id}", PrivilegeRevoked(rule_id=rule_id), meta,
-                    "SELECT 1 FROM auth.privileges WHERE rule_id = $1", rule_id,
-                    error=NameUnknown(f"rule {rule_id!r} does not exist"))
+    await _emit_one(
+        store,
+        f"privilege:{rule_id}",
+        PrivilegeRevoked(rule_id=rule_id),
+        meta,
+        "SELECT 1 FROM auth.privileges WHERE rule_id = $1",
+        rule_id,
+        error=NameUnknown(f"rule {rule_id!r} does not exist"),
+    )
 
 
-async def create_key(store: EventStore, owner: str | None, feeds: list[str] | None,
-                     privileges: list[str], expires_at: datetime | None, description: str = "",
-                     meta: Metadata | None = None) -> tuple[str, str]:
+async def create_key(
+    store: EventStore,
+    owner: str | None,
+    feeds: list[str] | None,
+    privileges: list[str],
+    expires_at: datetime | None,
+    description: str = "",
+    meta: Metadata | None = None,
+) -> tuple[str, str]:
     """Create an API key; returns ``(key_id, key)``. The key is shown once and never stored."""
     bad = [p for p in privileges if p not in PRIVILEGES]
     if bad or not privileges:
         raise NameInvalid(f"privileges must be some of {', '.join(PRIVILEGES)}")
     key_id, key = "k-" + secrets.token_hex(4), "bk_" + secrets.token_urlsafe(32)
-    event = ApiKeyCreated(key_id=key_id, key_hash=hash_secret(key), owner=owner, feeds=feeds,
-                          privileges=privileges, expires_at=expires_at,  # type: ignore[arg-type]
-                          description=description)
+    event = ApiKeyCreated(
+        key_id=key_id,
+        key_hash=hash_secret(key),
+        owner=owner,
+        feeds=feeds,
+        privileges=privileges,
+        expires_at=expires_at,  # type: ignore[arg-type]
+        description=description,
+    )
     check = "SELECT 1 FROM auth.users WHERE name = $1" if owner else None
-    await _emit_one(store, f"apikey:{key_id}", event, meta, check, owner,
-                    error=NameUnknown(f"user {owner!r} does not exist"))
+    await _emit_one(
+        store,
+        f"apikey:{key_id}",
+        event,
+        meta,
+        check,
+        owner,
+        error=NameUnknown(f"user {owner!r} does not exist"),
+    )
     return key_id, key
 
 
 async def revoke_key(store: EventStore, key_id: str, meta: Metadata | None = None) -> None:
     """Revoke API key ``key_id``."""
-    await _emit_one(store, f"apikey:{key_id}", ApiKeyRevoked(key_id=key_id), meta,
-                    "SELECT 1 FROM auth.api_keys WHERE key_id = $1", key_id,
-                    error=NameUnknown(f"API key {key_id!r} does not exist"))
+    await _emit_one(
+        store,
+        f"apikey:{key_id}",
+        ApiKeyRevoked(key_id=key_id),
+        meta,
+        "SELECT 1 FROM auth.api_keys WHERE key_id = $1",
+        key_id,
+        error=NameUnknown(f"API key {key_id!r} does not exist"),
+    )

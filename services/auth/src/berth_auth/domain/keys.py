@@ -29,30 +29,46 @@ def _kid(public_pem: bytes) -> str:
     return "ES256-" + hashlib.sha256(public_pem).hexdigest()[:16]
 
 
-async def create_key(store: EventStore, settings: AuthSettings, *, retire_others_after: float | None,
-                     meta: Metadata | None = None) -> str:
+async def create_key(
+    store: EventStore,
+    settings: AuthSettings,
+    *,
+    retire_others_after: float | None,
+    meta: Metadata | None = None,
+) -> str:
     """Create a signing key; with ``retire_others_after`` (seconds), retire the current ones then.
 
     Returns the new ``kid``.
     """
     private = ec.generate_private_key(ec.SECP256R1())
     secret = settings.key_secret
-    encryption = (serialization.BestAvailableEncryption(secret.encode()) if secret
-                  else serialization.NoEncryption())
-    private_pem = private.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8, encryption).decode()
+    encryption = (
+        serialization.BestAvailableEncryption(secret.encode()) if secret else serialization.NoEncryption()
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    ).decode()
     public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     kid = _kid(public_pem)
 
     async def work(uow: UnitOfWork) -> None:
         now = datetime.now(UTC)
         if retire_others_after is not None:
-            await uow.conn.execute("UPDATE auth.signing_keys SET retire_at = $1 WHERE retire_at IS NULL",
-                                   now + timedelta(seconds=retire_others_after))
+            await uow.conn.execute(
+                "UPDATE auth.signing_keys SET retire_at = $1 WHERE retire_at IS NULL",
+                now + timedelta(seconds=retire_others_after),
+            )
         await uow.conn.execute(
             "INSERT INTO auth.signing_keys(kid, public_pem, private_pem, encrypted, created_at)"
-            " VALUES ($1, $2, $3, $4, $5)", kid, public_pem.decode(), private_pem, bool(secret), now)
+            " VALUES ($1, $2, $3, $4, $5)",
+            kid,
+            public_pem.decode(),
+            private_pem,
+            bool(secret),
+            now,
+        )
         await uow.emit(f"signingkey:{kid}", SigningKeyCreated(kid=kid, public_pem=public_pem.decode()))
 
     await run_with_retry(store, work, metadata=meta)
@@ -73,8 +89,10 @@ async def ensure_key(store: EventStore, settings: AuthSettings) -> None:
 
 async def signing_key(pool: asyncpg.Pool, settings: AuthSettings) -> tuple[str, ec.EllipticCurvePrivateKey]:
     """``(kid, private key)`` of the newest active key. Raises ``LookupError`` if none."""
-    row = await pool.fetchrow("SELECT kid, private_pem, encrypted FROM auth.signing_keys"
-                              " WHERE retire_at IS NULL ORDER BY created_at DESC LIMIT 1")
+    row = await pool.fetchrow(
+        "SELECT kid, private_pem, encrypted FROM auth.signing_keys"
+        " WHERE retire_at IS NULL ORDER BY created_at DESC LIMIT 1"
+    )
     if row is None:
         raise LookupError("no active signing key")
     key = _cache.get(row["kid"])

@@ -25,8 +25,7 @@ IMPLIES: dict[str, frozenset[str]] = {
     "manage": frozenset({"manage", "overwrite", "add", "delete", "view"}),
     "admin": frozenset(PRIVILEGES),
 }
-PRINCIPAL_RANK = {"user": 3, "key": 3, "group": 2, "authenticated": 1, "anonymous": 1,
-                  "everyone": 0}
+PRINCIPAL_RANK = {"user": 3, "key": 3, "group": 2, "authenticated": 1, "anonymous": 1, "everyone": 0}
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ def covers(rule: Rule, privilege: str) -> bool:
     return rule.privilege in IMPLIES.get(privilege, frozenset())
 
 
-def allowed(rules: Iterable[Rule], principals: Iterable[Principal], feed: str | None,
-            privilege: str) -> bool:
+def allowed(rules: Iterable[Rule], principals: Iterable[Principal], feed: str | None, privilege: str) -> bool:
     """Whether ``principals`` hold ``privilege`` on ``feed`` (``None``: on every feed).
 
     ``privilege`` is one of ``PRIVILEGES``; unknown names are never allowed.

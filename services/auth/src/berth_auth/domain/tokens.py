@@ -80,31 +80,46 @@ async def _catalog_feeds(pool: asyncpg.Pool, rules: list[Rule], identity: Identi
     return [{"type": "feed", "name": f, "actions": ["pull"]} for f in visible]
 
 
-async def issue(pool: asyncpg.Pool, settings: AuthSettings, identity: Identity,
-                access: list[dict[str, Any]]) -> dict[str, Any]:
+async def issue(
+    pool: asyncpg.Pool, settings: AuthSettings, identity: Identity, access: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Sign an access token; returns the token response body (without ``refresh_token``)."""
     kid, key = await signing_key(pool, settings)
     now = datetime.now(UTC).replace(microsecond=0)
     ttl = settings.token_ttl_seconds
     claims = {
-        "iss": settings.issuer, "sub": identity.subject, "aud": settings.service,
-        "exp": int((now + timedelta(seconds=ttl)).timestamp()), "nbf": int(now.timestamp()),
-        "iat": int(now.timestamp()), "jti": str(uuid.uuid4()), "access": access,
+        "iss": settings.issuer,
+        "sub": identity.subject,
+        "aud": settings.service,
+        "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+        "nbf": int(now.timestamp()),
+        "iat": int(now.timestamp()),
+        "jti": str(uuid.uuid4()),
+        "access": access,
     }
     token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
-    return {"token": token, "access_token": token, "expires_in": ttl,
-            "issued_at": now.isoformat().replace("+00:00", "Z")}
+    return {
+        "token": token,
+        "access_token": token,
+        "expires_in": ttl,
+        "issued_at": now.isoformat().replace("+00:00", "Z"),
+    }
 
 
-async def issue_refresh(store: EventStore, settings: AuthSettings, subject: str,
-                        meta: Metadata | None = None) -> str:
+async def issue_refresh(
+    store: EventStore, settings: AuthSettings, subject: str, meta: Metadata | None = None
+) -> str:
     """A new refresh token for ``subject`` (shown once; stored as SHA-256)."""
     token, token_id = "br_" + secrets.token_urlsafe(32), "t-" + secrets.token_hex(6)
     expires = datetime.now(UTC) + timedelta(seconds=settings.refresh_ttl_seconds)
 
     async def work(uow: UnitOfWork) -> None:
-        await uow.emit(f"refresh:{token_id}", RefreshTokenIssued(
-            token_id=token_id, token_hash=hash_secret(token), subject=subject, expires_at=expires))
+        await uow.emit(
+            f"refresh:{token_id}",
+            RefreshTokenIssued(
+                token_id=token_id, token_hash=hash_secret(token), subject=subject, expires_at=expires
+            ),
+        )
 
     await run_with_retry(store, work, projector=project, metadata=meta)
     return token
@@ -112,8 +127,10 @@ async def issue_refresh(store: EventStore, settings: AuthSettings, subject: str,
 
 async def redeem_refresh(pool: asyncpg.Pool, token: str) -> Identity:
     """The identity a refresh token stands for. Raises ``Unauthorized`` if invalid or revoked."""
-    row = await pool.fetchrow("SELECT subject, expires_at, revoked FROM auth.refresh_tokens"
-                              " WHERE token_hash = $1", hash_secret(token))
+    row = await pool.fetchrow(
+        "SELECT subject, expires_at, revoked FROM auth.refresh_tokens WHERE token_hash = $1",
+        hash_secret(token),
+    )
     if row is None or row["revoked"] or row["expires_at"] <= datetime.now(UTC):
         raise Unauthorized("the refresh token is invalid, expired or revoked")
     identity = await identity_of(pool, row["subject"])
@@ -127,7 +144,9 @@ async def identity_of(pool: asyncpg.Pool, subject: str) -> Identity | None:
     if subject.startswith("api-key:"):
         row = await pool.fetchrow(
             "SELECT k.*, u.disabled AS owner_disabled FROM auth.api_keys k LEFT JOIN auth.users u"
-            " ON u.name = k.owner WHERE k.key_id = $1", subject.removeprefix("api-key:"))
+            " ON u.name = k.owner WHERE k.key_id = $1",
+            subject.removeprefix("api-key:"),
+        )
         expired = row is not None and row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC)
         if row is None or row["revoked"] or row["owner_disabled"] or expired:
             return None

@@ -81,8 +81,7 @@ class KeyIn(BaseModel):
 @router.post("/users", status_code=201)
 async def post_user(body: UserIn, request: Request, caller: Caller = Admin) -> dict[str, str]:
     """Create a user."""
-    await ids.create_user(_store(request), body.name, body.password, body.email,
-                          metadata_of(request, caller))
+    await ids.create_user(_store(request), body.name, body.password, body.email, metadata_of(request, caller))
     return {"name": body.name}
 
 
@@ -92,7 +91,8 @@ async def list_users(request: Request, caller: Caller = Admin) -> list[dict[str,
     rows = await _pool(request).fetch(
         "SELECT u.name, u.email, u.disabled, u.created_at, coalesce(array_agg(m.group_name)"
         " FILTER (WHERE m.group_name IS NOT NULL), '{}') AS groups FROM auth.users u"
-        " LEFT JOIN auth.members m ON m.user_name = u.name GROUP BY u.name ORDER BY u.name")
+        " LEFT JOIN auth.members m ON m.user_name = u.name GROUP BY u.name ORDER BY u.name"
+    )
     return [dict(r) for r in rows]
 
 
@@ -123,7 +123,8 @@ async def list_groups(request: Request, caller: Caller = Admin) -> list[dict[str
     rows = await _pool(request).fetch(
         "SELECT g.name, coalesce(array_agg(m.user_name ORDER BY m.user_name) FILTER"
         " (WHERE m.user_name IS NOT NULL), '{}') AS members FROM auth.groups g"
-        " LEFT JOIN auth.members m ON m.group_name = g.name GROUP BY g.name ORDER BY g.name")
+        " LEFT JOIN auth.members m ON m.group_name = g.name GROUP BY g.name ORDER BY g.name"
+    )
     return [dict(r) for r in rows]
 
 
@@ -144,8 +145,15 @@ async def remove_member(group: str, user: str, request: Request, caller: Caller 
 @router.post("/privileges", status_code=201)
 async def post_rule(body: RuleIn, request: Request, caller: Caller = Admin) -> dict[str, str]:
     """Add a grant or restriction; returns ``{"rule_id": ...}``."""
-    rule_id = await ids.grant(_store(request), body.principal_kind, body.principal, body.privilege,
-                              body.feed, body.effect, metadata_of(request, caller))
+    rule_id = await ids.grant(
+        _store(request),
+        body.principal_kind,
+        body.principal,
+        body.privilege,
+        body.feed,
+        body.effect,
+        metadata_of(request, caller),
+    )
     return {"rule_id": rule_id}
 
 
@@ -154,7 +162,8 @@ async def list_rules(request: Request, caller: Caller = Admin) -> list[dict[str,
     """Every grant and restriction."""
     rows = await _pool(request).fetch(
         "SELECT rule_id, principal_kind, principal, feed, privilege, effect, created_at"
-        " FROM auth.privileges ORDER BY created_at, rule_id")
+        " FROM auth.privileges ORDER BY created_at, rule_id"
+    )
     return [dict(r) for r in rows]
 
 
@@ -168,8 +177,15 @@ async def delete_rule(rule_id: str, request: Request, caller: Caller = Admin) ->
 @router.post("/keys", status_code=201)
 async def post_key(body: KeyIn, request: Request, caller: Caller = Admin) -> dict[str, str]:
     """Create an API key; the response holds the key, shown this once."""
-    key_id, key = await ids.create_key(_store(request), body.owner, body.feeds, body.privileges,
-                                       body.expires_at, body.description, metadata_of(request, caller))
+    key_id, key = await ids.create_key(
+        _store(request),
+        body.owner,
+        body.feeds,
+        body.privileges,
+        body.expires_at,
+        body.description,
+        metadata_of(request, caller),
+    )
     return {"key_id": key_id, "key": key}
 
 
@@ -178,7 +194,8 @@ async def list_keys(request: Request, caller: Caller = Admin) -> list[dict[str, 
     """API keys (never the keys or their hashes)."""
     rows = await _pool(request).fetch(
         "SELECT key_id, owner, feeds, privileges, expires_at, description, revoked, created_at"
-        " FROM auth.api_keys ORDER BY created_at, key_id")
+        " FROM auth.api_keys ORDER BY created_at, key_id"
+    )
     return [dict(r) for r in rows]
 
 
@@ -195,6 +212,10 @@ async def rotate(request: Request, caller: Caller = Admin) -> dict[str, str]:
     from berth_auth.domain.keys import create_key
 
     settings = request.app.state.resources.settings.auth
-    kid = await create_key(_store(request), settings, retire_others_after=2 * settings.token_ttl_seconds,
-                           meta=metadata_of(request, caller))
+    kid = await create_key(
+        _store(request),
+        settings,
+        retire_others_after=2 * settings.token_ttl_seconds,
+        meta=metadata_of(request, caller),
+    )
     return {"kid": kid}

@@ -60,8 +60,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII header text
         raise Unauthorized("malformed Basic credentials", headers=BASIC_CHALLENGE) from None
     if not sep or not user:
-        raise Unauthorized("malformed Basic credentials: expected user:password",
-                           headers=BASIC_CHALLENGE)
+        raise Unauthorized("malformed Basic credentials: expected user:password", headers=BASIC_CHALLENGE)
     return user, password
 
 
@@ -76,14 +75,14 @@ def _check_service(request: Request, service: str | None) -> None:
         raise ScopeInvalid(f"unknown service {service[:100]!r}; this registry is {expected!r}")
 
 
-async def _respond(request: Request, identity: Identity, scopes: list[str],
-                   refresh: bool) -> JSONResponse:
+async def _respond(request: Request, identity: Identity, scopes: list[str], refresh: bool) -> JSONResponse:
     resources = _resources(request)
     access = await grant(resources.pool, identity, parse_scopes(scopes))
     body: dict[str, Any] = await issue(resources.pool, resources.settings.auth, identity, access)
     if refresh and not identity.anonymous:
-        body["refresh_token"] = await issue_refresh(resources.store, resources.settings.auth,
-                                                    identity.subject, Metadata(actor=identity.subject))
+        body["refresh_token"] = await issue_refresh(
+            resources.store, resources.settings.auth, identity.subject, Metadata(actor=identity.subject)
+        )
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -121,7 +120,8 @@ async def post_token(request: Request) -> JSONResponse:
 async def jwks(request: Request) -> JSONResponse:
     """The public keys that verify Berth's tokens (RFC 7517 JWK Set), during overlaps several."""
     rows = await _resources(request).pool.fetch(
-        "SELECT kid, public_pem FROM auth.v_signing_keys ORDER BY created_at DESC")
+        "SELECT kid, public_pem FROM auth.v_signing_keys ORDER BY created_at DESC"
+    )
     keys = []
     for row in rows:
         public = load_pem_public_key(row["public_pem"].encode())

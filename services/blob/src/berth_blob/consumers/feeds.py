@@ -27,8 +27,9 @@ CONSUMER: Final = "blob-feeds"
 log = structlog.get_logger("berth.blob.feeds")
 
 
-async def feed_deleted(store: EventStore, storage: StorageDriver, event: FeedDeleted,
-                       ctx: EventContext) -> tuple[int, int]:
+async def feed_deleted(
+    store: EventStore, storage: StorageDriver, event: FeedDeleted, ctx: EventContext
+) -> tuple[int, int]:
     """Unlink the feed's links and cancel its sessions older than ``ctx.occurred_at``.
 
     Returns ``(links removed, sessions cancelled)``.
@@ -37,16 +38,26 @@ async def feed_deleted(store: EventStore, storage: StorageDriver, event: FeedDel
     async with store.unit_of_work(project, meta) as uow:
         links = await uow.conn.fetch(
             "SELECT repository, digest FROM blob.links WHERE feed = $1 AND linked_at <= $2"
-            " ORDER BY repository, digest FOR UPDATE", event.feed, ctx.occurred_at)
+            " ORDER BY repository, digest FOR UPDATE",
+            event.feed,
+            ctx.occurred_at,
+        )
         for row in links:
-            await uow.emit(f"bloblink:{row['repository']}@{row['digest']}",
-                           BlobUnlinked(repository=row["repository"], digest=row["digest"]))
+            await uow.emit(
+                f"bloblink:{row['repository']}@{row['digest']}",
+                BlobUnlinked(repository=row["repository"], digest=row["digest"]),
+            )
         sessions = await uow.conn.fetch(
             "SELECT id::text, repository FROM blob.uploads WHERE feed = $1 AND started_at <= $2"
-            " ORDER BY id FOR UPDATE", event.feed, ctx.occurred_at)
+            " ORDER BY id FOR UPDATE",
+            event.feed,
+            ctx.occurred_at,
+        )
         for row in sessions:
-            await uow.emit(f"upload:{row['id']}", UploadCancelled(
-                upload_id=row["id"], repository=row["repository"], reason="feed deleted"))
+            await uow.emit(
+                f"upload:{row['id']}",
+                UploadCancelled(upload_id=row["id"], repository=row["repository"], reason="feed deleted"),
+            )
     for row in sessions:
         await storage.delete(FeedLayout(event.feed).upload_prefix(row["id"]))
     if links or sessions:
@@ -54,8 +65,9 @@ async def feed_deleted(store: EventStore, storage: StorageDriver, event: FeedDel
     return len(links), len(sessions)
 
 
-def feed_consumer(pool: asyncpg.Pool, bus: Bus, store: EventStore,
-                  storage: StorageDriver) -> ProjectionConsumer:
+def feed_consumer(
+    pool: asyncpg.Pool, bus: Bus, store: EventStore, storage: StorageDriver
+) -> ProjectionConsumer:
     """The durable consumer of ``feed.deleted`` for the blob service."""
 
     async def apply(conn: Connection, event: Event, ctx: EventContext) -> None:
@@ -63,5 +75,6 @@ def feed_consumer(pool: asyncpg.Pool, bus: Bus, store: EventStore,
             await feed_deleted(store, storage, event, ctx)
 
     name = f"{CONSUMER}-{bus.stream}".replace(".", "_")
-    return ProjectionConsumer(pool, bus, name, "blob.consumer_positions", apply, ["feed.deleted"],
-                              checkpoint=CONSUMER)
+    return ProjectionConsumer(
+        pool, bus, name, "blob.consumer_positions", apply, ["feed.deleted"], checkpoint=CONSUMER
+    )

@@ -24,16 +24,16 @@ class LinkedBlob:
 async def find(store: EventStore, repository: RepositoryName, digest: Digest) -> LinkedBlob:
     """The blob ``digest`` as linked to ``repository``. Raises ``BlobUnknown``."""
     size = await store.pool.fetchval(
-        "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2",
-        str(repository), str(digest))
+        "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2", str(repository), str(digest)
+    )
     if size is None:
-        raise BlobUnknown(f"blob {digest} is not in repository {repository}",
-                          detail={"digest": str(digest)})
+        raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})
     return LinkedBlob(str(digest), size)
 
 
-async def mount(store: EventStore, repository: RepositoryName, digest: Digest, source: str,
-                meta: Metadata) -> bool:
+async def mount(
+    store: EventStore, repository: RepositoryName, digest: Digest, source: str, meta: Metadata
+) -> bool:
     """Link ``digest`` from ``source`` into ``repository``; False when it cannot (→ 202 fallback).
 
     Only within one feed (one blob store), and only when ``source`` serves the blob.
@@ -50,14 +50,19 @@ async def mount(store: EventStore, repository: RepositoryName, digest: Digest, s
         # committed link would protect) until this mount has committed its own link.
         size = await uow.conn.fetchval(
             "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2 FOR SHARE",
-            str(origin), str(digest))
+            str(origin),
+            str(digest),
+        )
         if size is None:
             return False
         # Emitted even if the target already links the blob: it refreshes ``linked_at``, so a
         # stale unreferenced link is not collected right after the client was told 201.
-        await uow.emit(f"bloblink:{repository}@{digest}", BlobMounted(
-            repository=str(repository), from_repository=str(origin), digest=str(digest),
-            size=size))
+        await uow.emit(
+            f"bloblink:{repository}@{digest}",
+            BlobMounted(
+                repository=str(repository), from_repository=str(origin), digest=str(digest), size=size
+            ),
+        )
         return True
 
     result: bool = await run_with_retry(store, work, projector=project, metadata=meta)
@@ -70,11 +75,15 @@ async def unlink(store: EventStore, repository: RepositoryName, digest: Digest, 
     async def work(uow: UnitOfWork) -> None:
         exists = await uow.conn.fetchval(
             "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2 FOR UPDATE",
-            str(repository), str(digest))
+            str(repository),
+            str(digest),
+        )
         if not exists:
-            raise BlobUnknown(f"blob {digest} is not in repository {repository}",
-                              detail={"digest": str(digest)})
-        await uow.emit(f"bloblink:{repository}@{digest}",
-                       BlobUnlinked(repository=str(repository), digest=str(digest)))
+            raise BlobUnknown(
+                f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)}
+            )
+        await uow.emit(
+            f"bloblink:{repository}@{digest}", BlobUnlinked(repository=str(repository), digest=str(digest))
+        )
 
     await run_with_retry(store, work, projector=project, metadata=meta)

@@ -34,8 +34,14 @@ class PurgeResult:
     bytes_freed: int
 
 
-async def purge_expired_uploads(store: EventStore, storage: StorageDriver, max_age: timedelta,
-                                *, now: datetime | None = None, batch: int = 500) -> PurgeResult:
+async def purge_expired_uploads(
+    store: EventStore,
+    storage: StorageDriver,
+    max_age: timedelta,
+    *,
+    now: datetime | None = None,
+    batch: int = 500,
+) -> PurgeResult:
     """Expire every upload session idle since before ``now - max_age``.
 
     Returns a ``PurgeResult`` (zero when another process holds the purge lock).
@@ -48,10 +54,14 @@ async def purge_expired_uploads(store: EventStore, storage: StorageDriver, max_a
             return PurgeResult(0, 0)
         rows = await uow.conn.fetch(
             "SELECT id::text, repository, size FROM blob.uploads WHERE updated_at < $1"
-            " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED", cutoff, batch)
+            " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            cutoff,
+            batch,
+        )
         for row in rows:
-            await uow.emit(f"upload:{row['id']}", UploadExpired(upload_id=row["id"],
-                                                                repository=row["repository"]))
+            await uow.emit(
+                f"upload:{row['id']}", UploadExpired(upload_id=row["id"], repository=row["repository"])
+            )
             expired.append((row["id"], row["repository"], row["size"]))
     for upload_id, repository, _ in expired:
         await storage.delete(FeedLayout.of(repository).upload_prefix(upload_id))
@@ -61,8 +71,9 @@ async def purge_expired_uploads(store: EventStore, storage: StorageDriver, max_a
     return PurgeResult(len(expired), freed)
 
 
-async def purge_forever(store: EventStore, storage: StorageDriver, max_age: timedelta,
-                        interval: float) -> None:
+async def purge_forever(
+    store: EventStore, storage: StorageDriver, max_age: timedelta, interval: float
+) -> None:
     """Run ``purge_expired_uploads`` every ``interval`` seconds until cancelled."""
     while True:
         await purge_expired_uploads(store, storage, max_age)

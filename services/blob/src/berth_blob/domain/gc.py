@@ -56,8 +56,14 @@ class GcResult:
     swept_files: int = 0
 
 
-async def collect_garbage(store: EventStore, storage: StorageDriver, grace: timedelta,
-                          *, now: datetime | None = None, batch: int = 1000) -> GcResult:
+async def collect_garbage(
+    store: EventStore,
+    storage: StorageDriver,
+    grace: timedelta,
+    *,
+    now: datetime | None = None,
+    batch: int = 1000,
+) -> GcResult:
     """Run both phases once, then the storage sweep (``berth_blob.domain.sweep``: files no row
     names, last written before the same cutoff).
 
@@ -76,24 +82,26 @@ async def collect_garbage(store: EventStore, storage: StorageDriver, grace: time
             await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
     if unlinked or deleted:
         log.info("gc.collected", unlinked=unlinked, deleted=deleted, bytes=freed)
-    return GcResult(unlinked, deleted, freed + swept.bytes_freed,
-                    swept.content_files + swept.upload_folders)
+    return GcResult(unlinked, deleted, freed + swept.bytes_freed, swept.content_files + swept.upload_folders)
 
 
-async def collect_forever(store: EventStore, storage: StorageDriver, grace: timedelta,
-                          interval: float) -> None:
+async def collect_forever(
+    store: EventStore, storage: StorageDriver, grace: timedelta, interval: float
+) -> None:
     """Run ``collect_garbage`` every ``interval`` seconds until cancelled (first run after one)."""
     while True:
         await asyncio.sleep(interval)
         await collect_garbage(store, storage, grace)
 
 
-async def _unlink_unreferenced(store: EventStore, conn: Connection, cutoff: datetime,
-                               batch: int) -> int:
+async def _unlink_unreferenced(store: EventStore, conn: Connection, cutoff: datetime, batch: int) -> int:
     rows = await conn.fetch(
         "SELECT l.repository, l.digest FROM blob.links l WHERE l.linked_at < $1 AND NOT EXISTS"
         " (SELECT 1 FROM api.v_manifest_references r WHERE r.repository = l.repository"
-        "  AND r.reference = l.digest) ORDER BY l.repository, l.digest LIMIT $2", cutoff, batch)
+        "  AND r.reference = l.digest) ORDER BY l.repository, l.digest LIMIT $2",
+        cutoff,
+        batch,
+    )
     count = 0
     for row in rows:
         if await _unlink_one(store, row["repository"], row["digest"], cutoff):
@@ -104,26 +112,34 @@ async def _unlink_unreferenced(store: EventStore, conn: Connection, cutoff: date
 async def _unlink_one(store: EventStore, repository: str, digest: str, cutoff: datetime) -> bool:
     async with store.unit_of_work(project, Metadata(actor="system:gc")) as uow:
         locked = await uow.conn.fetchval(
-            "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2 AND linked_at < $3"
-            " FOR UPDATE", repository, digest, cutoff)
+            "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = $2 AND linked_at < $3 FOR UPDATE",
+            repository,
+            digest,
+            cutoff,
+        )
         if not locked:
             return False
         referenced = await uow.conn.fetchval(
-            "SELECT 1 FROM api.v_manifest_references WHERE repository = $1 AND reference = $2"
-            " LIMIT 1", repository, digest)
+            "SELECT 1 FROM api.v_manifest_references WHERE repository = $1 AND reference = $2 LIMIT 1",
+            repository,
+            digest,
+        )
         if referenced:
             return False
-        await uow.emit(f"bloblink:{repository}@{digest}",
-                       BlobUnlinked(repository=repository, digest=digest))
+        await uow.emit(f"bloblink:{repository}@{digest}", BlobUnlinked(repository=repository, digest=digest))
         return True
 
 
-async def _delete_unlinked(store: EventStore, storage: StorageDriver, conn: Connection,
-                           cutoff: datetime, batch: int) -> tuple[int, int]:
+async def _delete_unlinked(
+    store: EventStore, storage: StorageDriver, conn: Connection, cutoff: datetime, batch: int
+) -> tuple[int, int]:
     rows = await conn.fetch(
         "SELECT b.feed, b.digest FROM blob.blobs b WHERE b.created_at < $1 AND NOT EXISTS"
         " (SELECT 1 FROM blob.links l WHERE l.feed = b.feed AND l.digest = b.digest)"
-        " ORDER BY b.feed, b.digest LIMIT $2", cutoff, batch)
+        " ORDER BY b.feed, b.digest LIMIT $2",
+        cutoff,
+        batch,
+    )
     deleted = freed = 0
     for row in rows:
         size = await _delete_one(store, storage, row["feed"], row["digest"])
@@ -136,9 +152,11 @@ async def _delete_one(store: EventStore, storage: StorageDriver, feed: str, dige
     async with store.unit_of_work(project, Metadata(actor="system:gc")) as uow:
         await lock_blob(uow.conn, feed, digest)
         size = await uow.conn.fetchval(
-            "SELECT size FROM blob.blobs WHERE feed = $1 AND digest = $2", feed, digest)
+            "SELECT size FROM blob.blobs WHERE feed = $1 AND digest = $2", feed, digest
+        )
         linked = await uow.conn.fetchval(
-            "SELECT 1 FROM blob.links WHERE feed = $1 AND digest = $2 LIMIT 1", feed, digest)
+            "SELECT 1 FROM blob.links WHERE feed = $1 AND digest = $2 LIMIT 1", feed, digest
+        )
         if size is None or linked:
             return None
         await uow.emit(f"blob:{feed}@{digest}", BlobDeleted(feed=feed, digest=digest, size=size))

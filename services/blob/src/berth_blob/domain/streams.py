@@ -48,8 +48,14 @@ class Metered:
         SizeInvalid: more or fewer bytes than the ``Content-Length`` declared.
     """
 
-    def __init__(self, source: AsyncIterable[bytes], hasher: Any | None,
-                 expected: int | None = None, *, from_range: bool = False) -> None:
+    def __init__(
+        self,
+        source: AsyncIterable[bytes],
+        hasher: Any | None,
+        expected: int | None = None,
+        *,
+        from_range: bool = False,
+    ) -> None:
         self.source, self.hasher, self.expected, self.from_range = source, hasher, expected, from_range
         self.count = 0
 

@@ -103,16 +103,19 @@ async def _candidates(storage: StorageDriver) -> AsyncIterator[_Content | _Sessi
         yield session
 
 
-async def _remove_content(pool: asyncpg.Pool, storage: StorageDriver, item: _Content,
-                          cutoff: datetime) -> int | None:
+async def _remove_content(
+    pool: asyncpg.Pool, storage: StorageDriver, item: _Content, cutoff: datetime
+) -> int | None:
     """Remove one content file if no blob row names it; its size, or None if it stays."""
-    if await pool.fetchval("SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2",
-                           item.feed, item.digest):
+    if await pool.fetchval(
+        "SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2", item.feed, item.digest
+    ):
         return None  # the common case, decided without a transaction
     async with pool.acquire() as conn, conn.transaction():
         await lock_blob(conn, item.feed, item.digest)
-        if await conn.fetchval("SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2",
-                               item.feed, item.digest):
+        if await conn.fetchval(
+            "SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2", item.feed, item.digest
+        ):
             return None
         info = await storage.stat(item.path)
         if info is None or info.modified >= cutoff:
@@ -122,12 +125,14 @@ async def _remove_content(pool: asyncpg.Pool, storage: StorageDriver, item: _Con
     return info.size
 
 
-async def _remove_session(pool: asyncpg.Pool, storage: StorageDriver, item: _Session,
-                          cutoff: datetime) -> int | None:
+async def _remove_session(
+    pool: asyncpg.Pool, storage: StorageDriver, item: _Session, cutoff: datetime
+) -> int | None:
     """Remove one upload folder if no session row names it and none of its files was written
     since ``cutoff``; the bytes freed, or None if it stays."""
     if is_upload_id(item.upload_id) and await pool.fetchval(
-            "SELECT 1 FROM blob.uploads WHERE id = $1", item.upload_id):
+        "SELECT 1 FROM blob.uploads WHERE id = $1", item.upload_id
+    ):
         return None
     infos = [info for path in item.files if (info := await storage.stat(path)) is not None]
     if not infos or any(info.modified >= cutoff for info in infos):
@@ -136,4 +141,3 @@ async def _remove_session(pool: asyncpg.Pool, storage: StorageDriver, item: _Ses
     await storage.delete(item.prefix)
     log.warning("gc.orphan_upload_removed", upload_id=item.upload_id, bytes=size)
     return size
-

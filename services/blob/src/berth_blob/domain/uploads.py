@@ -85,8 +85,9 @@ class Uploads:
 
         async def work(uow: UnitOfWork) -> None:
             await require_feed(uow.conn, repository)
-            await uow.emit(f"upload:{upload_id}", UploadStarted(upload_id=upload_id,
-                                                                 repository=str(repository)))
+            await uow.emit(
+                f"upload:{upload_id}", UploadStarted(upload_id=upload_id, repository=str(repository))
+            )
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
         return Session(upload_id, str(repository), 0)
@@ -96,14 +97,21 @@ class Uploads:
         if not is_upload_id(upload_id):
             raise BlobUploadUnknown(f"no upload session {upload_id[:64]!r}")
         row = await self.store.pool.fetchrow(
-            "SELECT id::text, repository, size FROM blob.uploads WHERE id = $1", upload_id)
+            "SELECT id::text, repository, size FROM blob.uploads WHERE id = $1", upload_id
+        )
         if row is None or row["repository"] != str(repository):
             raise BlobUploadUnknown(f"no upload session {upload_id} in repository {repository}")
         return Session(row["id"], row["repository"], row["size"])
 
-    async def append(self, repository: RepositoryName, upload_id: str, body: AsyncIterable[bytes],
-                     content_range: tuple[int, int] | None, length: int | None,
-                     meta: Metadata) -> Session:
+    async def append(
+        self,
+        repository: RepositoryName,
+        upload_id: str,
+        body: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
+        length: int | None,
+        meta: Metadata,
+    ) -> Session:
         """Append a chunk (PATCH). ``content_range`` is the inclusive ``(start, end)`` if given.
 
         Raises:
@@ -115,15 +123,22 @@ class Uploads:
             session = await self.get(repository, upload_id)
             return await self._append(session, body, content_range, length, meta)
 
-    async def _append(self, session: Session, body: AsyncIterable[bytes],
-                      content_range: tuple[int, int] | None, length: int | None,
-                      meta: Metadata) -> Session:
+    async def _append(
+        self,
+        session: Session,
+        body: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
+        length: int | None,
+        meta: Metadata,
+    ) -> Session:
         expected = length
         if content_range is not None:
             start, end = content_range
             if start != session.size or end < start:
-                raise RangeInvalid(f"chunk starts at {start}, but the session holds {session.size} bytes",
-                                   headers={"Range": range_header(session.size)})
+                raise RangeInvalid(
+                    f"chunk starts at {start}, but the session holds {session.size} bytes",
+                    headers={"Range": range_header(session.size)},
+                )
             expected = end - start + 1
         layout = FeedLayout.of(session.repository)
         path = layout.upload_data(session.id)
@@ -133,8 +148,10 @@ class Uploads:
             new_size = await self._append_at(session, path, metered)
         except InvalidOffset:
             self.hashers.forget(session.id)
-            raise RangeInvalid("the session changed concurrently; retry from its Range",
-                               headers={"Range": range_header(session.size)}) from None
+            raise RangeInvalid(
+                "the session changed concurrently; retry from its Range",
+                headers={"Range": range_header(session.size)},
+            ) from None
         if metered.count:
             await self._record_chunk(session, metered.count, meta)
         self.hashers.keep(session.id, new_size, hasher)
@@ -169,15 +186,25 @@ class Uploads:
 
     async def _record_chunk(self, session: Session, count: int, meta: Metadata) -> None:
         async def work(uow: UnitOfWork) -> None:
-            await uow.emit(f"upload:{session.id}", ChunkReceived(
-                upload_id=session.id, repository=session.repository, offset=session.size,
-                length=count))
+            await uow.emit(
+                f"upload:{session.id}",
+                ChunkReceived(
+                    upload_id=session.id, repository=session.repository, offset=session.size, length=count
+                ),
+            )
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
 
-    async def complete(self, repository: RepositoryName, upload_id: str, digest: Digest,
-                       body: AsyncIterable[bytes] | None, content_range: tuple[int, int] | None,
-                       length: int | None, meta: Metadata) -> Digest:
+    async def complete(
+        self,
+        repository: RepositoryName,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterable[bytes] | None,
+        content_range: tuple[int, int] | None,
+        length: int | None,
+        meta: Metadata,
+    ) -> Digest:
         """Close the session (PUT ``?digest=``), appending a final chunk if one is sent.
 
         Raises:
@@ -201,12 +228,12 @@ class Uploads:
             actual = await self._digest_of(session, source, exists, digest.algorithm)
         except ObjectNotFound:  # recovered content collected by GC while it was re-read
             await self._discard(session, "the session's data is missing", meta)
-            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again"
-                                    ) from None
+            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again") from None
         if actual != digest:
             await self._discard(session, f"digest mismatch: content is {actual}", meta)
-            raise DigestInvalid(f"the uploaded content has digest {actual}, not {digest}",
-                                detail={"digest": str(digest)})
+            raise DigestInvalid(
+                f"the uploaded content has digest {actual}, not {digest}", detail={"digest": str(digest)}
+            )
 
         placed = source == target  # a crash came after the move: nothing left to move
 
@@ -214,8 +241,12 @@ class Uploads:
             nonlocal placed
             # The per-blob lock that garbage collection takes before deleting content: the
             # content found (or moved) here cannot vanish before the link commits.
-            await require_feed(uow.conn, RepositoryName.parse(session.repository), share_lock=True,
-                               lock_blob=(layout.feed, str(digest)))
+            await require_feed(
+                uow.conn,
+                RepositoryName.parse(session.repository),
+                share_lock=True,
+                lock_blob=(layout.feed, str(digest)),
+            )
             if not placed:  # once, even if the transaction is retried
                 await self._place(data, exists, target)
                 placed = True
@@ -224,23 +255,24 @@ class Uploads:
                 # (content found at its address before the lock): GC may have deleted it since
                 # (it deletes under this lock). Never link what is gone.
                 raise _ContentGone()
-            await uow.emit(f"upload:{session.id}", UploadCompleted(
-                upload_id=session.id, repository=session.repository, digest=str(digest),
-                size=session.size))
+            await uow.emit(
+                f"upload:{session.id}",
+                UploadCompleted(
+                    upload_id=session.id, repository=session.repository, digest=str(digest), size=session.size
+                ),
+            )
             await link(uow, session.repository, str(digest), session.size)
 
         try:
             await run_with_retry(self.store, work, projector=project, metadata=meta)
         except _ContentGone:
             await self._discard(session, "the session's data is missing", meta)
-            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again"
-                                    ) from None
+            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again") from None
         if not exists:  # a moved data file takes its emptied session folder with it
             await self.storage.delete(layout.upload_prefix(session.id))
         self.hashers.forget(session.id)
 
-    async def _source(self, session: Session, data: str, exists: bool, target: str,
-                      meta: Metadata) -> str:
+    async def _source(self, session: Session, data: str, exists: bool, target: str, meta: Metadata) -> str:
         """Where the session's bytes are: its data, or ``target`` if a crash came between the
         move into place and the commit (verified again by the caller). Raises
         ``BlobUploadInvalid`` (session discarded) when they are nowhere."""
@@ -286,8 +318,10 @@ class Uploads:
         self.hashers.forget(session.id)
 
         async def work(uow: UnitOfWork) -> None:
-            await uow.emit(f"upload:{session.id}", UploadCancelled(
-                upload_id=session.id, repository=session.repository, reason=reason))
+            await uow.emit(
+                f"upload:{session.id}",
+                UploadCancelled(upload_id=session.id, repository=session.repository, reason=reason),
+            )
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
         await self.storage.delete(FeedLayout.of(session.repository).upload_prefix(session.id))
@@ -302,12 +336,18 @@ async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None
     ``linked_at`` if it exists — a link older than GC's grace that no manifest references could
     otherwise be collected right after this upload answered 201 (or, after a feed was deleted
     and re-created, by the late ``FeedDeleted`` reaction, which spares links made after it)."""
-    await uow.emit(f"bloblink:{repository}@{digest}",
-                   BlobLinked(repository=repository, digest=digest, size=size))
+    await uow.emit(
+        f"bloblink:{repository}@{digest}", BlobLinked(repository=repository, digest=digest, size=size)
+    )
 
 
-async def require_feed(conn: Connection, repository: RepositoryName, *,
-                       share_lock: bool = False, lock_blob: tuple[str, str] | None = None) -> None:
+async def require_feed(
+    conn: Connection,
+    repository: RepositoryName,
+    *,
+    share_lock: bool = False,
+    lock_blob: tuple[str, str] | None = None,
+) -> None:
     """Raise ``NameUnknown`` unless the feed exists (read through api's published view).
 
     ``share_lock`` holds the feed row until the transaction ends, so a concurrent feed DELETE
@@ -320,16 +360,17 @@ async def require_feed(conn: Connection, repository: RepositoryName, *,
         found = await conn.fetchval(
             f"WITH feed AS MATERIALIZED (SELECT 1 AS found FROM api.v_feeds WHERE name = $1{lock})"
             " SELECT found FROM feed, LATERAL (SELECT pg_advisory_xact_lock($2)) AS blob_lock",
-            repository.feed, blob_lock_key(*lock_blob))
+            repository.feed,
+            blob_lock_key(*lock_blob),
+        )
     else:
-        found = await conn.fetchval(f"SELECT 1 FROM api.v_feeds WHERE name = $1{lock}",
-                                    repository.feed)
+        found = await conn.fetchval(f"SELECT 1 FROM api.v_feeds WHERE name = $1{lock}", repository.feed)
     if not found:
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-            " must be created first (berth feed create FEED)", detail={"name": str(repository)})
-
-
+            " must be created first (berth feed create FEED)",
+            detail={"name": str(repository)},
+        )
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -18,8 +18,17 @@ from berth_common.events import (
 from berth_common.eventstore import EventContext, ProjectionSpec
 
 TABLES = ("blob.uploads", "blob.blobs", "blob.links")
-TYPES = ("upload.started", "upload.chunk_received", "upload.completed", "upload.cancelled",
-         "upload.expired", "blob.linked", "blob.mounted", "blob.unlinked", "blob.deleted")
+TYPES = (
+    "upload.started",
+    "upload.chunk_received",
+    "upload.completed",
+    "upload.cancelled",
+    "upload.expired",
+    "blob.linked",
+    "blob.mounted",
+    "blob.unlinked",
+    "blob.deleted",
+)
 
 
 def feed_of(repository: str) -> str:
@@ -34,19 +43,27 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             await conn.execute(
                 "INSERT INTO blob.uploads(id, repository, feed, size, started_at, updated_at)"
                 " VALUES ($1, $2, $3, 0, $4, $4)",
-                event.upload_id, event.repository, feed_of(event.repository), ctx.occurred_at,
+                event.upload_id,
+                event.repository,
+                feed_of(event.repository),
+                ctx.occurred_at,
             )
         case ChunkReceived():
             await conn.execute(
                 "UPDATE blob.uploads SET size = $2, updated_at = $3 WHERE id = $1",
-                event.upload_id, event.offset + event.length, ctx.occurred_at,
+                event.upload_id,
+                event.offset + event.length,
+                ctx.occurred_at,
             )
         case UploadCompleted():
             await conn.execute(  # one round trip: the session goes, the content is recorded
                 "WITH done AS (DELETE FROM blob.uploads WHERE id = $1)"
                 " INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($2, $3, $4, $5)"
                 " ON CONFLICT (feed, digest) DO NOTHING",
-                event.upload_id, feed_of(event.repository), event.digest, event.size,
+                event.upload_id,
+                feed_of(event.repository),
+                event.digest,
+                event.size,
                 ctx.occurred_at,
             )
         case UploadCancelled() | UploadExpired():
@@ -56,15 +73,20 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
                 "INSERT INTO blob.links(repository, digest, feed, size, linked_at)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, digest)"
                 " DO UPDATE SET linked_at = GREATEST(blob.links.linked_at, EXCLUDED.linked_at)",
-                event.repository, event.digest, feed_of(event.repository), event.size,
+                event.repository,
+                event.digest,
+                feed_of(event.repository),
+                event.size,
                 ctx.occurred_at,
             )
         case BlobUnlinked():
-            await conn.execute("DELETE FROM blob.links WHERE repository = $1 AND digest = $2",
-                               event.repository, event.digest)
+            await conn.execute(
+                "DELETE FROM blob.links WHERE repository = $1 AND digest = $2", event.repository, event.digest
+            )
         case BlobDeleted():
-            await conn.execute("DELETE FROM blob.blobs WHERE feed = $1 AND digest = $2",
-                               event.feed, event.digest)
+            await conn.execute(
+                "DELETE FROM blob.blobs WHERE feed = $1 AND digest = $2", event.feed, event.digest
+            )
         case _:
             pass
 

@@ -31,8 +31,12 @@ async def get_blob(request: Request, repository: RepositoryName, caller: Caller)
     storage = await get_storage(request)
     blob = await find(await get_store(request), repository, Digest.parse(request.path_params["digest"]))
     path = FeedLayout.of(str(repository)).blob(blob.digest)
-    headers = {"Docker-Content-Digest": blob.digest, "Accept-Ranges": "bytes",
-               "ETag": f'"{blob.digest}"', "Cache-Control": "max-age=31536000"}
+    headers = {
+        "Docker-Content-Digest": blob.digest,
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{blob.digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
     wanted = parse_range(request.headers.get("range"), blob.size)
     offset, count, status = 0, blob.size, 200
     if wanted is not None:
@@ -43,22 +47,24 @@ async def get_blob(request: Request, repository: RepositoryName, caller: Caller)
     if local is not None:
         if not local.exists():
             raise BlobUnknown(f"blob {blob.digest} is missing from storage")
-        return FileRangeResponse(local, offset=offset, count=count, status_code=status,
-                                 headers=headers)
+        return FileRangeResponse(local, offset=offset, count=count, status_code=status, headers=headers)
     url = await storage.url_for(path, external_host=request.headers.get("host"))
     if url is not None and wanted is None:
         return RedirectResponse(url, status_code=307, headers=headers)
     headers["Content-Length"] = str(count)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    return StreamingResponse(storage.read(path, offset, count), status_code=status, headers=headers,
-                             media_type="application/octet-stream")
+    return StreamingResponse(
+        storage.read(path, offset, count),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
 
 
 @registry_route(router, PATH, ["DELETE"], "delete")
 async def delete_blob(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """202: the repository no longer serves the blob (content is reclaimed by GC)."""
     digest = request.path_params["digest"]
-    await unlink(await get_store(request), repository, Digest.parse(digest),
-                 metadata_of(request, caller))
+    await unlink(await get_store(request), repository, Digest.parse(digest), metadata_of(request, caller))
     return Response(status_code=202, headers={"Docker-Content-Digest": digest})

@@ -22,8 +22,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if match is None:
         return None
     first, last = match.groups()
-    unsatisfiable = RangeInvalid(f"range {header[:60]!r} not satisfiable for {size} bytes",
-                                 headers={"Content-Range": f"bytes */{size}"})
+    unsatisfiable = RangeInvalid(
+        f"range {header[:60]!r} not satisfiable for {size} bytes",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
     if first == "" and last == "":
         return None
     if first == "":

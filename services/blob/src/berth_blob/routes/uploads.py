@@ -38,8 +38,10 @@ def _session_headers(repository: RepositoryName, session: Session) -> dict[str, 
 
 
 def _created(repository: RepositoryName, digest: Digest | str) -> Response:
-    return Response(status_code=201, headers={
-        "Location": f"/v2/{repository}/blobs/{digest}", "Docker-Content-Digest": str(digest)})
+    return Response(
+        status_code=201,
+        headers={"Location": f"/v2/{repository}/blobs/{digest}", "Docker-Content-Digest": str(digest)},
+    )
 
 
 def _has_body(request: Request) -> bool:
@@ -64,8 +66,15 @@ async def start_upload(request: Request, repository: RepositoryName, caller: Cal
     if "digest" in params and "mount" not in params:
         digest = Digest.parse(params["digest"])
         try:
-            await uploads.complete(repository, session.id, digest, request.stream(), None,
-                                   parse_length(request.headers.get("content-length")), meta)
+            await uploads.complete(
+                repository,
+                session.id,
+                digest,
+                request.stream(),
+                None,
+                parse_length(request.headers.get("content-length")),
+                meta,
+            )
         except Exception:
             await _cancel_quietly(uploads, repository, session.id, meta)
             raise
@@ -73,8 +82,9 @@ async def start_upload(request: Request, repository: RepositoryName, caller: Cal
     return Response(status_code=202, headers=_session_headers(repository, session))
 
 
-async def _cancel_quietly(uploads: Uploads, repository: RepositoryName, upload_id: str,
-                          meta: Metadata) -> None:
+async def _cancel_quietly(
+    uploads: Uploads, repository: RepositoryName, upload_id: str, meta: Metadata
+) -> None:
     with contextlib.suppress(BlobUploadUnknown):
         await uploads.cancel(repository, upload_id, meta)
 
@@ -84,9 +94,13 @@ async def patch_upload(request: Request, repository: RepositoryName, caller: Cal
     """202 with the cumulative ``Range``; 416 for an out-of-order chunk (nothing appended)."""
     uploads = await get_uploads(request)
     session = await uploads.append(
-        repository, request.path_params["upload_id"], request.stream(),
+        repository,
+        request.path_params["upload_id"],
+        request.stream(),
         parse_content_range(request.headers.get("content-range")),
-        parse_length(request.headers.get("content-length")), metadata_of(request, caller))
+        parse_length(request.headers.get("content-length")),
+        metadata_of(request, caller),
+    )
     return Response(status_code=202, headers=_session_headers(repository, session))
 
 
@@ -99,10 +113,15 @@ async def put_upload(request: Request, repository: RepositoryName, caller: Calle
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = Digest.parse(raw)
     body = request.stream() if _has_body(request) else None
-    await uploads.complete(repository, upload_id, digest, body,
-                           parse_content_range(request.headers.get("content-range")),
-                           parse_length(request.headers.get("content-length")),
-                           metadata_of(request, caller))
+    await uploads.complete(
+        repository,
+        upload_id,
+        digest,
+        body,
+        parse_content_range(request.headers.get("content-range")),
+        parse_length(request.headers.get("content-length")),
+        metadata_of(request, caller),
+    )
     return _created(repository, digest)
 
 

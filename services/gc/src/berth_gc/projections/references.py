@@ -19,14 +19,19 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             if rows:
                 await conn.executemany(
                     "INSERT INTO gc.blob_references(repository, manifest, blob) VALUES ($1, $2, $3)"
-                    " ON CONFLICT DO NOTHING", rows)
+                    " ON CONFLICT DO NOTHING",
+                    rows,
+                )
         case ManifestDeleted():
             await conn.execute(
                 "DELETE FROM gc.blob_references WHERE repository = $1 AND manifest = $2",
-                event.repository, event.digest)
+                event.repository,
+                event.digest,
+            )
         case _:
             pass
 
 
-SPEC = ProjectionSpec(name="gc", tables=TABLES, projector=project, types=TYPES,
-                      checkpoint=("gc.consumer_positions", CONSUMER))
+SPEC = ProjectionSpec(
+    name="gc", tables=TABLES, projector=project, types=TYPES, checkpoint=("gc.consumer_positions", CONSUMER)
+)
