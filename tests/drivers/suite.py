@@ -12,6 +12,7 @@ raw files and directories). Drivers that cannot presign or serve local files ret
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import secrets
 import tracemalloc
@@ -22,7 +23,7 @@ import anyio
 import httpx
 import pytest
 
-from berth_common.storage import InvalidOffset, ObjectNotFound, StorageDriver
+from berth_common.storage import ObjectNotFound, StorageDriver, WriterState, WriterStateInvalid
 
 MiB = 1 << 20
 BAD_PATHS = [
@@ -156,76 +157,126 @@ class DriverSuite:
         assert await read_all(driver, existing) == b"old"
         assert await list_all(driver, scratch) == [existing]
 
-    # --- append ---------------------------------------------------------------------------
+    # --- resumable writers ------------------------------------------------------------------
 
-    async def test_append_sequence(self, driver: StorageDriver, scratch: str) -> None:
+    @pytest.mark.parametrize("size", [0, 1, 5000, 3 * MiB + 1])
+    async def test_writer_round_trip(self, driver: StorageDriver, scratch: str, size: int) -> None:
+        path, data = f"{scratch}/upload/data", payload(size, seed=size)
+        writer = await driver.writer(path)
+        async for chunk in chunks_of(data, 100_000):
+            await writer.write(chunk)
+        assert writer.size == size
+        await writer.commit()
+        info = await driver.stat(path)
+        assert info is not None and info.size == size
+        assert await read_all(driver, path) == data
+
+    async def test_writer_resumes_from_each_flush(self, driver: StorageDriver, scratch: str) -> None:
+        """Each PATCH of a chunked upload resumes the write where the last one flushed."""
         path, parts = f"{scratch}/upload/data", [payload(n, n) for n in (0, 1, 5000, MiB + 3, 7)]
-        size = 0
+        state = None
         for part in parts:
-            size = await driver.append(path, chunks_of(part), offset=size)
-            info = await driver.stat(path)
-            assert info is not None and info.size == size
+            writer = await driver.writer(path, state)
+            assert writer.size == (0 if state is None else state.size)
+            async for chunk in chunks_of(part, 4096):
+                await writer.write(chunk)
+            state = await writer.flush()
+            assert state.size == writer.size
+            await writer.close()
+        writer = await driver.writer(path, state)
+        await writer.commit()
         assert await read_all(driver, path) == b"".join(parts)
 
-    @pytest.mark.parametrize("offset", [0, 2, 4, 100])
-    async def test_append_wrong_offset(self, driver: StorageDriver, scratch: str, offset: int) -> None:
-        path = f"{scratch}/obj"
-        await driver.append(path, chunks_of(b"abc"), offset=0)
-        with pytest.raises(InvalidOffset):
-            await driver.append(path, chunks_of(b"zzz"), offset=offset)
-        assert await read_all(driver, path) == b"abc"
+    async def test_writer_state_survives_json(self, driver: StorageDriver, scratch: str) -> None:
+        """The state is stored in the database: it must round-trip through JSON."""
+        path = f"{scratch}/upload/data"
+        writer = await driver.writer(path)
+        await writer.write(payload(1000))
+        state = await writer.flush()
+        await writer.close()
+        revived = WriterState(state.size, json.loads(json.dumps(dict(state.data))))
+        writer = await driver.writer(path, revived)
+        await writer.write(b"tail")
+        await writer.commit()
+        assert await read_all(driver, path) == payload(1000) + b"tail"
 
-    async def test_append_to_missing_needs_offset_zero(self, driver: StorageDriver, scratch: str) -> None:
-        with pytest.raises(InvalidOffset):
-            await driver.append(f"{scratch}/obj", chunks_of(b"abc"), offset=3)
-        assert await driver.stat(f"{scratch}/obj") is None
+    async def test_unflushed_bytes_are_not_resumed(self, driver: StorageDriver, scratch: str) -> None:
+        """A PATCH that failed after its last flush leaves bytes no later writer may keep."""
+        path = f"{scratch}/upload/data"
+        writer = await driver.writer(path)
+        await writer.write(b"kept")
+        state = await writer.flush()
+        await writer.write(payload(2 * MiB))  # never flushed: the client was not told
+        await writer.close()
+        writer = await driver.writer(path, state)
+        assert writer.size == 4
+        await writer.write(b"+more")
+        await writer.commit()
+        assert await read_all(driver, path) == b"kept+more"
+
+    async def test_new_writer_discards_an_unfinished_one(self, driver: StorageDriver, scratch: str) -> None:
+        path = f"{scratch}/upload/data"
+        old = await driver.writer(path)
+        await old.write(payload(3000))
+        await old.flush()
+        await old.close()
+        writer = await driver.writer(path)
+        await writer.write(b"fresh")
+        await writer.commit()
+        assert await read_all(driver, path) == b"fresh"
+
+    async def test_writer_cancel_leaves_nothing(self, driver: StorageDriver, scratch: str) -> None:
+        path = f"{scratch}/upload/data"
+        writer = await driver.writer(path)
+        await writer.write(payload(MiB + 1))
+        state = await writer.flush()
+        await writer.close()
+        resumed = await driver.writer(path, state)
+        await resumed.write(b"more")
+        await resumed.cancel()
+        assert await driver.stat(path) is None
+        assert await list_all(driver, scratch) == []
+        with pytest.raises(WriterStateInvalid):
+            await driver.writer(path, state)
+
+    async def test_resume_of_nothing_is_refused(self, driver: StorageDriver, scratch: str) -> None:
+        with pytest.raises(WriterStateInvalid):
+            await driver.writer(f"{scratch}/never/written", WriterState(10, {}))
         with pytest.raises(ValueError):
-            await driver.append(f"{scratch}/obj", chunks_of(b"abc"), offset=-1)
+            await driver.writer(f"{scratch}/obj", WriterState(-1, {}))
 
-    async def test_append_nothing_creates_empty_object(self, driver: StorageDriver, scratch: str) -> None:
-        assert await driver.append(f"{scratch}/obj", chunks_of(b""), offset=0) == 0
-        info = await driver.stat(f"{scratch}/obj")
-        assert info is not None and info.size == 0
-
-    async def test_failed_append_truncates_back(self, driver: StorageDriver, scratch: str) -> None:
-        path = f"{scratch}/obj"
-        await driver.append(path, chunks_of(b"keep"), offset=0)
-        with pytest.raises(Boom):
-            await driver.append(path, failing(payload(2 * MiB), MiB), offset=4)
-        assert await read_all(driver, path) == b"keep"
-        assert await driver.append(path, chunks_of(b"!"), offset=4) == 5
-
-    async def test_failed_first_append_leaves_no_data(self, driver: StorageDriver, scratch: str) -> None:
-        with pytest.raises(Boom):
-            await driver.append(f"{scratch}/obj", failing(payload(MiB)), offset=0)
-        info = await driver.stat(f"{scratch}/obj")
-        assert info is None or info.size == 0
-
-    async def test_cancelled_writes_leave_nothing(self, driver: StorageDriver, scratch: str) -> None:
+    async def test_cancelled_task_keeps_the_last_flush(self, driver: StorageDriver, scratch: str) -> None:
         async def endless() -> AsyncIterator[bytes]:
             while True:
                 yield b"x" * 4096
                 await anyio.sleep(0.001)
 
+        path = f"{scratch}/upload/data"
+        writer = await driver.writer(path)
+        await writer.write(b"keep")
+        state = await writer.flush()
         with anyio.move_on_after(0.2):
-            await driver.write(f"{scratch}/w", endless())
-        with anyio.move_on_after(0.2):
-            await driver.append(f"{scratch}/new", endless(), offset=0)
-        await driver.append(f"{scratch}/a", chunks_of(b"keep"), offset=0)
-        with anyio.move_on_after(0.2):
-            await driver.append(f"{scratch}/a", endless(), offset=4)
-        assert await driver.stat(f"{scratch}/w") is None
-        assert (info := await driver.stat(f"{scratch}/new")) is None or info.size == 0
-        assert await read_all(driver, f"{scratch}/a") == b"keep"
+            async for chunk in endless():
+                await writer.write(chunk)
+        await writer.close()
+        writer = await driver.writer(path, state)
+        await writer.commit()
+        assert await read_all(driver, path) == b"keep"
 
-    async def test_concurrent_appends_to_different_objects(self, driver: StorageDriver, scratch: str) -> None:
+    async def test_concurrent_writers_to_different_objects(self, driver: StorageDriver, scratch: str) -> None:
         expected = {f"{scratch}/u{i}/data": [payload(1000 * (i + 1) + j, i * 10 + j) for j in range(4)]
                     for i in range(8)}  # fmt: skip
 
         async def upload(path: str, parts: list[bytes]) -> None:
-            size = 0
+            state = None
             for part in parts:
-                size = await driver.append(path, chunks_of(part, 512), offset=size)
+                writer = await driver.writer(path, state)
+                async for chunk in chunks_of(part, 512):
+                    await writer.write(chunk)
+                state = await writer.flush()
+                await writer.close()
+            writer = await driver.writer(path, state)
+            await writer.commit()
 
         async with anyio.create_task_group() as tg:
             for path, parts in expected.items():
@@ -233,6 +284,26 @@ class DriverSuite:
         for path, parts in expected.items():
             assert await read_all(driver, path) == b"".join(parts)
         assert await list_all(driver, scratch) == sorted(expected)
+
+    async def test_writer_memory_stays_bounded(self, driver: StorageDriver, scratch: str) -> None:
+        """A 200 MiB write through a writer holds < 40 MiB of Python memory (parts included)."""
+        path, chunk = f"{scratch}/upload/data", payload(MiB, 9)
+        was_tracing = tracemalloc.is_tracing()
+        if not was_tracing:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        try:
+            writer = await driver.writer(path)
+            for _ in range(200):
+                await writer.write(chunk)
+            await writer.commit()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            if not was_tracing:
+                tracemalloc.stop()
+        info = await driver.stat(path)
+        assert info is not None and info.size == 200 * MiB
+        assert peak < 40 * MiB, f"peak Python memory {peak / MiB:.1f} MiB"
 
     # --- move / delete / list -------------------------------------------------------------
 
@@ -312,7 +383,7 @@ class DriverSuite:
         await driver.write(good, chunks_of(b"x"))
         calls: list[Callable[[], Awaitable[object]]] = [
             lambda: driver.stat(bad), lambda: read_all(driver, bad),
-            lambda: driver.write(bad, chunks_of(b"x")), lambda: driver.append(bad, chunks_of(b"x"), 0),
+            lambda: driver.write(bad, chunks_of(b"x")), lambda: driver.writer(bad),
             lambda: driver.move(good, bad), lambda: driver.move(bad, good), lambda: driver.delete(bad),
             lambda: driver.url_for(bad),
         ]  # fmt: skip

@@ -1,5 +1,5 @@
 """The shared driver suite on ``FilesystemDriver``, plus what only a filesystem can show:
-no stray files or directories, temp files invisible, the root never escaped, exclusive appends."""
+no stray files or directories, temp files invisible, the root never escaped, resumes cut back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from berth_common.storage import FilesystemDriver, InvalidOffset, StorageDriver
+from berth_common.storage import FilesystemDriver, StorageDriver
 from tests.drivers.suite import DriverSuite, chunks_of, list_all, read_all
 
 
@@ -54,24 +54,19 @@ class TestFilesystemDriver(DriverSuite):
         assert seen[0] == [] and any("~" in name for name in seen[1])
         assert await list_all(driver, "") == [f"{scratch}/obj"]
 
-    async def test_concurrent_append_is_refused(self, driver: FilesystemDriver, scratch: str) -> None:
-        path, started, release = f"{scratch}/obj", anyio.Event(), anyio.Event()
-
-        async def held() -> AsyncIterator[bytes]:
-            started.set()  # the lock is held once the driver pulls data
-            yield b"abc"
-            await release.wait()
-
-        async def competitor() -> None:
-            await started.wait()
-            with pytest.raises(InvalidOffset):
-                await driver.append(path, chunks_of(b"zzz"), offset=0)
-            release.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(competitor)
-            assert await driver.append(path, held(), offset=0) == 3
-        assert await read_all(driver, path) == b"abc"
+    async def test_resume_cuts_bytes_past_the_flush(self, driver: FilesystemDriver, scratch: str) -> None:
+        """A writer that died after its flush left bytes in the file; resuming cuts them off."""
+        path = f"{scratch}/upload/data"
+        writer = await driver.writer(path)
+        await writer.write(b"kept")
+        state = await writer.flush()
+        await writer.write(b"x" * 5000)
+        await writer.flush()  # durable on disk, but the caller never recorded this state
+        await writer.close()
+        assert (driver.root / path).stat().st_size == 5004
+        resumed = await driver.writer(path, state)
+        await resumed.close()
+        assert (driver.root / path).read_bytes() == b"kept"
 
     async def test_root_is_never_escaped(self, driver: FilesystemDriver, tmp_path: Path) -> None:
         outside = tmp_path / "outside"

@@ -5,11 +5,13 @@ spans and metrics; ``layout`` maps digests and upload sessions to paths (DESIGN.
 """
 
 from .base import (
-    InvalidOffset,
     ObjectInfo,
     ObjectNotFound,
     StorageDriver,
     StorageError,
+    Writer,
+    WriterState,
+    WriterStateInvalid,
     validate_path,
     validate_prefix,
 )
@@ -21,11 +23,13 @@ from .layout import blob_path, upload_data_path, upload_prefix
 __all__ = [
     "FilesystemDriver",
     "InstrumentedDriver",
-    "InvalidOffset",
     "ObjectInfo",
     "ObjectNotFound",
     "StorageDriver",
     "StorageError",
+    "Writer",
+    "WriterState",
+    "WriterStateInvalid",
     "blob_path",
     "create_driver",
     "upload_data_path",

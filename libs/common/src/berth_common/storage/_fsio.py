@@ -6,7 +6,6 @@ Kept apart from the driver so that the async code reads as a recipe and every sy
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import shutil
@@ -14,7 +13,7 @@ import stat as stat_mod
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import InvalidOffset, ObjectNotFound, validate_path
+from .base import ObjectNotFound, WriterStateInvalid, validate_path
 
 _MISSING = (FileNotFoundError, NotADirectoryError)
 
@@ -170,71 +169,59 @@ class TempFile:
 
 
 @dataclass
-class AppendHandle:
-    """An exclusive (``flock``) ``O_APPEND`` descriptor positioned at a verified offset."""
+class WriteHandle:
+    """A descriptor that writes at a tracked offset (``pwrite``): the file behind a ``Writer``.
+
+    ``size`` is the offset of the next write; ``created`` says whether the file was made by this
+    handle (its directory entry is fsynced with the first ``sync``).
+    """
 
     fd: int
     path: Path
-    offset: int
+    size: int
     created: bool
 
     @classmethod
-    def open(cls, full: Path, path: str, offset: int) -> AppendHandle:
-        """Open for appending at ``offset``; ``InvalidOffset`` if it is not the current size."""
-        fd, created = _open_append(full, path, offset)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise InvalidOffset(path, offset, None) from None
-        size = os.fstat(fd).st_size
-        if size != offset:
-            os.close(fd)
-            raise InvalidOffset(path, offset, size)
-        return cls(fd, full, offset, created)
+    def open(cls, full: Path, path: str, resume_size: int | None) -> WriteHandle:
+        """A fresh (truncated) file when ``resume_size`` is None, else the existing file cut back
+        to ``resume_size`` bytes (bytes past it were never flushed by a finished writer).
 
-    def finish(self, rest: bytes | bytearray = b"") -> int:
-        """Write ``rest``, fsync and close; return the new size in bytes.
-
-        A failed write leaves the file as the caller's ``rollback`` expects: still open.
+        Raises:
+            WriterStateInvalid: resuming, the file is missing or shorter than ``resume_size``.
         """
+        if resume_size is None:
+            return cls(open_with_parents(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), full, 0, True)
+        try:
+            fd = os.open(full, os.O_WRONLY)
+        except (*_MISSING, IsADirectoryError):
+            raise WriterStateInvalid(path, "its data is gone") from None
+        size = os.fstat(fd).st_size
+        if size < resume_size:
+            os.close(fd)
+            raise WriterStateInvalid(path, f"{size} bytes stored, {resume_size} recorded")
+        if size > resume_size:
+            os.ftruncate(fd, resume_size)
+        return cls(fd, full, resume_size, False)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data`` at ``size`` and advance it."""
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self.fd, view, self.size)
+            self.size += done
+            view = view[done:]
+
+    def sync(self, rest: bytes | bytearray = b"") -> None:
+        """Write ``rest``, then fsync the file (and, once, the directory that got its entry)."""
         if rest:
-            write_all(self.fd, rest)
-        try:
-            os.fsync(self.fd)
-            return os.fstat(self.fd).st_size
-        finally:
-            self._close()
+            self.write(rest)
+        os.fsync(self.fd)
+        if self.created:
+            fsync_dir(self.path.parent)
+            self.created = False
 
-    def rollback(self) -> None:
-        """Truncate back to the starting offset (or remove a file this append created) and close."""
-        if self.fd < 0:
-            return
-        try:
-            if self.created:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-            else:
-                os.ftruncate(self.fd, self.offset)
-        finally:
-            self._close()
-
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             os.close(fd)
-
-
-def _open_append(full: Path, path: str, offset: int) -> tuple[int, bool]:
-    flags = os.O_WRONLY | os.O_APPEND
-    if offset == 0:
-        try:
-            return open_with_parents(full, flags | os.O_CREAT | os.O_EXCL), True
-        except FileExistsError:
-            pass
-    try:
-        return os.open(full, flags), False
-    except _MISSING:
-        raise InvalidOffset(path, offset, 0) from None
-    except IsADirectoryError:
-        raise ObjectNotFound(path) from None

@@ -12,11 +12,11 @@ empty components, backslashes, NUL, non-ASCII) raises ``ValueError`` before any 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 _COMPONENT = re.compile(r"[A-Za-z0-9._:-]+")
 
@@ -48,16 +48,73 @@ class ObjectNotFound(StorageError):
         super().__init__(f"object not found: {path}")
 
 
-class InvalidOffset(StorageError):
-    """``append`` was given an offset other than the object's current size.
+class WriterStateInvalid(StorageError):
+    """A writer could not resume from the given state: the bytes it names are gone or shorter
+    than recorded, or an object store refused the recorded parts (e.g. a part was replaced)."""
 
-    ``size`` is the current size, or ``None`` when another append holds the object.
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        super().__init__(f"cannot resume the write of {path}: {why}")
+
+
+@dataclass(frozen=True)
+class WriterState:
+    """Where a resumable write stands, as returned by ``Writer.flush``.
+
+    Attributes:
+        size: bytes written and durable so far.
+        data: the driver's own bookkeeping, JSON-serialisable (e.g. an S3 multipart upload id
+            and its parts with their ETags); opaque to callers, who store it (the upload session
+            row) and hand it back to ``StorageDriver.writer`` to resume, in any process.
     """
 
-    def __init__(self, path: str, offset: int, size: int | None) -> None:
-        self.path, self.offset, self.size = path, offset, size
-        why = "another append is in progress" if size is None else f"current size is {size}"
-        super().__init__(f"invalid offset {offset} for {path}: {why}")
+    size: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """One resumable write of the object at ``path`` (the shape of an S3 multipart upload or an
+    Azure block blob's staged blocks). Used for chunked uploads (OCI distribution spec v1.1,
+    "Pushing a blob in chunks").
+
+    ``write`` buffers and stores bytes; ``flush`` makes everything written durable and returns
+    the ``WriterState`` another writer (in any process) resumes from; ``commit`` makes the bytes
+    the object at ``path`` (visible whole, or not at all); ``cancel`` discards every byte of the
+    write, flushed or not; ``close`` releases local resources and drops what was not flushed.
+    Bytes written after the last ``flush`` are never part of a resumed write.
+
+    One writer at a time per path: callers serialise writers (Berth's upload sessions do it in
+    the database, never through the driver). Whether ``path`` shows partial bytes before
+    ``commit`` is the driver's business: callers read only committed objects.
+    """
+
+    path: str
+
+    @property
+    def size(self) -> int:
+        """Bytes written in total, resumed ones included."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data`` (any length, empty included)."""
+        ...
+
+    async def flush(self) -> WriterState:
+        """Make everything written durable; return the state to resume from."""
+        ...
+
+    async def commit(self) -> None:
+        """Finish: the object at ``path`` holds exactly the ``size`` bytes written. Ends the writer."""
+        ...
+
+    async def cancel(self) -> None:
+        """Discard everything this write stored (resumed bytes included). Ends the writer."""
+        ...
+
+    async def close(self) -> None:
+        """Release local resources; what was flushed stays resumable. Ends the writer."""
+        ...
 
 
 def validate_path(path: str) -> str:
@@ -81,17 +138,12 @@ def validate_prefix(prefix: str) -> str:
     return validate_path(prefix[:-1] if prefix.endswith("/") else prefix)
 
 
-def is_under(path: str, prefix: str) -> bool:
-    """True if ``path`` equals ``prefix`` or lies below it (directory semantics, not string prefix)."""
-    return prefix == "" or path == prefix or path.startswith(prefix + "/")
-
-
 @runtime_checkable
 class StorageDriver(Protocol):
     """The operations every storage driver provides (filesystem, S3, Azure …).
 
-    Errors: ``ValueError`` for an invalid path or argument; ``ObjectNotFound``; ``InvalidOffset``;
-    anything else is a backend failure the caller maps at its boundary.
+    Errors: ``ValueError`` for an invalid path or argument; ``ObjectNotFound``;
+    ``WriterStateInvalid``; anything else is a backend failure the caller maps at its boundary.
     """
 
     name: str
@@ -117,20 +169,24 @@ class StorageDriver(Protocol):
         """
         ...
 
-    async def append(self, path: str, chunks: AsyncIterable[bytes], offset: int) -> int:
-        """Append the streamed bytes at ``offset``; return the new total size in bytes.
+    async def writer(self, path: str, resume: WriterState | None = None) -> Writer:
+        """A resumable writer of the object at ``path``: a new write (``resume=None``; anything a
+        previous unfinished write of ``path`` stored is discarded) or the continuation of the
+        write that returned ``resume`` from ``flush`` — in this process or another.
 
-        ``offset`` must equal the current size (``0`` creates the object), else ``InvalidOffset``
-        and nothing changes. If ``chunks`` raises, the object is truncated back to ``offset``.
-        Used for chunked uploads (OCI distribution spec v1.1, "Pushing a blob in chunks").
+        Raises:
+            WriterStateInvalid: the bytes ``resume`` names are gone or shorter than recorded.
         """
         ...
 
     async def move(self, src: str, dst: str) -> None:
-        """Atomically rename ``src`` to ``dst``, replacing ``dst``; ``ObjectNotFound`` if no ``src``.
+        """Give ``src``'s bytes the name ``dst`` (replacing ``dst``), then remove ``src``.
 
-        The moved object's ``modified`` time becomes the time of the move (as an S3 copy does), so
-        age-based cleanup (GC's storage sweep) measures from when the object got its new name.
+        ``dst`` appears whole or not at all; on object stores this is a server-side copy and a
+        delete, so a crash in between can leave both (callers tolerate a leftover ``src``).
+        ``ObjectNotFound`` if there is no ``src``. The moved object's ``modified`` time becomes the
+        time of the move (as an S3 copy does), so age-based cleanup (GC's storage sweep) measures
+        from when the object got its new name.
         """
         ...
 

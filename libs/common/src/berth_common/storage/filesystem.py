@@ -16,7 +16,7 @@ from typing import TypeVar
 from anyio import to_thread
 
 from . import _fsio
-from .base import ObjectInfo, ObjectNotFound, validate_path, validate_prefix
+from .base import ObjectInfo, ObjectNotFound, Writer, WriterState, validate_path, validate_prefix
 
 _T = TypeVar("_T")
 _BUFFER = 1 << 20
@@ -29,8 +29,8 @@ async def _run(func: Callable[..., _T], *args: object) -> _T:
 class FilesystemDriver:
     """``StorageDriver`` over a local directory ``root`` (created if missing).
 
-    ``write`` goes to a temporary sibling then ``os.replace``; ``append`` uses an exclusive
-    ``O_APPEND`` descriptor and fsyncs on completion; ``delete`` prunes empty parent directories.
+    ``write`` goes to a temporary sibling then ``os.replace``; a ``writer`` writes the file in
+    place at tracked offsets and fsyncs on ``flush``; ``delete`` prunes empty parent directories.
     Paths are validated (``base.validate_path``), so no operation can leave ``root``.
     """
 
@@ -90,53 +90,34 @@ class FilesystemDriver:
         """Write to a temporary sibling, fsync, then ``os.replace``; return the bytes written."""
         full = self._full(path)
         tmp = await _run(_fsio.TempFile.create, full)
+        written, buf = 0, bytearray()
         try:
-            written, _ = await self._pump(tmp.fd, chunks)
+            async for chunk in chunks:
+                written += len(chunk)
+                buf += chunk
+                if len(buf) >= self._buffer:
+                    await _run(_fsio.write_all, tmp.fd, buf)
+                    buf = bytearray()
+            if buf:
+                await _run(_fsio.write_all, tmp.fd, buf)
             await _run(tmp.commit, full)
         except BaseException:
             tmp.discard()
             raise
         return written
 
-    async def append(self, path: str, chunks: AsyncIterable[bytes], offset: int) -> int:
-        """Append at ``offset`` (must be the current size); return the new size in bytes.
+    async def writer(self, path: str, resume: WriterState | None = None) -> Writer:
+        """A ``Writer`` over the file at ``path`` (see ``StorageDriver.writer``); the file shows
+        the bytes written so far, and ``commit`` leaves it in place.
 
         Raises:
-            InvalidOffset: ``offset`` is not the current size, or another append holds the object.
+            WriterStateInvalid: resuming, the file is missing or shorter than ``resume.size``.
         """
-        if offset < 0:
-            raise ValueError(f"negative append offset {offset}")
-        handle = await _run(_fsio.AppendHandle.open, self._full(path), path, offset)
-        try:
-            _, rest = await self._pump(handle.fd, chunks, keep_last=True)
-            return await _run(handle.finish, rest)  # the last write, fsync, close: one thread hop
-        except BaseException:
-            handle.rollback()
-            raise
-
-    async def _pump(
-        self, fd: int, chunks: AsyncIterable[bytes], *, keep_last: bool = False
-    ) -> tuple[int, bytes | bytearray]:
-        """Copy ``chunks`` to ``fd`` in writes of about ``buffer_size`` bytes.
-
-        Returns ``(bytes received, rest)``. With ``keep_last`` the final partial buffer is
-        ``rest``, not yet written (the caller writes it together with its fsync); otherwise it
-        is written and ``rest`` is empty.
-        """
-        total, buf = 0, bytearray()
-        async for chunk in chunks:
-            total += len(chunk)
-            if not buf and len(chunk) >= self._buffer:
-                await _run(_fsio.write_all, fd, chunk)
-                continue
-            buf += chunk
-            if len(buf) >= self._buffer:
-                await _run(_fsio.write_all, fd, buf)
-                buf = bytearray()
-        if buf and not keep_last:
-            await _run(_fsio.write_all, fd, buf)
-            buf = bytearray()
-        return total, buf
+        full = self._full(path)
+        if resume is not None and resume.size < 0:
+            raise ValueError(f"negative resume size {resume.size}")
+        handle = await _run(_fsio.WriteHandle.open, full, path, None if resume is None else resume.size)
+        return _FileWriter(self, path, handle)
 
     async def move(self, src: str, dst: str) -> None:
         """Rename ``src`` over ``dst`` (parents created); ``ObjectNotFound`` if ``src`` is no file."""
@@ -204,3 +185,56 @@ class FilesystemDriver:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+class _FileWriter:
+    """``Writer`` of ``FilesystemDriver``: buffers up to the driver's buffer size, writes in a
+    worker thread, fsyncs on ``flush``/``commit``. The state it returns holds only the size."""
+
+    def __init__(self, driver: FilesystemDriver, path: str, handle: _fsio.WriteHandle) -> None:
+        self.path, self._driver, self._handle = path, driver, handle
+        self._buf = bytearray()
+
+    @property
+    def size(self) -> int:
+        """Bytes written in total (buffered ones included)."""
+        return self._handle.size + len(self._buf)
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data``; large pieces go straight to the file, small ones are gathered first."""
+        self._check_open()
+        limit = self._driver._buffer
+        if not self._buf and len(data) >= limit:
+            await _run(self._handle.write, data)
+            return
+        self._buf += data
+        if len(self._buf) >= limit:
+            buf, self._buf = self._buf, bytearray()
+            await _run(self._handle.write, buf)
+
+    async def flush(self) -> WriterState:
+        """Write what is buffered and fsync (one thread hop); return ``WriterState(size)``."""
+        self._check_open()
+        buf, self._buf = self._buf, bytearray()
+        await _run(self._handle.sync, buf)
+        return WriterState(self._handle.size)
+
+    async def commit(self) -> None:
+        """Flush and close: the file at ``path`` is the object."""
+        await self.flush()
+        self._handle.close()
+
+    async def cancel(self) -> None:
+        """Close and remove the file (and emptied parents)."""
+        self._buf = bytearray()
+        self._handle.close()
+        await self._driver.delete(self.path)
+
+    async def close(self) -> None:
+        """Close the file; unflushed bytes are dropped (a resumed writer cuts the file back)."""
+        self._buf = bytearray()
+        self._handle.close()
+
+    def _check_open(self) -> None:
+        if self._handle.fd < 0:
+            raise ValueError(f"the writer of {self.path} is closed")

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
-from .base import ObjectInfo, StorageDriver
+from .base import ObjectInfo, StorageDriver, Writer, WriterState
 
 _T = TypeVar("_T")
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -109,9 +109,11 @@ class InstrumentedDriver:
         """See ``StorageDriver.write``."""
         return await self._call("write", path, self.inner.write(path, chunks))
 
-    async def append(self, path: str, chunks: AsyncIterable[bytes], offset: int) -> int:
-        """See ``StorageDriver.append``; ``storage.bytes`` is the new total size."""
-        return await self._call("append", path, self.inner.append(path, chunks, offset))
+    async def writer(self, path: str, resume: WriterState | None = None) -> Writer:
+        """See ``StorageDriver.writer``; the writer's ``write``/``flush``/``commit``/``cancel``
+        are timed as ``writer_write`` … operations."""
+        inner = await self._call("writer", path, self.inner.writer(path, resume))
+        return _InstrumentedWriter(self, inner)
 
     async def move(self, src: str, dst: str) -> None:
         """See ``StorageDriver.move``; the span's ``storage.path`` is ``src``."""
@@ -149,3 +151,36 @@ class InstrumentedDriver:
 def _fail(span: Span, exc: BaseException) -> None:
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+class _InstrumentedWriter:
+    """A ``Writer`` whose operations are timed and traced like the driver's (``writer_<op>``)."""
+
+    def __init__(self, driver: InstrumentedDriver, inner: Writer) -> None:
+        self._driver, self._inner, self.path = driver, inner, inner.path
+
+    @property
+    def size(self) -> int:
+        """See ``Writer.size``."""
+        return self._inner.size
+
+    async def write(self, data: bytes) -> None:
+        """See ``Writer.write`` (timed only: a span per chunk would flood traces)."""
+        with self._driver._timed("writer_write"):
+            await self._inner.write(data)
+
+    async def flush(self) -> WriterState:
+        """See ``Writer.flush``."""
+        return await self._driver._call("writer_flush", self.path, self._inner.flush())
+
+    async def commit(self) -> None:
+        """See ``Writer.commit``."""
+        await self._driver._call("writer_commit", self.path, self._inner.commit())
+
+    async def cancel(self) -> None:
+        """See ``Writer.cancel``."""
+        await self._driver._call("writer_cancel", self.path, self._inner.cancel())
+
+    async def close(self) -> None:
+        """See ``Writer.close``."""
+        await self._inner.close()
