@@ -114,8 +114,14 @@ def _crash_and_recover(workdir: Path, dsn: str, stream: str) -> None:
         status = httpx.get(f"{berth.url}{location}", auth=auth)
         assert status.status_code == 204 and status.headers["range"] == "0-0", status.text
         assert (upload_dir / "data").stat().st_size > 0  # unacknowledged bytes the kill left
+        # The killed process still held the session's lease: this PATCH waits until it expires
+        # (at most uploads.lease_seconds, 10 s) before it writes — hence the long timeout.
         patch = httpx.patch(
-            f"{berth.url}{location}", auth=auth, content=blob, headers={"Content-Range": f"0-{len(blob) - 1}"}
+            f"{berth.url}{location}",
+            auth=auth,
+            content=blob,
+            headers={"Content-Range": f"0-{len(blob) - 1}"},
+            timeout=60.0,
         )
         assert patch.status_code == 202, patch.text
         put = httpx.put(f"{berth.url}{location}?digest={digest}", auth=auth)

@@ -131,7 +131,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
     """A PUT after a crash between the move into place and the commit finds the content at its
     address; if GC deletes it before the commit takes the blob's lock, the commit must notice
     under the lock and refuse (BLOB_UPLOAD_INVALID) instead of linking missing content."""
-    import berth_blob.domain.uploads as uploads_module
+    import berth_blob.domain.commit as uploads_module
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("gcr")

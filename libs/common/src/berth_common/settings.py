@@ -30,9 +30,17 @@ class StorageSettings(BaseModel):
 
 class UploadSettings(BaseModel):
     """Upload sessions: how long an idle session lives before cleanup purges it, how often
-    cleanup looks (seconds), and the largest manifest accepted (bytes)."""
+    cleanup looks (seconds), and the largest manifest accepted (bytes).
+
+    ``lease_seconds``: a request writing to a session holds its lease this long and renews it
+    every third of it; a writer that died loses the session after at most this time.
+    ``busy_wait_seconds``: how long a request waits for a session another request is writing
+    to before it answers ``429 TOOMANYREQUESTS`` (retryable).
+    """
 
     max_age_seconds: int = Field(default=24 * 3600, ge=60)
+    lease_seconds: float = Field(default=10.0, ge=0.3)
+    busy_wait_seconds: float = Field(default=10.0, ge=0)
     purge_interval_seconds: float = Field(default=600.0, gt=0)
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 

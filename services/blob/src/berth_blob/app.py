@@ -52,7 +52,7 @@ async def start(resources: Resources, app: FastAPI) -> None:
     storage = build_storage(resources.settings)
     app.state.blob_storage = storage
     resources.at_close(storage.close)
-    app.state.blob_uploads = Uploads(resources.store, storage)
+    app.state.blob_uploads = Uploads(resources.store, storage, resources.settings.uploads)
     uploads = resources.settings.uploads
     max_age = timedelta(seconds=uploads.max_age_seconds)
     resources.spawn(

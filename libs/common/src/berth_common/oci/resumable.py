@@ -107,7 +107,7 @@ class ResumableSha256:
     @property
     def length(self) -> int:
         """Bytes fed so far (from the state's bit count)."""
-        return ((self._ctx.Nh << 32) | self._ctx.Nl) // 8
+        return int((self._ctx.Nh << 32) | self._ctx.Nl) // 8
 
     def state(self) -> bytes:
         """The saved state: ``STATE_BYTES`` bytes, resumable by ``ResumableSha256(state)``."""

@@ -45,6 +45,15 @@ def upload_prefix(upload_id: str) -> str:
     return validate_path(f"{UPLOADS_PREFIX}/{upload_id}")
 
 
-def upload_data_path(upload_id: str) -> str:
-    """``"<id>"`` → ``"uploads/<id>/data"``: the bytes received so far by an upload session."""
-    return f"{upload_prefix(upload_id)}/data"
+def upload_data_path(upload_id: str, generation: int = 0) -> str:
+    """``("<id>", 0)`` → ``"uploads/<id>/data"``, ``("<id>", n)`` → ``"uploads/<id>/data-<n>"``:
+    the bytes received so far by an upload session. A new generation starts when a request takes
+    over a session whose previous writer's lease expired (that writer may still be writing to
+    the old generation's object, which is then abandoned).
+
+    Raises:
+        ValueError: a negative generation or an invalid upload id.
+    """
+    if generation < 0:
+        raise ValueError(f"negative upload data generation {generation}")
+    return f"{upload_prefix(upload_id)}/data" + (f"-{generation}" if generation else "")

@@ -15,7 +15,10 @@ from typing import Final
 import asyncpg
 import structlog
 
+from berth_blob.domain import sessions as upload_sessions
+from berth_blob.domain.commit import drop_data
 from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.bus import Bus
 from berth_common.db import Connection
@@ -48,8 +51,9 @@ async def feed_deleted(
                 BlobUnlinked(repository=row["repository"], digest=row["digest"]),
             )
         sessions = await uow.conn.fetch(
-            "SELECT id::text, repository FROM blob.uploads WHERE feed = $1 AND started_at <= $2"
-            " ORDER BY id FOR UPDATE",
+            "SELECT u.id::text AS id, u.repository, s.size, s.writer, s.generation"
+            " FROM blob.uploads u JOIN blob.upload_state s ON s.id = u.id"
+            " WHERE u.feed = $1 AND u.started_at <= $2 ORDER BY u.id FOR UPDATE OF u, s",
             event.feed,
             ctx.occurred_at,
         )
@@ -58,8 +62,9 @@ async def feed_deleted(
                 f"upload:{row['id']}",
                 UploadCancelled(upload_id=row["id"], repository=row["repository"], reason="feed deleted"),
             )
+            await upload_sessions.forget(uow.conn, row["id"])
     for row in sessions:
-        await storage.delete(FeedLayout(event.feed).upload_prefix(row["id"]))
+        await drop_data(storage, FeedLayout(event.feed), Lease.of_row(row["id"], row))
     if links or sessions:
         log.info("feed.deleted.cleaned", feed=event.feed, links=len(links), sessions=len(sessions))
     return len(links), len(sessions)

@@ -2,8 +2,9 @@
 
 An upload session idle for longer than ``uploads.max_age_seconds`` is expired: one
 ``UploadExpired`` event (the projection drops the session) and its bytes are removed from
-storage. Runs online: pushes continue; a session that receives a chunk while being judged is
-left alone (its row is locked and re-checked in the expiring transaction). One process
+storage. Runs online: pushes continue; a session that a request is writing to (a live lease,
+``sessions``) or that receives a chunk while being judged is left alone (its rows are locked
+and re-checked in the expiring transaction). One process
 purges at a time (a transaction-scoped advisory lock).
 """
 
@@ -16,13 +17,23 @@ from typing import Final
 
 import structlog
 
+from berth_blob.domain import sessions
+from berth_blob.domain.commit import drop_data
 from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.events import Metadata, UploadExpired
 from berth_common.eventstore import EventStore
 from berth_common.storage import StorageDriver
 
 PURGE_LOCK: Final = 0x62657274_70757267  # "berthpurg"
+# Idle sessions nobody is writing to now (a live lease means a request is streaming a body).
+_IDLE_SESSIONS = """
+SELECT u.id::text AS id, u.repository, s.size, s.writer, s.generation
+  FROM blob.uploads u JOIN blob.upload_state s ON s.id = u.id
+ WHERE u.updated_at < $1 AND (s.lease IS NULL OR s.lease_until < now())
+ ORDER BY u.updated_at LIMIT $2 FOR UPDATE OF u, s SKIP LOCKED
+"""
 log = structlog.get_logger("berth.cleanup")
 
 
@@ -47,25 +58,20 @@ async def purge_expired_uploads(
     Returns a ``PurgeResult`` (zero when another process holds the purge lock).
     """
     cutoff = (now or datetime.now(UTC)) - max_age
-    expired: list[tuple[str, str, int]] = []
+    expired: list[tuple[str, Lease]] = []
     meta = Metadata(actor="system:cleanup")
     async with store.unit_of_work(project, meta) as uow:
         if not await uow.conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK):
             return PurgeResult(0, 0)
-        rows = await uow.conn.fetch(
-            "SELECT id::text, repository, size FROM blob.uploads WHERE updated_at < $1"
-            " ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-            cutoff,
-            batch,
-        )
+        rows = await uow.conn.fetch(_IDLE_SESSIONS, cutoff, batch)
         for row in rows:
-            await uow.emit(
-                f"upload:{row['id']}", UploadExpired(upload_id=row["id"], repository=row["repository"])
-            )
-            expired.append((row["id"], row["repository"], row["size"]))
-    for upload_id, repository, _ in expired:
-        await storage.delete(FeedLayout.of(repository).upload_prefix(upload_id))
-    freed = sum(size for _, _, size in expired)
+            event = UploadExpired(upload_id=row["id"], repository=row["repository"])
+            await uow.emit(f"upload:{row['id']}", event)
+            await sessions.forget(uow.conn, row["id"])
+            expired.append((row["repository"], sessions.Lease.of_row(row["id"], row)))
+    for repository, lease in expired:
+        await drop_data(storage, FeedLayout.of(repository), lease)
+    freed = sum(lease.size for _, lease in expired)
     if expired:
         log.info("uploads.expired", count=len(expired), bytes=freed)
     return PurgeResult(len(expired), freed)

@@ -42,9 +42,9 @@ class FeedLayout:
         """The content address of ``digest``."""
         return f"{self.root}/{blob_path(digest)}"
 
-    def upload_data(self, upload_id: str) -> str:
-        """The bytes received by an upload session."""
-        return f"{self.root}/{upload_data_path(upload_id)}"
+    def upload_data(self, upload_id: str, generation: int = 0) -> str:
+        """The bytes received by an upload session (``generation``: see ``upload_data_path``)."""
+        return f"{self.root}/{upload_data_path(upload_id, generation)}"
 
     def upload_prefix(self, upload_id: str) -> str:
         """Everything of an upload session."""

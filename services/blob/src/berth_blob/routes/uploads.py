@@ -7,18 +7,15 @@ upload status (GET) and cancel (DELETE).
 
 from __future__ import annotations
 
-import contextlib
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from berth_blob.deps import get_store, get_uploads
 from berth_blob.domain.blobs import mount
-from berth_blob.domain.uploads import Session, Uploads, range_header
+from berth_blob.domain.uploads import Session, range_header
 from berth_blob.routes.ranges import parse_content_range, parse_length
 from berth_common.auth import Caller
-from berth_common.errors import BlobUploadUnknown, DigestInvalid
-from berth_common.events import Metadata
+from berth_common.errors import DigestInvalid
 from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.oci.digest import Digest
@@ -62,31 +59,13 @@ async def start_upload(request: Request, repository: RepositoryName, caller: Cal
         source = params.get("from")
         if source and caller.may(source, "pull") and await mount(store, repository, digest, source, meta):
             return _created(repository, digest)
-    session = await uploads.start(repository, meta)
     if "digest" in params and "mount" not in params:
         digest = Digest.parse(params["digest"])
-        try:
-            await uploads.complete(
-                repository,
-                session.id,
-                digest,
-                request.stream(),
-                None,
-                parse_length(request.headers.get("content-length")),
-                meta,
-            )
-        except Exception:
-            await _cancel_quietly(uploads, repository, session.id, meta)
-            raise
+        length = parse_length(request.headers.get("content-length"))
+        await uploads.upload_whole(repository, digest, request.stream(), length, meta)
         return _created(repository, digest)
+    session = await uploads.start(repository, meta)
     return Response(status_code=202, headers=_session_headers(repository, session))
-
-
-async def _cancel_quietly(
-    uploads: Uploads, repository: RepositoryName, upload_id: str, meta: Metadata
-) -> None:
-    with contextlib.suppress(BlobUploadUnknown):
-        await uploads.cancel(repository, upload_id, meta)
 
 
 @registry_route(router, SESSION, ["PATCH"], "push")
