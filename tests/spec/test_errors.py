@@ -14,13 +14,7 @@ import pytest
 
 from tests.spec.conftest import Registry
 from tests.spec.helpers import OCI_MANIFEST, assert_error, error_codes, push_image, random_blob, start_upload
-
-SPEC_CODES = {
-    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
-    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED",
-    "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS", "TAG_INVALID", "RANGE_INVALID", "PAGINATION_NUMBER_INVALID",
-}  # fmt: skip
-
+from tests.spec.test_error_codes import SPEC_CODES
 
 DEVIATES = pytest.mark.berth_only  # Distribution 2.8 answers this one with a 500
 

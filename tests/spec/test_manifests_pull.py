@@ -111,4 +111,4 @@ async def test_invalid_tag_is_400(client: httpx.AsyncClient, repo: str, tag: str
     """A <reference> MUST be a digest or match ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``."""
     image = await push_image(client, repo, "v1")
     r = await push_manifest(client, repo, tag, image.body, OCI_MANIFEST)
-    assert_error(r, 400, "TAG_INVALID", "MANIFEST_INVALID", "DIGEST_INVALID")
+    assert_error(r, 400, "MANIFEST_INVALID", "DIGEST_INVALID")

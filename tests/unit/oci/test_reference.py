@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from berth_common.errors import DigestInvalid, NameInvalid, TagInvalid
+from berth_common.errors import DigestInvalid, ManifestInvalid, NameInvalid
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import (
     MAX_NAME_LENGTH,
@@ -151,10 +151,10 @@ def test_parse_reference_tag_and_digest() -> None:
 @pytest.mark.parametrize(
     ("ref", "error"),
     [
-        ("", TagInvalid),
-        ("x" * 129, TagInvalid),
-        ("-bad", TagInvalid),
-        ("bad tag", TagInvalid),
+        ("", ManifestInvalid),
+        ("x" * 129, ManifestInvalid),
+        ("-bad", ManifestInvalid),
+        ("bad tag", ManifestInvalid),
         ("sha256:short", DigestInvalid),
         ("sha256:" + "B" * 64, DigestInvalid),
         ("md5:" + "a" * 32, DigestInvalid),
@@ -168,7 +168,7 @@ def test_parse_reference_invalid(ref: str, error: type[Exception]) -> None:
 
 
 def test_parse_reference_non_string() -> None:
-    with pytest.raises(TagInvalid):
+    with pytest.raises(ManifestInvalid):
         parse_reference(None)  # type: ignore[arg-type]
 
 

@@ -1,9 +1,16 @@
 """The one table of OCI error codes and the one renderer of ``{"errors": [...]}`` bodies.
 
-Source: OCI distribution spec v1.1, "Error Codes"; Distribution's ``registry/api/errcode``.
+Source: OCI distribution spec v1.1.1, "Error Codes"; Distribution's ``registry/api/errcode``.
 Routes raise one of these exceptions; one handler (``berth_common.http.errors``) renders it.
 Library exceptions (asyncpg, nats, storage) are mapped to these at the boundary where they
 arise, so a client never sees a 500 for bad input.
+
+The spec says a 4XX JSON body's ``code`` "MUST be one of" its fourteen codes
+(:data:`SPEC_CODES`); every 4XX class here that the registry API (``/v2/``) can raise carries
+one of them, whatever its status (416 uses BLOB_UPLOAD_INVALID or SIZE_INVALID, 413/414/415
+MANIFEST_INVALID or UNSUPPORTED). The spec says nothing of 5XX bodies: as Distribution, Berth
+sends ``UNKNOWN`` (500) and ``UNAVAILABLE`` (503), which clients already treat as retryable.
+``CONFLICT`` (409) belongs to Berth's own admin API only. docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations
@@ -107,22 +114,19 @@ class SizeInvalid(RegistryError):
     code, status, default_message = "SIZE_INVALID", 400, "provided length did not match content length"
 
 
-class TagInvalid(RegistryError):
-    """400 TAG_INVALID: the tag breaks the grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``."""
+class RangeInvalid(BlobUploadInvalid):
+    """416 BLOB_UPLOAD_INVALID: an upload chunk's ``Content-Range`` is malformed or out of order.
 
-    code, status, default_message = "TAG_INVALID", 400, "manifest tag did not match URI"
+    Spec "Pushing a blob in chunks": an out-of-order chunk MUST get 416; the session is unchanged.
+    """
 
-
-class RangeInvalid(RegistryError):
-    """416 RANGE_INVALID: a ``Range``/``Content-Range`` cannot be satisfied or is out of order."""
-
-    code, status, default_message = "RANGE_INVALID", 416, "invalid content range"
+    status, default_message = 416, "invalid content range"
 
 
-class PaginationNumberInvalid(RegistryError):
-    """400 PAGINATION_NUMBER_INVALID: ``n`` is not a non-negative integer."""
+class RangeNotSatisfiable(SizeInvalid):
+    """416 SIZE_INVALID: a blob GET's ``Range`` lies outside the blob (RFC 9110 §15.5.17)."""
 
-    code, status, default_message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
+    status, default_message = 416, "requested range not satisfiable"
 
 
 class Unauthorized(RegistryError):
@@ -149,6 +153,12 @@ class UnsupportedMediaType(RegistryError):
     code, status, default_message = "UNSUPPORTED", 415, "unsupported media type"
 
 
+class PaginationNumberInvalid(Unsupported):
+    """400 UNSUPPORTED: ``n`` (tags list, catalogue) is not a non-negative integer."""
+
+    status, default_message = 400, "invalid number of results requested"
+
+
 class TooManyRequests(RegistryError):
     """429 TOOMANYREQUESTS: the client is rate limited."""
 
@@ -171,6 +181,27 @@ class InternalError(RegistryError):
     """500 UNKNOWN: an unexpected failure; details are logged, never sent to the client."""
 
     code, status, default_message = "UNKNOWN", 500, "internal error"
+
+
+SPEC_CODES = frozenset(
+    {
+        BlobUnknown.code,
+        BlobUploadInvalid.code,
+        BlobUploadUnknown.code,
+        DigestInvalid.code,
+        ManifestBlobUnknown.code,
+        ManifestInvalid.code,
+        ManifestUnknown.code,
+        NameInvalid.code,
+        NameUnknown.code,
+        SizeInvalid.code,
+        Unauthorized.code,
+        Denied.code,
+        Unsupported.code,
+        TooManyRequests.code,
+    }
+)
+"""The fourteen codes of the spec's table (code-1 … code-14): the only codes of 4XX ``/v2/`` bodies."""
 
 
 def error_body(*errors: RegistryError) -> dict[str, list[dict[str, Any]]]:

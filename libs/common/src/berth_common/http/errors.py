@@ -4,6 +4,11 @@ Routes raise ``berth_common.errors.RegistryError`` subclasses; request-validatio
 unknown routes, wrong methods and unexpected exceptions are mapped here too, so a client never
 sees an HTML page or a traceback. Backing-service outages (PostgreSQL, NATS, storage) become
 ``503 UNAVAILABLE``; anything else unexpected is logged and becomes ``500 UNKNOWN``.
+
+A 4XX answer on the registry API (``/v2/``) carries one of the spec's fourteen codes
+(``berth_common.errors.SPEC_CODES``): a generic bad request there says BLOB_UPLOAD_INVALID on
+upload sessions, MANIFEST_INVALID on manifests and UNSUPPORTED elsewhere (BAD_REQUEST and
+NOT_FOUND are for Berth's own ``/api/`` and ``/token``). docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from berth_common.errors import (
+    BlobUploadInvalid,
     InternalError,
+    ManifestInvalid,
+    NameInvalid,
     NameUnknown,
     RegistryError,
     Unavailable,
     Unsupported,
     error_body,
 )
+from berth_common.oci.reference import split_v2_path
 
 log = structlog.get_logger("berth.http")
 
@@ -38,6 +47,21 @@ class _BadRequest(RegistryError):
     """400 for a request whose parameters do not validate."""
 
     code, status, default_message = "BAD_REQUEST", 400, "invalid request"
+
+
+def _bad_request(request: Request, message: str, status: int = 400, detail: object = None) -> RegistryError:
+    """A 400 (or ``status``) for ``request``: on ``/v2/`` with a spec code that fits its endpoint."""
+    path = request.url.path
+    err: RegistryError = _BadRequest(message, detail=detail)
+    if path.startswith("/v2/"):
+        try:
+            kind = split_v2_path(path[len("/v2/") :])[1]
+        except NameInvalid:
+            kind = ""
+        fitting = {"uploads": BlobUploadInvalid, "manifests": ManifestInvalid}.get(kind, Unsupported)
+        err = fitting(message, detail=detail)
+    err.status = status  # type: ignore[misc]
+    return err
 
 
 def render(request: Request | None, exc: RegistryError) -> Response:
@@ -61,15 +85,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/v2/"):
             return render(request, NameUnknown("no such registry endpoint; repository names are FEED/IMAGE"))
         return render(request, _NotFound())
-    err = _BadRequest(str(exc.detail))
-    err.status = exc.status_code  # type: ignore[misc]
-    return render(request, err)
+    return render(request, _bad_request(request, str(exc.detail), exc.status_code))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
-    return render(request, _BadRequest("invalid request parameters", detail=detail))
+    return render(request, _bad_request(request, "invalid request parameters", detail=detail))
 
 
 async def _unstorable_text(request: Request, exc: Exception) -> Response:
@@ -80,7 +102,8 @@ async def _unstorable_text(request: Request, exc: Exception) -> Response:
     """
     return render(
         request,
-        _BadRequest(
+        _bad_request(
+            request,
             "a request value contains a character that cannot be stored (e.g. NUL)",
             detail={"reason": type(exc).__name__},
         ),
@@ -105,7 +128,9 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 async def _client_gone(request: Request, exc: Exception) -> Response:
     """A client that disconnected mid-body: nobody reads the answer; log one line, no traceback."""
     log.info("request.client_disconnected", path=request.url.path, method=request.method)
-    return render(request, _BadRequest("the client disconnected before the request body was complete"))
+    return render(
+        request, _bad_request(request, "the client disconnected before the request body was complete")
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

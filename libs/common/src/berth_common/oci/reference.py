@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from berth_common.errors import NameInvalid, TagInvalid
+from berth_common.errors import DigestInvalid, ManifestInvalid, NameInvalid
 from berth_common.oci.digest import Digest
 
 MAX_NAME_LENGTH = 255
@@ -83,20 +83,43 @@ def is_valid_tag(tag: str) -> bool:
 
 
 def parse_reference(ref: str) -> str | Digest:
-    """A manifest ``<reference>``: a :class:`Digest` if it contains ``:``, else a tag string.
+    """A manifest ``<reference>`` to push to: a :class:`Digest` if it contains ``:``, else a tag.
 
     Tags never contain ``:``, so the colon decides which grammar applies.
 
     Raises:
         DigestInvalid: it contains ``:`` but is not a supported digest.
-        TagInvalid: it is neither a digest nor a valid tag.
+        ManifestInvalid: it is neither a digest nor a valid tag (400; TAG_INVALID is not among
+            the spec's error codes).
     """
     if isinstance(ref, str) and ":" in ref:
         return Digest.parse(ref)
-    if not is_valid_tag(ref):
-        shown = _short(ref) if isinstance(ref, str) else type(ref).__name__
-        raise TagInvalid(f"invalid tag {shown!r}: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")
+    check_tag(ref)
     return ref
+
+
+def check_tag(tag: str) -> str:
+    """Return ``tag`` if it matches the tag grammar. Raises ``ManifestInvalid`` (400) if not."""
+    if not is_valid_tag(tag):
+        shown = _short(tag) if isinstance(tag, str) else type(tag).__name__
+        raise ManifestInvalid(
+            f"invalid tag {shown!r}: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}", detail={"tag": shown}
+        )
+    return tag
+
+
+def find_reference(ref: str) -> str | Digest | None:
+    """A manifest ``<reference>`` to look up (GET, HEAD, DELETE), or None when it names nothing.
+
+    OCI distribution spec v1.1.1, "Pulling manifests": ``<reference>`` is a digest or a tag and
+    "MUST NOT be in any other format"; a manifest that is not found is ``404``. So a reference
+    that is neither a valid tag nor a supported digest names no manifest (the caller answers
+    ``404 MANIFEST_UNKNOWN``), exactly as a well-formed one that is absent.
+    """
+    try:
+        return parse_reference(ref)
+    except (DigestInvalid, ManifestInvalid):
+        return None
 
 
 def split_v2_path(path: str) -> tuple[str, str, str]:

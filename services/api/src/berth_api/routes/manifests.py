@@ -21,7 +21,7 @@ from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.oci.accept import acceptable_for
 from berth_common.oci.digest import Digest
-from berth_common.oci.reference import RepositoryName, parse_reference
+from berth_common.oci.reference import RepositoryName, find_reference, parse_reference
 
 router = APIRouter()
 PATH = "/v2/{name:path}/manifests/{reference}"
@@ -37,13 +37,14 @@ class ManifestTooLarge(ManifestInvalid):
 async def get_manifest(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """200 with the manifest bytes, ``Content-Type``, ``Docker-Content-Digest``; HEAD: headers only.
 
-    Raises ``ManifestUnknown`` (404) when absent or not acceptable per ``Accept``.
+    Raises ``ManifestUnknown`` (404) when absent, when the reference is neither a tag nor a
+    digest (spec v1.1.1, "Pulling manifests"), or when not acceptable per ``Accept``.
     """
     pool, reference = await get_pool(request), request.path_params["reference"]
-    ref = parse_reference(reference)
+    ref = find_reference(reference)
     head = request.method == "HEAD"
-    row = await _lookup(pool, repository, ref, head)
-    if row is None:
+    row = None if ref is None else await _lookup(pool, repository, ref, head)
+    if ref is None or row is None:
         async with pool.acquire() as conn:
             await require_feed(conn, repository)
         raise ManifestUnknown(
@@ -124,9 +125,16 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 @registry_route(router, PATH, ["DELETE"], "delete")
 async def delete(request: Request, repository: RepositoryName, caller: Caller) -> Response:
-    """202: by digest deletes the manifest and its tags; by tag deletes only the tag."""
-    store, ref = await get_store(request), parse_reference(request.path_params["reference"])
-    meta = metadata_of(request, caller)
+    """202: by digest deletes the manifest and its tags; by tag deletes only the tag.
+
+    404 MANIFEST_UNKNOWN for an unknown one, or a reference that is neither a tag nor a digest.
+    """
+    store, reference = await get_store(request), request.path_params["reference"]
+    ref, meta = find_reference(reference), metadata_of(request, caller)
+    if ref is None:
+        async with store.pool.acquire() as conn:
+            await require_feed(conn, repository)
+        raise ManifestUnknown(f"manifest {reference[:80]!r} is not in repository {repository}")
     if isinstance(ref, Digest):
         await delete_manifest(store, repository, ref, meta)
     else:

@@ -27,7 +27,7 @@ PATH = "/v2/{name:path}/blobs/{digest}"
 
 @registry_route(router, PATH, ["GET", "HEAD"], "pull")
 async def get_blob(request: Request, repository: RepositoryName, caller: Caller) -> Response:
-    """200 (or 206 for a ``Range``) with the blob; 404 BLOB_UNKNOWN; 416 RANGE_INVALID."""
+    """200 (or 206 for a ``Range``) with the blob; 404 BLOB_UNKNOWN; 416 SIZE_INVALID."""
     storage = await get_storage(request)
     blob = await find(await get_store(request), repository, Digest.parse(request.path_params["digest"]))
     path = FeedLayout.of(str(repository)).blob(blob.digest)

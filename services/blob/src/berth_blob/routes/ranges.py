@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from berth_common.errors import RangeInvalid
+from berth_common.errors import RangeInvalid, RangeNotSatisfiable
 
 _BYTES_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
@@ -14,7 +14,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(offset, count)`` for a single ``bytes=`` range, or None to send the whole blob.
 
     A multi-range or non-``bytes`` header is ignored (RFC 9110 allows it).
-    Raises ``RangeInvalid`` (416, with ``Content-Range: bytes */size``) when unsatisfiable.
+    Raises ``RangeNotSatisfiable`` (416 SIZE_INVALID, with ``Content-Range: bytes */size``)
+    when unsatisfiable.
     """
     if not header:
         return None
@@ -22,7 +23,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if match is None:
         return None
     first, last = match.groups()
-    unsatisfiable = RangeInvalid(
+    unsatisfiable = RangeNotSatisfiable(
         f"range {header[:60]!r} not satisfiable for {size} bytes",
         headers={"Content-Range": f"bytes */{size}"},
     )
