@@ -93,6 +93,20 @@ def location_path(location: str) -> str:
     return urlsplit(location).path
 
 
+async def assert_blob_absent(client: httpx.AsyncClient, repo: str, *digests: str) -> None:
+    """HEAD of each digest in ``repo`` answers 404."""
+    for digest in digests:
+        r = await client.head(f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == 404, digest
+
+
+async def assert_blob_content(client: httpx.AsyncClient, repo: str, digest: str, data: bytes) -> None:
+    """GET of ``digest`` in ``repo`` answers 200 with exactly ``data``."""
+    r = await client.get(f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 200
+    assert r.content == data
+
+
 async def start_upload(client: httpx.AsyncClient, repo: str) -> httpx.Response:
     """POST ``/v2/<repo>/blobs/uploads/`` (spec: end-4a) and assert 202 with a Location."""
     r = await client.post(f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})

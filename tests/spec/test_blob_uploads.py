@@ -11,6 +11,8 @@ import pytest
 
 from tests.spec.helpers import (
     UUID_RE,
+    assert_blob_absent,
+    assert_blob_content,
     assert_error,
     chunk_headers,
     digest_of,
@@ -20,20 +22,6 @@ from tests.spec.helpers import (
     start_upload,
     with_query,
 )
-
-
-async def assert_blob_absent(client: httpx.AsyncClient, repo: str, *digests: str) -> None:
-    """HEAD of each digest in ``repo`` answers 404."""
-    for digest in digests:
-        r = await client.head(f"/v2/{repo}/blobs/{digest}")
-        assert r.status_code == 404, digest
-
-
-async def assert_blob_content(client: httpx.AsyncClient, repo: str, digest: str, data: bytes) -> None:
-    """GET of ``digest`` in ``repo`` answers 200 with exactly ``data``."""
-    r = await client.get(f"/v2/{repo}/blobs/{digest}")
-    assert r.status_code == 200
-    assert r.content == data
 
 
 async def test_post_starts_upload_session(client: httpx.AsyncClient, repo: str) -> None:

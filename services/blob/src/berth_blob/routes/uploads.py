@@ -12,10 +12,10 @@ from fastapi.responses import Response
 
 from berth_blob.deps import get_store, get_uploads
 from berth_blob.domain.blobs import mount
-from berth_blob.domain.uploads import Session, range_header
-from berth_blob.routes.ranges import parse_content_range, parse_length
+from berth_blob.domain.uploads import Session, Uploads, range_header
+from berth_blob.routes.ranges import parse_chunk, parse_length
 from berth_common.auth import Caller
-from berth_common.errors import DigestInvalid
+from berth_common.errors import DigestInvalid, RegistryError
 from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.oci.digest import Digest
@@ -68,16 +68,32 @@ async def start_upload(request: Request, repository: RepositoryName, caller: Cal
     return Response(status_code=202, headers=_session_headers(repository, session))
 
 
+async def _chunk(
+    request: Request, uploads: Uploads, repository: RepositoryName
+) -> tuple[tuple[int, int] | None, int | None]:
+    """The request's chunk ``(range, length)`` (``routes.ranges.parse_chunk``), checked before the
+    session is touched. A refusal carries the session's ``Range`` (and an unknown session is
+    still 404 BLOB_UPLOAD_UNKNOWN first)."""
+    try:
+        return parse_chunk(request.headers.get("content-range"), request.headers.get("content-length"))
+    except RegistryError as exc:
+        session = await uploads.get(repository, request.path_params["upload_id"])
+        exc.headers["Range"] = range_header(session.size)
+        raise
+
+
 @registry_route(router, SESSION, ["PATCH"], "push")
 async def patch_upload(request: Request, repository: RepositoryName, caller: Caller) -> Response:
-    """202 with the cumulative ``Range``; 416 for an out-of-order chunk (nothing appended)."""
+    """202 with the cumulative ``Range``; 416 for a malformed or out-of-order ``Content-Range``,
+    400 SIZE_INVALID when it disagrees with ``Content-Length`` (nothing appended)."""
     uploads = await get_uploads(request)
+    content_range, length = await _chunk(request, uploads, repository)
     session = await uploads.append(
         repository,
         request.path_params["upload_id"],
         request.stream(),
-        parse_content_range(request.headers.get("content-range")),
-        parse_length(request.headers.get("content-length")),
+        content_range,
+        length,
         metadata_of(request, caller),
     )
     return Response(status_code=202, headers=_session_headers(repository, session))
@@ -85,20 +101,24 @@ async def patch_upload(request: Request, repository: RepositoryName, caller: Cal
 
 @registry_route(router, SESSION, ["PUT"], "push")
 async def put_upload(request: Request, repository: RepositoryName, caller: Caller) -> Response:
-    """201 when ``?digest=`` matches the content; 400 DIGEST_INVALID (session discarded) if not."""
+    """201 when ``?digest=`` matches the content; 400 DIGEST_INVALID (session discarded) if not.
+
+    A final chunk's ``Content-Range`` is checked as a PATCH's (416 / 400, session unchanged).
+    """
     uploads, upload_id = await get_uploads(request), request.path_params["upload_id"]
     raw = request.query_params.get("digest")
     if raw is None:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = Digest.parse(raw)
+    content_range, length = await _chunk(request, uploads, repository)
     body = request.stream() if _has_body(request) else None
     await uploads.complete(
         repository,
         upload_id,
         digest,
         body,
-        parse_content_range(request.headers.get("content-range")),
-        parse_length(request.headers.get("content-length")),
+        content_range,
+        length,
         metadata_of(request, caller),
     )
     return _created(repository, digest)
