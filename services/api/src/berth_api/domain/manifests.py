@@ -5,6 +5,7 @@ OCI distribution spec v1.1: "Pushing Manifests", "Deleting tags", "Deleting Mani
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from berth_api.projections.tables import project
@@ -61,10 +62,13 @@ async def put_manifest(
     metadata: Metadata | None = None,
     *,
     may_overwrite: bool = True,
+    tags: Sequence[str] = (),
 ) -> PushedManifest:
-    """Store a manifest and, when ``reference`` is a tag, point the tag at it.
+    """Store a manifest and point tags at it: ``reference`` if it is a tag, and every one of
+    ``tags`` (validated tags of the spec main branch's ``?tag=`` parameters), in one transaction.
 
-    Moving an existing tag to another digest needs ``may_overwrite`` (the Overwrite privilege).
+    Moving an existing tag to another digest needs ``may_overwrite`` (the Overwrite privilege);
+    a refusal sets none of the tags and stores nothing.
 
     Raises:
         ManifestInvalid / UnsupportedMediaType: the body is not an acceptable manifest.
@@ -86,8 +90,9 @@ async def put_manifest(
         await require_feed(uow.conn, repository, lock=True)
         await _check_references(uow.conn, repository, parsed)
         await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
-        if isinstance(reference, str):
-            await _point_tag(uow, repository, reference, str(digest), may_overwrite)
+        named = ([reference] if isinstance(reference, str) else []) + list(tags)
+        for tag in dict.fromkeys(named):
+            await _point_tag(uow, repository, tag, str(digest), may_overwrite)
         return PushedManifest(str(digest), str(parsed.subject.digest) if parsed.subject else None)
 
     result: PushedManifest = await run_with_retry(store, work, projector=project, metadata=metadata)

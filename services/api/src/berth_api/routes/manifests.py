@@ -16,21 +16,29 @@ from fastapi.responses import Response
 from berth_api.deps import get_pool, get_store
 from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
 from berth_common.auth import Caller
-from berth_common.errors import ManifestInvalid, ManifestUnknown
+from berth_common.errors import ManifestInvalid, ManifestUnknown, Unsupported
 from berth_common.http.endpoints import registry_route
 from berth_common.http.meta import metadata_of
 from berth_common.oci.accept import acceptable_for
 from berth_common.oci.digest import Digest
-from berth_common.oci.reference import RepositoryName, find_reference, parse_reference
+from berth_common.oci.reference import RepositoryName, check_tag, find_reference, parse_reference
 
 router = APIRouter()
 PATH = "/v2/{name:path}/manifests/{reference}"
+MAX_TAGS = 100
+"""Most ``tag`` parameters one manifest PUT may carry (spec main: SHOULD support at least 10)."""
 
 
 class ManifestTooLarge(ManifestInvalid):
     """413 MANIFEST_INVALID: the manifest is larger than the configured limit."""
 
     status = 413
+
+
+class TooManyTags(Unsupported):
+    """414 UNSUPPORTED: more than ``MAX_TAGS`` ``tag`` parameters (spec main: a registry MAY 414)."""
+
+    status = 414
 
 
 @registry_route(router, PATH, ["GET", "HEAD"], "pull")
@@ -87,8 +95,15 @@ async def _lookup(
 
 @registry_route(router, PATH, ["PUT"], "push")
 async def put(request: Request, repository: RepositoryName, caller: Caller) -> Response:
-    """201 with ``Location``, ``Docker-Content-Digest`` (and ``OCI-Subject`` for referrers)."""
+    """201 with ``Location``, ``Docker-Content-Digest`` (and ``OCI-Subject`` for referrers).
+
+    ``?tag=a&tag=b`` (spec main, "Pushing Manifests") points those tags at the manifest too, in
+    the same transaction (all or none, Overwrite needed to move one), and the answer has one
+    ``OCI-Tag`` header per tag set. 400 MANIFEST_INVALID for an invalid tag, 414 UNSUPPORTED
+    for more than ``MAX_TAGS``.
+    """
     store, ref = await get_store(request), parse_reference(request.path_params["reference"])
+    tags = _tags(request, ref)
     limit = request.app.state.resources.settings.uploads.max_manifest_bytes
     body = await _read_limited(request, limit)
     result = await put_manifest(
@@ -99,6 +114,7 @@ async def put(request: Request, repository: RepositoryName, caller: Caller) -> R
         request.headers.get("content-type"),
         metadata_of(request, caller),
         may_overwrite=caller.may(str(repository), "overwrite"),
+        tags=tags,
     )
     headers = {
         "Location": f"/v2/{repository}/manifests/{result.digest}",
@@ -106,7 +122,20 @@ async def put(request: Request, repository: RepositoryName, caller: Caller) -> R
     }
     if result.subject:
         headers["OCI-Subject"] = result.subject
-    return Response(status_code=201, headers=headers)
+    response = Response(status_code=201, headers=headers)
+    if "tag" in request.query_params:
+        for tag in tags:
+            response.headers.append("OCI-Tag", tag)
+    return response
+
+
+def _tags(request: Request, ref: str | Digest) -> list[str]:
+    """Every tag the PUT sets: the path's (a push by tag), then each ``tag`` parameter, once."""
+    extra = request.query_params.getlist("tag")
+    if len(extra) > MAX_TAGS:
+        raise TooManyTags(f"{len(extra)} tag parameters; at most {MAX_TAGS} per request")
+    named = ([ref] if isinstance(ref, str) else []) + [check_tag(t) for t in extra]
+    return list(dict.fromkeys(named))
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
