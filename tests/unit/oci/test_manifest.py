@@ -182,3 +182,21 @@ def test_errors_name_the_offending_field() -> None:
         parse(doc)
     assert info.value.detail == {"field": "layers[1].size"}
     assert "layers[1].size" in info.value.message
+
+
+@pytest.mark.parametrize("media_type", [mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST])
+def test_index_with_null_manifests_is_empty(media_type: str) -> None:
+    """Go writes a nil slice as null (``crane index filter``): an index of no manifests."""
+    parsed = parse({"schemaVersion": 2, "mediaType": media_type, "manifests": None})
+    assert parsed.is_index and parsed.manifests == [] and parsed.manifest_references == []
+
+
+def test_image_with_null_layers_has_none() -> None:
+    parsed = parse(image(layers=None))
+    assert parsed.layers == [] and parsed.blob_references == [D1]
+
+
+def test_platform_with_null_optional_strings() -> None:
+    platform = {"architecture": "amd64", "os": "linux", "variant": None, "os.version": None, "features": None}
+    parsed = parse(index(manifests=[desc(mt.OCI_MANIFEST, D4, platform=platform)]))
+    assert parsed.manifests[0].platform == platform

@@ -65,9 +65,14 @@ def get_annotations(obj: dict[str, Any], where: str) -> dict[str, str]:
 
 
 def get_list(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> list[Any]:
-    """``obj[key]`` checked to be a JSON array; ``[]`` when absent (or null) and not ``required``."""
+    """``obj[key]`` checked to be a JSON array; ``[]`` when null, or absent and not ``required``.
+
+    A required array may be null: Go's ``encoding/json`` writes a nil slice as ``null`` (what
+    ``crane index filter`` pushes as ``"manifests": null``), and Distribution reads it back as
+    an empty list. Only a required array that is missing altogether is refused.
+    """
     value = obj.get(key)
-    if value is None and not required:
+    if value is None and (key in obj or not required):
         return []
     if not isinstance(value, list):
         raise invalid(f"{where}{key}", "must be an array" if key in obj else "is required")
@@ -173,13 +178,15 @@ def _get_urls(obj: dict[str, Any], prefix: str) -> list[str]:
 
 
 def _get_platform(obj: dict[str, Any], prefix: str) -> dict[str, Any] | None:
-    """The optional ``platform`` object; ``architecture``/``os``/``variant`` must be strings."""
+    """The optional ``platform`` object; ``architecture``/``os`` must be strings if present,
+    ``variant``/``os.version`` strings or null (Go never writes these as null, others may)."""
     value = obj.get("platform")
     if value is None:
         return None
     if not isinstance(value, dict):
         raise invalid(f"{prefix}platform", "must be an object")
     for key in ("architecture", "os", "variant", "os.version"):
-        if key in value and not isinstance(value[key], str):
+        optional = key in ("variant", "os.version")
+        if key in value and not isinstance(value[key], str) and not (optional and value[key] is None):
             raise invalid(f"{prefix}platform.{key}", "must be a string")
     return dict(value)
