@@ -11,7 +11,10 @@ checks its ``access`` claim:
 
 Without a valid token: ``401 UNAUTHORIZED`` with ``WWW-Authenticate: Bearer realm=…,service=…,
 scope=…`` (``error="invalid_token"`` for a bad one); with a token lacking the action: the same
-with ``error="insufficient_scope"``. The challenge comes before any 404, so an unauthorised
+with ``error="insufficient_scope"``. The challenge of a cross-repository mount
+(``POST …/blobs/uploads/?mount=D&from=R``) also asks for ``repository:R:pull``, space-separated
+in the one ``scope`` as Distribution does, so a client that builds its token request from the
+challenge can mount; whether the token gets it is the token server's business. The challenge comes before any 404, so an unauthorised
 caller learns nothing about what exists.
 """
 
@@ -23,8 +26,9 @@ from typing import Any, Literal
 from fastapi import Depends, Request
 
 from berth_common.auth.tokens import InvalidToken, KeyCache, verify
-from berth_common.errors import Unauthorized
+from berth_common.errors import NameInvalid, Unauthorized
 from berth_common.http.urls import external_base_url
+from berth_common.oci.reference import RepositoryName
 
 Action = Literal["pull", "push", "delete", "*"]
 Entry = tuple[str, str, frozenset[str]]
@@ -68,21 +72,42 @@ def _needed(request: Request, repository: str | None, action: Action) -> tuple[s
     return None
 
 
+def _mount_source(request: Request, needed: tuple[str, str, str] | None) -> str | None:
+    """The ``from`` repository of a mount POST (a valid name other than the target), else None."""
+    params = request.query_params
+    if needed is None or request.method != "POST" or "mount" not in params:
+        return None
+    if not request.url.path.rstrip("/").endswith("/blobs/uploads"):
+        return None
+    source = params.get("from", "")
+    try:
+        RepositoryName.parse(source)  # never echo an arbitrary string into the header
+    except NameInvalid:
+        return None
+    return source if source != needed[1] else None
+
+
 def _challenge(
     request: Request, needed: tuple[str, str, str] | None, error: str | None, message: str
 ) -> Unauthorized:
     settings = request.app.state.resources.settings
     realm = external_base_url(request, settings) + "/token"
     parts = [f'realm="{realm}"', f'service="{settings.auth.service}"']
+    detail = None
     if needed is not None:
         kind, name, action = needed
         # HEAD is how pushers check what exists: hint at push too, so clients that keep one
         # token per repository (oras-py) ask for both; the grant is still the intersection.
         actions = "pull,push" if action == "push" or request.method == "HEAD" else action
-        parts.append(f'scope="{kind}:{name}:{actions}"')
+        scopes = [f"{kind}:{name}:{actions}"]
+        detail = [{"Type": kind, "Name": name, "Action": action}]
+        source = _mount_source(request, needed)
+        if source is not None:
+            scopes.append(f"repository:{source}:pull")
+            detail.append({"Type": "repository", "Name": source, "Action": "pull"})
+        parts.append(f'scope="{" ".join(scopes)}"')
     if error:
         parts.append(f'error="{error}"')
-    detail = [{"Type": needed[0], "Name": needed[1], "Action": needed[2]}] if needed else None
     return Unauthorized(message, detail=detail, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
 
 
