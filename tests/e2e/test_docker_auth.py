@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 
 from berth.token_auth import RegistryAuth
 from tests.e2e import oci_layout
-from tests.e2e.conftest import NATS_URL, Registry, fresh_name, scratch_database, scratch_stream
+from tests.e2e.conftest import NATS_URL, Registry, _run_sync, fresh_name, scratch_database, scratch_stream
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, berth_process
 from tests.support.daemons import DockerDaemon, docker_daemon, have_daemons, scratch_context
 
@@ -204,6 +205,45 @@ def test_push_without_add_privilege_is_refused(berth: Registry, dockerd: DockerD
     )
     assert r.status_code == 404 or r.json().get("tags") in (None, []), r.text
     dockerd.docker("logout", berth.host)
+
+
+def test_push_to_a_second_repository_mounts_its_layers(berth: Registry, dockerd: DockerDaemon) -> None:
+    """docker pushes an image it pushed to ``FEED/first`` again as ``FEED/second``: every layer is
+    mounted (``POST …/uploads/?mount=&from=`` answers 201, one ``blob.mounted`` each), only the
+    small config is uploaded again. Counted from Berth's access log and its event store."""
+    assert berth.server is not None and berth.database_url is not None
+    feed = berth.new_feed()
+    user, password = new_user(berth, {feed: ["add"]})
+    dockerd.login(berth.host, user, password)
+    layers = json.loads(dockerd.image("berth-e2e/busybox:v1", "{{json .RootFS.Layers}}"))
+    for image in ("first", "second"):
+        dockerd.docker("tag", "berth-e2e/busybox:v1", f"{berth.host}/{feed}/{image}:v1")
+    dockerd.push(f"{berth.host}/{feed}/first:v1")
+    log_start = berth.server.log_path.stat().st_size
+    dockerd.push(f"{berth.host}/{feed}/second:v1")
+    with berth.server.log_path.open("rb") as log:
+        log.seek(log_start)
+        lines = log.read().decode(errors="replace").splitlines()
+    posts = [x for x in lines if "method=POST" in x and f"path=/v2/{feed}/second/blobs/uploads/" in x]
+    assert len([x for x in posts if "status=201" in x]) == len(layers), "\n".join(posts)
+    events = _run_sync(_events_of(berth.database_url, f"{feed}/second"))
+    assert events.get("blob.mounted") == len(layers), events
+    assert events.get("upload.completed") == 1, events  # the config only
+    dockerd.docker("logout", berth.host)
+
+
+async def _events_of(database_url: str, repository: str) -> dict[str, int]:
+    """How many events of each type name ``repository`` in their payload."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT type, count(*) AS n FROM eventstore.events"
+            " WHERE payload->>'repository' = $1 GROUP BY type",
+            repository,
+        )
+    finally:
+        await conn.close()
+    return {r["type"]: r["n"] for r in rows}
 
 
 def test_login_push_pull_over_tls(tmp_path: Path, berth: Registry) -> None:
