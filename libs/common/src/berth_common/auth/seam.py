@@ -14,8 +14,8 @@ scope=…`` (``error="invalid_token"`` for a bad one); with a token lacking the 
 with ``error="insufficient_scope"``. The challenge of a cross-repository mount
 (``POST …/blobs/uploads/?mount=D&from=R``) also asks for ``repository:R:pull``, space-separated
 in the one ``scope`` as Distribution does, so a client that builds its token request from the
-challenge can mount; whether the token gets it is the token server's business. The challenge comes before any 404, so an unauthorised
-caller learns nothing about what exists.
+challenge can mount; whether the token gets it is the token server's business. The challenge
+comes before any 404, so an unauthorised caller learns nothing about what exists.
 """
 
 from __future__ import annotations
