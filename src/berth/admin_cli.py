@@ -11,7 +11,11 @@ from rich.table import Table
 
 from berth.auth_cli import AdminPassword, AdminUser, DataDir, Url, call
 
-feed_app = typer.Typer(help="Create, list and delete feeds.", no_args_is_help=True)
+feed_app = typer.Typer(help="Create, list, update and delete feeds.", no_args_is_help=True)
+AllowSparse = Annotated[
+    bool,
+    typer.Option(help="manifests may reference blobs and child manifests that were not pushed (sparse)"),
+]
 out = Console()
 
 
@@ -19,6 +23,7 @@ out = Console()
 def create(
     name: str,
     public: Annotated[bool, typer.Option(help="anonymous users may pull")] = False,
+    allow_sparse: AllowSparse = False,
     description: str = "",
     url: Url = None,
     data_dir: DataDir = Path("berth-data"),
@@ -33,9 +38,35 @@ def create(
         data_dir=data_dir,
         user=user,
         password=password,
-        json={"name": name, "public": public, "description": description},
+        json={"name": name, "public": public, "description": description, "allow_sparse": allow_sparse},
     )
     out.print(f"feed {name} created")
+
+
+@feed_app.command("update")
+def update(
+    name: str,
+    public: Annotated[
+        bool | None, typer.Option("--public/--private", help="anonymous users may pull")
+    ] = None,
+    allow_sparse: Annotated[
+        bool | None,
+        typer.Option("--allow-sparse/--no-sparse", help="accept manifests referencing content not pushed"),
+    ] = None,
+    description: str | None = None,
+    url: Url = None,
+    data_dir: DataDir = Path("berth-data"),
+    user: AdminUser = "admin",
+    password: AdminPassword = None,
+) -> None:
+    """Change settings of feed NAME; options not given stay as they are.
+
+    Example: berth feed update mirror --allow-sparse
+    """
+    changes = {"public": public, "allow_sparse": allow_sparse, "description": description}
+    body = {k: v for k, v in changes.items() if v is not None}
+    call("PATCH", f"/api/feeds/{name}", url=url, data_dir=data_dir, user=user, password=password, json=body)
+    out.print(f"feed {name} updated")
 
 
 @feed_app.command("list")
@@ -47,10 +78,15 @@ def list_(
 ) -> None:
     """List feeds."""
     feeds = call("GET", "/api/feeds", url=url, data_dir=data_dir, user=user, password=password).json()
-    table = Table("name", "public", "repositories", "description")
+    table = Table("name", "public", "sparse", "repositories", "description")
     for feed in feeds:
+        yes = {True: "yes", False: "no"}
         table.add_row(
-            feed["name"], "yes" if feed["public"] else "no", str(feed["repositories"]), feed["description"]
+            feed["name"],
+            yes[feed["public"]],
+            yes[bool(feed.get("allow_sparse"))],
+            str(feed["repositories"]),
+            feed["description"],
         )
     out.print(table)
 

@@ -129,3 +129,13 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
         )
     assert json.loads(encoded[0].data)["payload"] == {"title": "old", "note": "upcast from v1"}
     assert any(json.loads(e.data).get("body_omitted") for e in encoded)
+
+
+def test_feed_created_v1_is_upcast_to_a_feed_without_sparse_content() -> None:
+    """``feed.created`` v2 added ``allow_sparse``; feeds recorded at v1 read back with it off."""
+    from berth_common.events import FeedCreated
+
+    golden = json.loads((Path(__file__).parent / "golden" / "feed.created.v1.json").read_text())
+    event = decode("feed.created", 1, golden)
+    assert event == FeedCreated(**golden, allow_sparse=False)
+    assert FeedCreated.schema_version == 2

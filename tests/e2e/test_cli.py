@@ -6,8 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
+from berth.token_auth import RegistryAuth
 from tests.e2e.conftest import scratch_database, scratch_stream, target_kind
 from tests.support.berth_process import ADMIN_PASSWORD, berth_process
 from tests.support.databases import NATS_URL
@@ -173,3 +175,30 @@ def test_up_announces_only_once_listening_and_names_its_data_dir(scratch_dir: Pa
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+
+
+def test_feed_sparse_option(scratch_dir: Path) -> None:
+    """``berth feed create --allow-sparse``, ``feed list`` shows it, ``feed update --no-sparse``."""
+    if target_kind() != "berth":
+        pytest.skip("Berth's CLI")
+    with (
+        scratch_database() as dsn,
+        scratch_stream() as stream,
+        berth_process(scratch_dir, database_url=dsn, nats_url=NATS_URL, stream=stream) as server,
+    ):
+        env = {"BERTH_URL": server.url, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        berth("feed", "create", "mirror", "--allow-sparse", env=env)
+        berth("feed", "create", "plain", env=env)
+        listed = [
+            line.replace("│", " ").split() for line in berth("feed", "list", env=env).stdout.splitlines()
+        ]
+        rows = {cells[0]: cells[2] for cells in listed if cells[:1] in (["mirror"], ["plain"])}
+        assert rows == {"mirror": "yes", "plain": "no"}, rows
+        assert (
+            "feed mirror updated"
+            in berth("feed", "update", "mirror", "--no-sparse", "--public", env=env).stdout
+        )
+        answer = httpx.get(f"{server.url}/api/feeds", auth=RegistryAuth("admin", ADMIN_PASSWORD))
+        feeds = {f["name"]: f for f in answer.json()}
+        assert (feeds["mirror"]["allow_sparse"], feeds["mirror"]["public"]) == (False, True)
+        assert berth("feed", "update", "nosuch", "--allow-sparse", env=env, ok=False).returncode == 1

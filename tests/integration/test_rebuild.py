@@ -45,6 +45,8 @@ async def drive_history(berth: BerthApp) -> None:
     for feed in ("alpha", "beta", "gone"):
         await berth.create_feed(feed)
     assert (await c.patch("/api/feeds/beta", json={"description": "second", "public": True})).is_success
+    assert (await c.post("/api/feeds", json={"name": "sparse", "allow_sparse": True})).is_success
+    assert (await c.patch("/api/feeds/alpha", json={"allow_sparse": True})).is_success
     first = await push_image(c, "alpha/app", "v1")
     moved = await push_image(c, "alpha/app", "v1")  # the tag moves
     await push_image(c, "alpha/app", "latest", annotations={"org.example": "x"})

@@ -5,23 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from berth_common.events.base import Event
-from berth_common.events.catalogue import register
+from berth_common.events.catalogue import register, upcaster
 
 
 @register
 class FeedCreated(Event):
-    """A feed (a registry within Berth) was created. ``public``: anonymous may pull."""
+    """A feed (a registry within Berth) was created.
+
+    ``public``: anonymous may pull. ``allow_sparse`` (v2): manifests and indexes may reference
+    blobs and child manifests the repository does not hold.
+    """
 
     type_name = "feed.created"
+    schema_version = 2
     feed: str
     description: str = ""
     public: bool = False
     storage: dict[str, Any] = {}
+    allow_sparse: bool = False
+
+
+@upcaster("feed.created", 1)
+def _feed_created_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: feeds created before the option allow no sparse content."""
+    return {**payload, "allow_sparse": False}
 
 
 @register
 class FeedUpdated(Event):
-    """Some of a feed's settings changed; ``changes`` holds only the new values."""
+    """Some of a feed's settings changed; ``changes`` holds only the new values
+    (``description``, ``public``, ``storage``, ``allow_sparse``)."""
 
     type_name = "feed.updated"
     feed: str

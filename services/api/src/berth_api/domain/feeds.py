@@ -36,15 +36,20 @@ async def create_feed(
     *,
     description: str = "",
     public: bool = False,
+    allow_sparse: bool = False,
     metadata: Metadata | None = None,
 ) -> None:
-    """Create feed ``name``. Raises ``NameInvalid``; ``Conflict`` if it exists."""
+    """Create feed ``name``. Raises ``NameInvalid``; ``Conflict`` if it exists.
+
+    ``allow_sparse``: its manifests may reference blobs and child manifests that were not pushed.
+    """
     validate_feed_name(name)
 
     async def work(uow: UnitOfWork) -> None:
         if await uow.conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1", name):
             raise Conflict(f"feed {name!r} already exists")
-        await uow.emit(f"feed:{name}", FeedCreated(feed=name, description=description, public=public))
+        created = FeedCreated(feed=name, description=description, public=public, allow_sparse=allow_sparse)
+        await uow.emit(f"feed:{name}", created)
 
     try:
         await run_with_retry(store, work, projector=project, metadata=metadata)
@@ -55,7 +60,7 @@ async def create_feed(
 async def update_feed(
     store: EventStore, name: str, changes: dict[str, Any], metadata: Metadata | None = None
 ) -> None:
-    """Change a feed's ``description``/``public``. Raises ``NameUnknown``."""
+    """Change a feed's ``description``/``public``/``allow_sparse``. Raises ``NameUnknown``."""
 
     async def work(uow: UnitOfWork) -> None:
         await _require_feed(uow.conn, name)

@@ -38,19 +38,21 @@ def stream_of(repository: RepositoryName | str) -> str:
     return f"repository:{repository}"
 
 
-async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bool = False) -> None:
-    """Raise ``NameUnknown`` unless the repository's feed exists.
+async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bool = False) -> bool:
+    """Raise ``NameUnknown`` unless the repository's feed exists; returns its ``allow_sparse``.
 
     ``lock`` share-locks the feed row until the transaction ends, so a concurrent feed delete
     waits for a push (or the push waits and then finds no feed) instead of breaking its insert.
     """
-    sql = "SELECT 1 FROM api.feeds WHERE name = $1" + (" FOR SHARE" if lock else "")
-    if not await conn.fetchval(sql, repository.feed):
+    sql = "SELECT allow_sparse FROM api.feeds WHERE name = $1" + (" FOR SHARE" if lock else "")
+    allow_sparse: bool | None = await conn.fetchval(sql, repository.feed)
+    if allow_sparse is None:
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
             " must be created first (berth feed create FEED)",
             detail={"name": str(repository)},
         )
+    return allow_sparse
 
 
 async def put_manifest(
@@ -73,7 +75,8 @@ async def put_manifest(
     Raises:
         ManifestInvalid / UnsupportedMediaType: the body is not an acceptable manifest.
         DigestInvalid: ``reference`` is a digest that does not match ``body``.
-        ManifestBlobUnknown: a referenced blob (or child manifest) is not in the repository.
+        ManifestBlobUnknown: a referenced blob (or child manifest) is not in the repository,
+            and the feed does not allow sparse manifests.
         NameUnknown: the feed does not exist.
         Denied: the tag exists with another digest and ``may_overwrite`` is false.
     """
@@ -87,8 +90,8 @@ async def put_manifest(
     text = _text(body)
 
     async def work(uow: UnitOfWork) -> PushedManifest:
-        await require_feed(uow.conn, repository, lock=True)
-        await _check_references(uow.conn, repository, parsed)
+        sparse = await require_feed(uow.conn, repository, lock=True)
+        await _check_references(uow.conn, repository, parsed, sparse)
         await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
         named = ([reference] if isinstance(reference, str) else []) + list(tags)
         for tag in dict.fromkeys(named):
@@ -106,7 +109,12 @@ def _text(body: bytes) -> str:
         raise ManifestInvalid("the manifest is not UTF-8 encoded JSON") from None
 
 
-async def _check_references(conn: Connection, repository: RepositoryName, parsed: ParsedManifest) -> None:
+async def _check_references(
+    conn: Connection, repository: RepositoryName, parsed: ParsedManifest, sparse: bool = False
+) -> None:
+    """Raise ``ManifestBlobUnknown`` for the first referenced blob or child manifest the
+    repository lacks — unless ``sparse`` (the feed's ``allow_sparse``): then only the blobs it
+    does hold are share-locked, so garbage collection cannot take them from under the push."""
     blobs = sorted({str(d) for d in parsed.blob_references})
     if blobs:
         linked = await conn.fetch(
@@ -118,12 +126,12 @@ async def _check_references(conn: Connection, repository: RepositoryName, parsed
             blobs,
         )
         missing = sorted(set(blobs) - {r["digest"] for r in linked})
-        if missing:
+        if missing and not sparse:
             raise ManifestBlobUnknown(
                 f"blob {missing[0]} is not in repository {repository}", detail={"digest": missing[0]}
             )
     children = sorted({str(d) for d in parsed.manifest_references})
-    if children:
+    if children and not sparse:
         known = await conn.fetch(
             "SELECT digest FROM api.manifests WHERE repository = $1 AND digest = ANY($2::text[])",
             str(repository),

@@ -39,12 +39,13 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     match event:
         case FeedCreated():
             await conn.execute(
-                "INSERT INTO api.feeds(name, description, public, storage, created_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO api.feeds(name, description, public, storage, allow_sparse, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
                 event.feed,
                 event.description,
                 event.public,
                 event.storage,
+                event.allow_sparse,
                 ctx.occurred_at,
             )
         case FeedUpdated():
@@ -78,7 +79,7 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
 
 
 async def _update_feed(conn: Connection, event: FeedUpdated) -> None:
-    allowed = {"description", "public", "storage"}
+    allowed = {"description", "public", "storage", "allow_sparse"}
     for key, value in event.changes.items():
         if key in allowed:
             await conn.execute(f"UPDATE api.feeds SET {key} = $2 WHERE name = $1", event.feed, value)

@@ -22,6 +22,9 @@ class FeedIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, examples=["dmc"])
     description: str = Field(default="", max_length=1000)
     public: bool = Field(default=False, description="anonymous users may pull")
+    allow_sparse: bool = Field(
+        default=False, description="manifests may reference blobs and child manifests that were not pushed"
+    )
 
 
 class FeedPatch(BaseModel):
@@ -29,6 +32,7 @@ class FeedPatch(BaseModel):
 
     description: str | None = Field(default=None, max_length=1000)
     public: bool | None = None
+    allow_sparse: bool | None = None
 
 
 class FeedOut(BaseModel):
@@ -37,12 +41,13 @@ class FeedOut(BaseModel):
     name: str
     description: str
     public: bool
+    allow_sparse: bool
     created_at: datetime
     repositories: int
 
 
 _SELECT = (
-    "SELECT f.name, f.description, f.public, f.created_at,"
+    "SELECT f.name, f.description, f.public, f.allow_sparse, f.created_at,"
     " (SELECT count(*) FROM api.repositories r WHERE r.feed = f.name) AS repositories"
     " FROM api.feeds f"
 )
@@ -58,6 +63,7 @@ async def post_feed(
         body.name,
         description=body.description,
         public=body.public,
+        allow_sparse=body.allow_sparse,
         metadata=metadata_of(request, caller),
     )
     return await get_feed(body.name, pool)
@@ -83,7 +89,7 @@ async def get_feed(name: str, pool: Pool, caller: Caller = require("*")) -> Feed
 async def patch_feed(
     name: str, body: FeedPatch, request: Request, store: Store, pool: Pool, caller: Caller = require("*")
 ) -> FeedOut:
-    """Change a feed's description or public flag. 404 NAME_UNKNOWN if absent."""
+    """Change a feed's description, public flag or sparse option. 404 NAME_UNKNOWN if absent."""
     changes = body.model_dump(exclude_none=True)
     await update_feed(store, name, changes, metadata_of(request, caller))
     return await get_feed(name, pool)
