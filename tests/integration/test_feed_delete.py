@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
+from datetime import timedelta
 
+import httpx
 import pytest
 
 from tests.support.berth_app import BerthApp, berth_app
 
 pytestmark = pytest.mark.integration
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 async def _push_blob(berth: BerthApp, repo: str, data: bytes) -> str:
@@ -70,3 +74,62 @@ async def test_upload_cannot_complete_into_a_deleted_feed() -> None:
         assert put.json()["errors"][0]["code"] == "NAME_UNKNOWN"
         links = await berth.app.state.resources.pool.fetchval("SELECT count(*) FROM blob.links")
         assert links == 0
+
+
+async def test_a_recreated_feed_sees_nothing_of_the_deleted_one_while_the_bus_lags() -> None:
+    """Issue 9, item 3 (0ca8e27): with the bus stopped, a feed deleted and created again still
+    served the old blob L (HEAD/GET 200), mounted it (201) and accepted a manifest reusing it
+    without an upload (201); once the bus delivered the deletion, its reaction unlinked L and GC
+    deleted it, so the accepted image had a missing layer. Feed incarnations: nothing of the
+    deleted incarnation is visible, linkable or mountable at once, and the late reaction touches
+    only the incarnation it ended."""
+    from berth_blob.consumers.feeds import feed_deleted
+    from berth_common.eventstore.store import context_of
+    from tests.integration.test_gc_races import gc, later
+
+    async with berth_app(with_bus=False) as berth:  # no bus: the deletion's reaction waits
+        c, store = berth.client, berth.app.state.resources.store
+        await berth.create_feed("fr")
+        config, layer = b'{"architecture":"amd64","os":"linux"}', os.urandom(3000)
+        config_digest, layer_digest = (
+            await _push_blob(berth, "fr/img", config),
+            await _push_blob(berth, "fr/img", layer),
+        )
+        manifest = _manifest(config_digest, len(config), layer_digest, len(layer))
+        assert (await _put_manifest(berth, "fr/img", "v1", manifest)).status_code == 201
+        assert (await c.delete("/api/feeds/fr")).status_code == 204
+        await berth.create_feed("fr")
+
+        assert (await c.head(f"/v2/fr/img/blobs/{layer_digest}")).status_code == 404
+        assert (await c.get(f"/v2/fr/img/blobs/{layer_digest}")).status_code == 404
+        mount = await c.post(f"/v2/fr/other/blobs/uploads/?mount={layer_digest}&from=fr/img")
+        assert mount.status_code == 202, "a blob of the deleted incarnation was mounted"
+        await _push_blob(berth, "fr/img", config)
+        r = await _put_manifest(berth, "fr/img", "v2", manifest)
+        assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN", r.text
+
+        assert await _push_blob(berth, "fr/img", layer) == layer_digest  # uploaded again: linked anew
+        assert (await _put_manifest(berth, "fr/img", "v2", manifest)).status_code == 201
+
+        [deleted] = await store.read_all(types=["feed.deleted"])  # the bus delivers, late
+        await feed_deleted(store, berth.app.state.blob_storage, deleted.payload, context_of(deleted))
+        await gc(berth, now=later(), grace=timedelta(0))
+        for digest, data in ((layer_digest, layer), (config_digest, config)):
+            got = await c.get(f"/v2/fr/img/blobs/{digest}")
+            assert got.status_code == 200 and got.content == data
+        assert (await c.get("/v2/fr/img/manifests/v2")).content == manifest
+
+
+def _manifest(config: str, config_size: int, layer: str, layer_size: int) -> bytes:
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                   "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer,
+                    "size": layer_size}],
+    }).encode()  # fmt: skip
+
+
+async def _put_manifest(berth: BerthApp, repo: str, tag: str, body: bytes) -> httpx.Response:
+    headers = {"Content-Type": OCI_MANIFEST}
+    return await berth.client.put(f"/v2/{repo}/manifests/{tag}", content=body, headers=headers)

@@ -149,7 +149,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
         )
         real, collected = uploads_module.require_feed, []
 
-        async def gc_first(conn: Any, repository: Any, **kw: Any) -> None:
+        async def gc_first(conn: Any, repository: Any, **kw: Any) -> str:
             if not collected:  # GC runs just before the commit takes the blob's lock
                 collected.append(
                     await collect_garbage(
@@ -159,7 +159,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
                         now=datetime.now(UTC) + timedelta(days=1),
                     )
                 )
-            await real(conn, repository, **kw)
+            return await real(conn, repository, **kw)
 
         monkeypatch.setattr(uploads_module, "require_feed", gc_first)
         r = await c.put(location, params={"digest": digest})

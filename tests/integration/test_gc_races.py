@@ -220,10 +220,10 @@ async def test_commit_retry_after_gc_never_links_deleted_content(
                 raise error
             await real_link(uow, *a)
 
-        async def gc_between_attempts(conn: Any, repository: Any, **kw: Any) -> None:
+        async def gc_between_attempts(conn: Any, repository: Any, **kw: Any) -> str:
             if calls and not collected:
                 collected.append(await gc(berth))
-            await real_feed(conn, repository, **kw)
+            return await real_feed(conn, repository, **kw)
 
         monkeypatch.setattr(uploads_module, "link", flaky_link)
         monkeypatch.setattr(uploads_module, "require_feed", gc_between_attempts)

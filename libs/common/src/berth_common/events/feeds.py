@@ -43,7 +43,21 @@ class FeedUpdated(Event):
 
 @register
 class FeedDeleted(Event):
-    """A feed was deleted, with all its repositories."""
+    """A feed was deleted, with all its repositories.
+
+    ``incarnation`` (v2): which life of the feed ended — the event id of the ``FeedCreated``
+    that began it. A feed created again under the same name is a new incarnation, and nothing
+    of the deleted one is visible, linkable or mountable in it (docs/ARCHITECTURE.md,
+    "Feed incarnations"). ``None`` for events recorded before incarnations existed.
+    """
 
     type_name = "feed.deleted"
+    schema_version = 2
     feed: str
+    incarnation: str | None = None
+
+
+@upcaster("feed.deleted", 1)
+def _feed_deleted_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: the incarnation was not recorded."""
+    return {**payload, "incarnation": None}

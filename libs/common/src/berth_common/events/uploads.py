@@ -6,17 +6,32 @@ lengths, never bytes: the bytes live in the storage driver.
 
 from __future__ import annotations
 
+from typing import Any
+
 from berth_common.events.base import Event
-from berth_common.events.catalogue import register
+from berth_common.events.catalogue import register, upcaster
 
 
 @register
 class UploadStarted(Event):
-    """An upload session was opened for ``repository``."""
+    """An upload session was opened for ``repository``.
+
+    ``incarnation`` (v2): the life of the repository's feed the session belongs to (see
+    ``FeedDeleted``); a session of a deleted incarnation can never complete. ``None`` for
+    sessions opened before incarnations existed.
+    """
 
     type_name = "upload.started"
+    schema_version = 2
     upload_id: str
     repository: str
+    incarnation: str | None = None
+
+
+@upcaster("upload.started", 1)
+def _upload_started_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: the feed's incarnation was not recorded."""
+    return {**payload, "incarnation": None}
 
 
 @register

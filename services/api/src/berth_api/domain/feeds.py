@@ -74,12 +74,15 @@ async def delete_feed(store: EventStore, name: str, metadata: Metadata | None = 
     """Delete a feed and (through the projection) its repositories. Raises ``NameUnknown``."""
 
     async def work(uow: UnitOfWork) -> None:
-        await _require_feed(uow.conn, name)
-        await uow.emit(f"feed:{name}", FeedDeleted(feed=name))
+        incarnation = await _require_feed(uow.conn, name)
+        await uow.emit(f"feed:{name}", FeedDeleted(feed=name, incarnation=incarnation))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 
 
-async def _require_feed(conn: Connection, name: str) -> None:
-    if not await conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1 FOR UPDATE", name):
+async def _require_feed(conn: Connection, name: str) -> str:
+    """Lock feed ``name``'s row; return its incarnation. Raises ``NameUnknown``."""
+    incarnation = await conn.fetchval("SELECT incarnation FROM api.feeds WHERE name = $1 FOR UPDATE", name)
+    if incarnation is None:
         raise NameUnknown(f"feed {name!r} does not exist")
+    return str(incarnation)

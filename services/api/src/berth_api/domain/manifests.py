@@ -38,21 +38,29 @@ def stream_of(repository: RepositoryName | str) -> str:
     return f"repository:{repository}"
 
 
-async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bool = False) -> bool:
-    """Raise ``NameUnknown`` unless the repository's feed exists; returns its ``allow_sparse``.
+@dataclass(frozen=True)
+class FeedState:
+    """What a push needs of its feed: the incarnation and the ``allow_sparse`` option."""
+
+    incarnation: str
+    allow_sparse: bool
+
+
+async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bool = False) -> FeedState:
+    """Raise ``NameUnknown`` unless the repository's feed exists; return its ``FeedState``.
 
     ``lock`` share-locks the feed row until the transaction ends, so a concurrent feed delete
     waits for a push (or the push waits and then finds no feed) instead of breaking its insert.
     """
-    sql = "SELECT allow_sparse FROM api.feeds WHERE name = $1" + (" FOR SHARE" if lock else "")
-    allow_sparse: bool | None = await conn.fetchval(sql, repository.feed)
-    if allow_sparse is None:
+    sql = "SELECT incarnation, allow_sparse FROM api.feeds WHERE name = $1" + (" FOR SHARE" if lock else "")
+    row = await conn.fetchrow(sql, repository.feed)
+    if row is None:
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
             " must be created first (berth feed create FEED)",
             detail={"name": str(repository)},
         )
-    return allow_sparse
+    return FeedState(str(row["incarnation"]), row["allow_sparse"])
 
 
 async def put_manifest(
@@ -90,8 +98,8 @@ async def put_manifest(
     text = _text(body)
 
     async def work(uow: UnitOfWork) -> PushedManifest:
-        sparse = await require_feed(uow.conn, repository, lock=True)
-        await _check_references(uow.conn, repository, parsed, sparse)
+        feed = await require_feed(uow.conn, repository, lock=True)
+        await _check_references(uow.conn, repository, parsed, feed)
         await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
         named = ([reference] if isinstance(reference, str) else []) + list(tags)
         for tag in dict.fromkeys(named):
@@ -110,20 +118,24 @@ def _text(body: bytes) -> str:
 
 
 async def _check_references(
-    conn: Connection, repository: RepositoryName, parsed: ParsedManifest, sparse: bool = False
+    conn: Connection, repository: RepositoryName, parsed: ParsedManifest, feed: FeedState
 ) -> None:
     """Raise ``ManifestBlobUnknown`` for the first referenced blob or child manifest the
-    repository lacks — unless ``sparse`` (the feed's ``allow_sparse``): then only the blobs it
-    does hold are share-locked, so garbage collection cannot take them from under the push."""
+    repository lacks — unless the feed ``allow_sparse``: then only the blobs it does hold are
+    share-locked, so garbage collection cannot take them from under the push. Links of an
+    earlier incarnation of the feed do not count (docs/ARCHITECTURE.md, "Feed incarnations")."""
+    sparse = feed.allow_sparse
     blobs = sorted({str(d) for d in parsed.blob_references})
     if blobs:
         linked = await conn.fetch(
             # FOR SHARE: garbage collection cannot unlink these blobs until this manifest
             # commits (and then it sees the references) — see berth_blob.domain.gc.
             "SELECT digest FROM blob.v_repository_blobs WHERE repository = $1"
-            " AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE",
+            " AND digest = ANY($2::text[]) AND (incarnation IS NULL OR incarnation = $3::uuid)"
+            " ORDER BY digest FOR SHARE",
             str(repository),
             blobs,
+            feed.incarnation,
         )
         missing = sorted(set(blobs) - {r["digest"] for r in linked})
         if missing and not sparse:

@@ -39,14 +39,15 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     match event:
         case FeedCreated():
             await conn.execute(
-                "INSERT INTO api.feeds(name, description, public, storage, allow_sparse, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO api.feeds(name, description, public, storage, allow_sparse, created_at,"
+                " incarnation) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 event.feed,
                 event.description,
                 event.public,
                 event.storage,
                 event.allow_sparse,
                 ctx.occurred_at,
+                ctx.event_id,  # the incarnation: this creation's event id (same in a rebuild)
             )
         case FeedUpdated():
             await _update_feed(conn, event)

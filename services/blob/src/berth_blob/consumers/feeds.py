@@ -2,9 +2,12 @@
 
 When a feed is deleted, every repository link of that feed and every open upload session in
 it go too, as events (``BlobUnlinked``, ``UploadCancelled``); garbage collection then reclaims
-the content after its grace period. Only what existed when the feed was deleted is touched
-(links and sessions created before the event's time), so a feed re-created under the same
-name keeps what is pushed to it. The reaction is idempotent — a redelivered event finds
+the content after its grace period. Only the deleted incarnation's links and sessions are
+touched (``FeedDeleted.incarnation``; for links recorded before incarnations existed, and for
+old events without one, those made before the deletion), so a feed re-created under the same
+name keeps what is pushed to it however late this reaction runs. Readers never wait for it:
+links and sessions of a deleted incarnation are invisible at once (docs/ARCHITECTURE.md,
+"Feed incarnations"). The reaction is idempotent — a redelivered event finds
 nothing left to do — so it runs in its own transaction, at least once.
 """
 
@@ -27,6 +30,12 @@ from berth_common.eventstore import EventContext, EventStore, ProjectionConsumer
 from berth_common.storage import StorageDriver
 
 CONSUMER: Final = "blob-feeds"
+# Rows of the deleted incarnation ($2), or — without one ($2 NULL: an old event), and for rows
+# recorded before incarnations existed — rows made before the deletion ($3). %s: the time column.
+_OF_INCARNATION = (
+    "CASE WHEN $2::uuid IS NULL THEN %s <= $3"
+    " ELSE (incarnation = $2::uuid OR (incarnation IS NULL AND %s <= $3)) END"
+)
 log = structlog.get_logger("berth.blob.feeds")
 
 
@@ -40,9 +49,11 @@ async def feed_deleted(
     meta = Metadata(actor="system:feed-deleted")
     async with store.unit_of_work(project, meta) as uow:
         links = await uow.conn.fetch(
-            "SELECT repository, digest FROM blob.links WHERE feed = $1 AND linked_at <= $2"
+            "SELECT repository, digest FROM blob.links"
+            f" WHERE feed = $1 AND {_OF_INCARNATION % ('linked_at', 'linked_at')}"
             " ORDER BY repository, digest FOR UPDATE",
             event.feed,
+            event.incarnation,
             ctx.occurred_at,
         )
         for row in links:
@@ -53,8 +64,10 @@ async def feed_deleted(
         sessions = await uow.conn.fetch(
             "SELECT u.id::text AS id, u.repository, s.size, s.writer, s.generation"
             " FROM blob.uploads u JOIN blob.upload_state s ON s.id = u.id"
-            " WHERE u.feed = $1 AND u.started_at <= $2 ORDER BY u.id FOR UPDATE OF u, s",
+            f" WHERE u.feed = $1 AND {_OF_INCARNATION % ('u.started_at', 'u.started_at')}"
+            " ORDER BY u.id FOR UPDATE OF u, s",
             event.feed,
+            event.incarnation,
             ctx.occurred_at,
         )
         for row in sessions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from berth_blob.domain.feeds import require_feed
 from berth_blob.projections.tables import project
 from berth_common.errors import BlobUnknown, NameInvalid
 from berth_common.events import BlobMounted, BlobUnlinked, Metadata
@@ -21,11 +22,19 @@ class LinkedBlob:
     size: int
 
 
+# A link counts only in the feed's current incarnation (docs/ARCHITECTURE.md, "Feed
+# incarnations"): links of a deleted feed are invisible at once, whatever the bus's lag.
+_CURRENT_LINK = (
+    "blob.links l JOIN api.v_feeds f ON f.name = l.feed"
+    " AND (l.incarnation IS NULL OR l.incarnation = f.incarnation)"
+    " WHERE l.repository = $1 AND l.digest = $2"
+)
+
+
 async def find(store: EventStore, repository: RepositoryName, digest: Digest) -> LinkedBlob:
-    """The blob ``digest`` as linked to ``repository``. Raises ``BlobUnknown``."""
-    size = await store.pool.fetchval(
-        "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2", str(repository), str(digest)
-    )
+    """The blob ``digest`` as linked to ``repository`` in its feed's current incarnation.
+    Raises ``BlobUnknown``."""
+    size = await store.pool.fetchval(f"SELECT l.size FROM {_CURRENT_LINK}", str(repository), str(digest))
     if size is None:
         raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})
     return LinkedBlob(str(digest), size)
@@ -46,12 +55,11 @@ async def mount(
         return False
 
     async def work(uow: UnitOfWork) -> bool:
+        incarnation = await require_feed(uow.conn, repository, share_lock=True)
         # FOR SHARE: GC cannot unlink the source (and then delete the content, which no
         # committed link would protect) until this mount has committed its own link.
         size = await uow.conn.fetchval(
-            "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2 FOR SHARE",
-            str(origin),
-            str(digest),
+            f"SELECT l.size FROM {_CURRENT_LINK} FOR SHARE OF l", str(origin), str(digest)
         )
         if size is None:
             return False
@@ -60,7 +68,11 @@ async def mount(
         await uow.emit(
             f"bloblink:{repository}@{digest}",
             BlobMounted(
-                repository=str(repository), from_repository=str(origin), digest=str(digest), size=size
+                repository=str(repository),
+                from_repository=str(origin),
+                digest=str(digest),
+                size=size,
+                incarnation=incarnation,
             ),
         )
         return True

@@ -16,12 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from berth_blob.domain import sessions
+from berth_blob.domain.feeds import require_feed
 from berth_blob.domain.layout import FeedLayout
-from berth_blob.domain.locks import blob_lock_key
 from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
-from berth_common.db import Connection
-from berth_common.errors import DigestInvalid, NameUnknown
+from berth_common.errors import BlobUploadUnknown, DigestInvalid
 from berth_common.events import BlobLinked, Metadata, UploadCancelled, UploadCompleted
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci import resumable
@@ -94,8 +93,12 @@ class BlobCommit:
     async def place_and_record(self, uow: UnitOfWork) -> None:
         """One transaction (retried as a whole): locks, lease check, placement unless content
         is already at the address, ``UploadCompleted`` and ``BlobLinked``."""
-        await require_feed(uow.conn, self.repository, share_lock=True,
-                           lock_blob=(self.layout.feed, str(self.digest)))  # fmt: skip
+        incarnation = await require_feed(uow.conn, self.repository, share_lock=True,
+                                         lock_blob=(self.layout.feed, str(self.digest)))  # fmt: skip
+        if self.lease.incarnation not in (None, incarnation):
+            raise BlobUploadUnknown(
+                f"upload session {self.lease.upload_id} belongs to a deleted feed {self.layout.feed!r}"
+            )
         await sessions.end(uow.conn, self.lease)
         if await self.storage.stat(self.target) is None:  # never replace stored content
             await self.stage()
@@ -106,7 +109,7 @@ class BlobCommit:
         await uow.emit(f"upload:{self.lease.upload_id}", UploadCompleted(
             upload_id=self.lease.upload_id, repository=str(self.repository), digest=str(self.digest),
             size=self.lease.size))  # fmt: skip
-        await link(uow, str(self.repository), str(self.digest), self.lease.size)
+        await link(uow, str(self.repository), str(self.digest), self.lease.size, incarnation)
 
 
 async def committed_data(storage: StorageDriver, lease: Lease, path: str) -> None:
@@ -162,39 +165,11 @@ async def discard(
     await drop_data(storage, FeedLayout.of(str(repository)), lease)
 
 
-async def link(uow: UnitOfWork, repository: str, digest: str, size: int) -> None:
-    """Emit ``BlobLinked``: links ``digest`` into ``repository``, or refreshes the link's
-    ``linked_at`` if it exists — a link older than GC's grace that no manifest references could
-    otherwise be collected right after this upload answered 201 (or, after a feed was deleted
-    and re-created, by the late ``FeedDeleted`` reaction, which spares links made after it)."""
-    await uow.emit(
-        f"bloblink:{repository}@{digest}", BlobLinked(repository=repository, digest=digest, size=size)
-    )
-
-
-async def require_feed(
-    conn: Connection, repository: RepositoryName, *, share_lock: bool = False,
-    lock_blob: tuple[str, str] | None = None,
-) -> None:  # fmt: skip
-    """Raise ``NameUnknown`` unless the feed exists (read through api's published view).
-
-    ``share_lock`` holds the feed row until the transaction ends, so a concurrent feed DELETE
-    waits for it (or it sees the deletion): nothing is linked into a deleted feed.
-    ``lock_blob=(feed, digest)`` then also takes that blob's lock (``gc.lock_blob``) in the same
-    round trip, after the feed row.
-    """
-    lock = " FOR SHARE" if share_lock else ""
-    if lock_blob is not None:
-        found = await conn.fetchval(
-            f"WITH feed AS MATERIALIZED (SELECT 1 AS found FROM api.v_feeds WHERE name = $1{lock})"
-            " SELECT found FROM feed, LATERAL (SELECT pg_advisory_xact_lock($2)) AS blob_lock",
-            repository.feed, blob_lock_key(*lock_blob),
-        )  # fmt: skip
-    else:
-        found = await conn.fetchval(f"SELECT 1 FROM api.v_feeds WHERE name = $1{lock}", repository.feed)
-    if not found:
-        raise NameUnknown(
-            f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-            " must be created first (berth feed create FEED)",
-            detail={"name": str(repository)},
-        )
+async def link(uow: UnitOfWork, repository: str, digest: str, size: int, incarnation: str) -> None:
+    """Emit ``BlobLinked``: links ``digest`` into ``repository`` in the feed's ``incarnation``,
+    or refreshes the link's ``linked_at`` (and incarnation) if it exists — a link older than
+    GC's grace that no manifest references could otherwise be collected right after this upload
+    answered 201, and a link left by a deleted incarnation becomes the new one's (the late
+    ``FeedDeleted`` reaction only removes links of the incarnation it ended)."""
+    event = BlobLinked(repository=repository, digest=digest, size=size, incarnation=incarnation)
+    await uow.emit(f"bloblink:{repository}@{digest}", event)

@@ -24,26 +24,31 @@ from typing import Any, Final
 
 import asyncpg
 
+from berth_blob.domain.feeds import feed_unknown
 from berth_common.db import Connection
 from berth_common.errors import BlobUploadUnknown, TooManyRequests
+from berth_common.oci.reference import RepositoryName
 from berth_common.storage import WriterState
 
 POLL_SECONDS: Final = (0.02, 0.05, 0.1, 0.25)  # waits between tries for a busy session
 
-_ACQUIRE = """
+# A session of a deleted incarnation of its feed does not exist (docs/ARCHITECTURE.md, "Feed
+# incarnations"): the join with api's published view hides it at once, whatever the bus's lag.
+_SESSION = (
+    "blob.upload_state s JOIN blob.uploads u ON u.id = s.id"
+    " JOIN api.v_feeds f ON f.name = u.feed AND (u.incarnation IS NULL OR f.incarnation = u.incarnation)"
+)
+_ACQUIRE = f"""
 WITH current AS (
-    SELECT s.id, s.lease IS NOT NULL AS held FROM blob.upload_state s
-      JOIN blob.uploads u ON u.id = s.id
+    SELECT s.id, s.lease IS NOT NULL AS held, u.incarnation FROM {_SESSION}
      WHERE s.id = $1 AND u.repository = $2 AND (s.lease IS NULL OR s.lease_until < now())
        FOR UPDATE OF s)
 UPDATE blob.upload_state s SET lease = $3, lease_until = now() + make_interval(secs => $4)
   FROM current WHERE s.id = current.id
-RETURNING s.size, s.hash_state, s.writer, s.generation, current.held AS takeover
+RETURNING s.size, s.hash_state, s.writer, s.generation, current.held AS takeover,
+          current.incarnation::text AS incarnation
 """
-_EXISTS = (
-    "SELECT 1 FROM blob.upload_state s JOIN blob.uploads u ON u.id = s.id"
-    " WHERE s.id = $1 AND u.repository = $2"
-)
+_EXISTS = f"SELECT 1 FROM {_SESSION} WHERE s.id = $1 AND u.repository = $2"
 _RENEW = (
     "UPDATE blob.upload_state SET lease_until = now() + make_interval(secs => $3)"
     " WHERE id = $1 AND lease = $2"
@@ -87,6 +92,8 @@ class Lease:
         writer: the storage writer's state after ``size`` bytes (None: nothing written yet).
         generation: which data object holds the bytes (``FeedLayout.upload_data``).
         takeover: the previous holder's lease had expired (it may still be writing).
+        incarnation: the life of the feed the session belongs to (None: recorded before
+            incarnations existed).
         lost: set when renewal finds the lease gone; writers stop at the next chunk.
     """
 
@@ -98,6 +105,7 @@ class Lease:
     writer: dict[str, Any] | None
     generation: int
     takeover: bool
+    incarnation: str | None = None
     lost: bool = field(default=False)
 
     @classmethod
@@ -146,7 +154,9 @@ async def acquire(pool: asyncpg.Pool, repository: str, upload_id: str, *, ttl: f
     while another request holds it.
 
     Raises:
-        BlobUploadUnknown: no such open session in ``repository``.
+        BlobUploadUnknown: no such open session in ``repository`` (or only in a deleted
+            incarnation of its feed).
+        NameUnknown: the repository's feed does not exist.
         SessionBusy: still held by another request after ``wait`` seconds (429, retryable).
     """
     token, start = str(uuid.uuid4()), time.monotonic()
@@ -157,9 +167,12 @@ async def acquire(pool: asyncpg.Pool, repository: str, upload_id: str, *, ttl: f
             return Lease(
                 upload_id, token, ttl, row["size"], row["hash_state"],
                 json.loads(writer) if isinstance(writer, str) else writer,
-                row["generation"], row["takeover"],
+                row["generation"], row["takeover"], row["incarnation"],
             )  # fmt: skip
         if not await pool.fetchval(_EXISTS, upload_id, repository):
+            name = RepositoryName.parse(repository)
+            if not await pool.fetchval("SELECT 1 FROM api.v_feeds WHERE name = $1", name.feed):
+                raise feed_unknown(name)
             raise BlobUploadUnknown(f"no upload session {upload_id} in repository {repository}")
         waited = time.monotonic() - start
         if waited >= wait:

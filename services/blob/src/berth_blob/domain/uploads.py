@@ -15,7 +15,8 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 from berth_blob.domain import sessions
-from berth_blob.domain.commit import BlobCommit, DataGone, committed_data, discard, require_feed
+from berth_blob.domain.commit import BlobCommit, DataGone, committed_data, discard
+from berth_blob.domain.feeds import require_feed
 from berth_blob.domain.layout import FeedLayout, is_upload_id
 from berth_blob.domain.sessions import Lease
 from berth_blob.domain.streams import Metered
@@ -59,7 +60,7 @@ class Uploads:
 
     async def start(self, repository: RepositoryName, meta: Metadata) -> Session:
         """Open a session (``UploadStarted``). Raises ``NameUnknown`` for an unknown feed."""
-        upload_id = await self._open(repository, meta, None)
+        upload_id, _ = await self._open(repository, meta, None)
         return Session(upload_id, str(repository), 0)
 
     async def get(self, repository: RepositoryName, upload_id: str) -> Session:
@@ -125,8 +126,8 @@ class Uploads:
         Raises:
             NameUnknown, SizeInvalid, DigestInvalid: see ``start`` and ``complete``.
         """
-        lease = Lease("", str(uuid.uuid4()), self.lease_seconds, 0, None, None, 0, False)
-        lease.upload_id = await self._open(repository, meta, lease)
+        lease = Lease("", str(uuid.uuid4()), self.lease_seconds, 0, None, None, 0, False, None)
+        lease.upload_id, lease.incarnation = await self._open(repository, meta, lease)
         try:
             await self._finish(lease, repository, digest, body, None, length, meta)
         except BaseException:
@@ -149,17 +150,19 @@ class Uploads:
 
     # --- steps ----------------------------------------------------------------------------
 
-    async def _open(self, repository: RepositoryName, meta: Metadata, lease: Lease | None) -> str:
+    async def _open(self, repository: RepositoryName, meta: Metadata, lease: Lease | None) -> tuple[str, str]:
+        """Open a session; return its id and the feed's incarnation. Raises ``NameUnknown``."""
         upload_id = str(uuid.uuid4())
 
-        async def work(uow: UnitOfWork) -> None:
-            await require_feed(uow.conn, repository)
-            stream = f"upload:{upload_id}"
-            await uow.emit(stream, UploadStarted(upload_id=upload_id, repository=str(repository)))
+        async def work(uow: UnitOfWork) -> str:
+            incarnation = await require_feed(uow.conn, repository)
+            started = UploadStarted(upload_id=upload_id, repository=str(repository), incarnation=incarnation)
+            await uow.emit(f"upload:{upload_id}", started)
             await sessions.create(uow.conn, upload_id, lease)
+            return incarnation
 
-        await run_with_retry(self.store, work, projector=project, metadata=meta)
-        return upload_id
+        incarnation: str = await run_with_retry(self.store, work, projector=project, metadata=meta)
+        return upload_id, incarnation
 
     async def _acquire(self, repository: RepositoryName, upload_id: str) -> Lease:
         if not is_upload_id(upload_id):

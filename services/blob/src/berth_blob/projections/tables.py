@@ -41,12 +41,13 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     match event:
         case UploadStarted():
             await conn.execute(
-                "INSERT INTO blob.uploads(id, repository, feed, size, started_at, updated_at)"
-                " VALUES ($1, $2, $3, 0, $4, $4)",
+                "INSERT INTO blob.uploads(id, repository, feed, size, started_at, updated_at, incarnation)"
+                " VALUES ($1, $2, $3, 0, $4, $4, $5)",
                 event.upload_id,
                 event.repository,
                 feed_of(event.repository),
                 ctx.occurred_at,
+                event.incarnation,
             )
         case ChunkReceived():
             await conn.execute(
@@ -70,14 +71,16 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)
         case BlobLinked() | BlobMounted():
             await conn.execute(
-                "INSERT INTO blob.links(repository, digest, feed, size, linked_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, digest)"
-                " DO UPDATE SET linked_at = GREATEST(blob.links.linked_at, EXCLUDED.linked_at)",
+                "INSERT INTO blob.links(repository, digest, feed, size, linked_at, incarnation)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository, digest)"
+                " DO UPDATE SET linked_at = GREATEST(blob.links.linked_at, EXCLUDED.linked_at),"
+                " incarnation = EXCLUDED.incarnation",  # a link made again in a new feed life
                 event.repository,
                 event.digest,
                 feed_of(event.repository),
                 event.size,
                 ctx.occurred_at,
+                event.incarnation,
             )
         case BlobUnlinked():
             await conn.execute(
