@@ -13,11 +13,8 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -29,78 +26,17 @@ from tests.e2e import oci_layout
 from tests.e2e.clients import docker_ref, inspect_raw, skopeo_copy
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, registry_credentials
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
-from tests.support.net import free_port
+from tests.support.serve_process import ServeProcess, start, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "blob", "auth", "gc")
-READY_TIMEOUT = 90.0  # seconds for every process to answer /healthz (five start at once)
 PROJECTION_TIMEOUT = 60.0  # seconds for the gc consumer to catch up (a deadline, not a measure)
 
 
-@dataclass
-class Process:
-    """One ``uv run berth serve`` subprocess and its log file."""
-
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        """The last 4,000 characters of the process's output."""
-        return f"--- {self.name} ---\n" + self.log_path.read_text(errors="replace")[-4000:]
-
-
-def _start(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Process:
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            ["uv", "run", "berth", "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Process(name, f"http://127.0.0.1:{port}", proc, log_path)
-
-
-def _wait_ready(processes: list[Process], path: str) -> None:
-    """Poll ``path`` on every process until it answers 200.
-
-    Raises:
-        RuntimeError: a process exits or is not ready within READY_TIMEOUT s (with its log).
-    """
-    deadline = time.monotonic() + READY_TIMEOUT
-    for p in processes:
-        while True:
-            if p.proc.poll() is not None:
-                raise RuntimeError(f"{p.name} exited with {p.proc.returncode}\n{p.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(p.url + path, timeout=2.0).status_code in (200, 401):  # 401: challenge
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{p.name} not ready after {READY_TIMEOUT}s\n{p.log()}")
-            time.sleep(0.2)
-
-
-def _stop(processes: list[Process]) -> None:
-    for p in processes:
-        if p.proc.poll() is None:
-            p.proc.send_signal(signal.SIGTERM)
-    for p in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.proc.wait(20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.proc.pid, signal.SIGKILL)
-        p.proc.wait(10)
-
-
 @contextlib.contextmanager
-def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[Process]:
+def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[ServeProcess]:
     """Start the four services and the proxy; yield the proxy once everything is ready."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
     env |= {
@@ -111,12 +47,12 @@ def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[Pr
         "BERTH_RELAY_POLL_SECONDS": "0.2",
         "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
-    processes = [_start(svc, [svc], env, workdir) for svc in SERVICES]
+    processes = [start(svc, [svc], env, workdir) for svc in SERVICES]
     try:
-        _wait_ready(processes, "/healthz")
+        wait_ready(processes, "/healthz")
         urls = [f"--{p.name}={p.url}" for p in processes]
-        processes.append(_start("proxy", ["proxy", *urls], env, workdir))
-        _wait_ready(processes[-1:], "/v2/")
+        processes.append(start("proxy", ["proxy", *urls], env, workdir))
+        wait_ready(processes[-1:], "/v2/")
         exited = [f"{p.name} exited with {p.proc.returncode}" for p in processes if p.proc.poll() is not None]
         if exited:  # e.g. one lost its port to another process that then answered in its place
             raise RuntimeError("; ".join(exited))
@@ -125,7 +61,7 @@ def separate_berth(workdir: Path, database_url: str, stream: str) -> Iterator[Pr
         print("\n".join(p.log() for p in processes))
         raise
     finally:
-        _stop(processes)
+        stop(processes)
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -39,11 +40,12 @@ class BerthApp:
 
 @contextlib.asynccontextmanager
 async def berth_app(
-    *, with_bus: bool = True, admin_password: str = ADMIN_PASSWORD
+    *, with_bus: bool = True, admin_password: str = ADMIN_PASSWORD, **settings_changes: Any
 ) -> AsyncIterator[BerthApp]:
     """Start Berth in process on a fresh database, stream and storage folder.
 
     ``client`` is logged in as ``admin`` (password ``admin_password``) through the token flow.
+    ``settings_changes`` are further ``Settings`` fields (e.g. ``auth=AuthSettings(...)``).
     """
     stream = unique("BERTH_TEST_")
     with tempfile.TemporaryDirectory(prefix="berth-test-") as tmp:
@@ -56,6 +58,7 @@ async def berth_app(
                 storage=StorageSettings(root=Path(tmp) / "storage"),
                 relay_poll_seconds=0.2,
                 admin_password=admin_password,
+                **settings_changes,
             )
             app = create_app(settings)
             try:

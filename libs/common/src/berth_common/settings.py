@@ -59,7 +59,8 @@ class AuthSettings(BaseModel):
 
     ``token_ttl_seconds``: access token lifetime; ``refresh_ttl_seconds``: refresh tokens;
     ``key_secret``: encrypts signing keys at rest when set; ``failures_per_minute``: failed logins
-    allowed per (user, client IP) before ``429``.
+    allowed per (user name, client address) per minute before ``429``;
+    ``address_failures_per_minute``: the same per client address, all user names together.
     """
 
     service: str = "berth"
@@ -69,6 +70,7 @@ class AuthSettings(BaseModel):
     key_secret: str | None = None
     admin_user: str = "admin"
     failures_per_minute: int = Field(default=10, ge=1)
+    address_failures_per_minute: int = Field(default=30, ge=1)
 
 
 class Settings(BaseSettings):

@@ -12,9 +12,10 @@ import secrets
 import sys
 
 import structlog
+from anyio import to_thread
 from fastapi import FastAPI
 
-from berth_auth.domain import identities
+from berth_auth.domain import credentials, identities
 from berth_auth.domain.keys import ensure_key
 from berth_auth.projections import SPEC
 from berth_auth.routes import admin, token
@@ -64,6 +65,7 @@ async def bootstrap_admin(resources: Resources) -> str | None:
 async def start(resources: Resources) -> None:
     """Migrate, ensure a signing key, create the first admin (printing a generated password once)."""
     await apply_migrations(resources.pool, migrations())
+    await to_thread.run_sync(credentials.dummy_hash)  # made now, not in the first failed login
     await ensure_key(resources.store, resources.settings.auth)
     generated = await bootstrap_admin(resources)
     if generated is not None:

@@ -1,24 +1,32 @@
 """Who is calling: Basic credentials → an ``Identity`` with its principals (docs/SECURITY.md).
 
 Users log in with their password (argon2id); API keys log in as user ``api`` with the key as
-password (ProGet's convention). Failed logins are rate limited per (user, client IP) with an
-in-process token bucket: ``failures_per_minute`` failures, refilled continuously; when empty the
-caller gets ``429 TOOMANYREQUESTS`` until it refills — other users and other IPs are unaffected.
-(Per process: with N server processes the limit is N times looser; documented.)
+password (ProGet's convention). Failed logins are limited per client address and per (user
+name, address) across all processes (``berth_auth.domain.limits``).
+
+A failed login costs the same whether or not the user name exists: an unknown (or disabled)
+user is checked against a dummy argon2id hash made with the same parameters as real ones, so
+the answer's timing does not tell names apart. API keys are high-entropy and looked up by
+their SHA-256, with no slow hash on any path; ``api`` is a fixed name, so its path says
+nothing about which user names exist.
 """
 
 from __future__ import annotations
 
-import time
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 import asyncpg
+from anyio import to_thread
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from berth_auth.domain.identities import HASHER, hash_secret
+from berth_auth.domain import identities
+from berth_auth.domain.identities import hash_secret
+from berth_auth.domain.limits import LoginLimits
 from berth_auth.domain.policy import IMPLIES, Principal, Rule, privileges_on
-from berth_common.errors import TooManyRequests, Unauthorized
+from berth_common.errors import Unauthorized
 
 ANONYMOUS = "anonymous"
 
@@ -47,34 +55,6 @@ class Identity:
 ANONYMOUS_IDENTITY = Identity(ANONYMOUS, (("anonymous", ""), ("everyone", "")))
 
 
-class FailureLimiter:
-    """Token bucket per (user, client IP) that only failures drain (see module docstring)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
-
-    def _level(self, key: tuple[str, str]) -> float:
-        level, stamp = self.buckets.get(key, (self.capacity, time.monotonic()))
-        return min(self.capacity, level + (time.monotonic() - stamp) * self.rate)
-
-    def check(self, user: str, ip: str) -> None:
-        """Raise ``TooManyRequests`` when (user, ip) has no failures left."""
-        if self._level((user, ip)) < 1.0:
-            raise TooManyRequests(
-                f"too many failed logins for {user!r} from {ip}; retry in a minute",
-                headers={"Retry-After": "60"},
-            )
-
-    def failed(self, user: str, ip: str) -> None:
-        """Record one failure of (user, ip)."""
-        key = (user, ip)
-        self.buckets[key] = (self._level(key) - 1.0, time.monotonic())
-        if len(self.buckets) > 100_000:
-            self.buckets.clear()
-
-
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="berth", charset="UTF-8"'}  # RFC 7617
 
 
@@ -82,28 +62,53 @@ def _bad_credentials() -> Unauthorized:
     return Unauthorized("invalid username or password", headers=BASIC_CHALLENGE)
 
 
+@cache
+def dummy_hash() -> str:
+    """An argon2id hash of a random secret, made (once per process) by the hasher of real
+    passwords, so checking a password against it costs what checking a real one does."""
+    return identities.HASHER.hash(secrets.token_urlsafe(32))
+
+
+async def verify_password(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches the argon2id hash ``stored``; always runs one argon2id
+    check (against :func:`dummy_hash` when ``stored`` is None), in a worker thread."""
+
+    def check() -> bool:
+        try:
+            return bool(identities.HASHER.verify(stored or dummy_hash(), password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    matched = await to_thread.run_sync(check)
+    return matched and stored is not None
+
+
 async def authenticate(
-    pool: asyncpg.Pool, limiter: FailureLimiter, user: str, password: str, ip: str
+    pool: asyncpg.Pool, limits: LoginLimits, user: str, password: str, ip: str
 ) -> Identity:
-    """Check Basic credentials. Raises ``Unauthorized`` (bad) or ``TooManyRequests``."""
-    limiter.check(user, ip)
-    if "\0" in user or "\0" in password:  # no stored name or key holds a NUL (PostgreSQL text)
-        identity = None
+    """Check Basic credentials from client address ``ip``.
+
+    Raises:
+        TooManyRequests: 429, too many failures from ``ip`` or for ``user`` from ``ip``.
+        Unauthorized: 401, wrong credentials (unknown, disabled, revoked or expired alike).
+    """
+    await limits.check(user, ip)
+    if user == "api":
+        identity = await _api_key(pool, password)
     else:
-        identity = await (_api_key(pool, password) if user == "api" else _password(pool, user, password))
+        identity = await _password(pool, user, password)
     if identity is None:
-        limiter.failed(user, ip)
+        await limits.failed(user, ip)
         raise _bad_credentials()
     return identity
 
 
 async def _password(pool: asyncpg.Pool, user: str, password: str) -> Identity | None:
-    row = await pool.fetchrow("SELECT password_hash, disabled FROM auth.users WHERE name = $1", user)
-    if row is None or row["disabled"]:
-        return None
-    try:
-        HASHER.verify(row["password_hash"], password)
-    except (VerificationError, InvalidHashError):
+    row = None
+    if "\0" not in user:  # no stored name holds a NUL (PostgreSQL text cannot)
+        row = await pool.fetchrow("SELECT password_hash, disabled FROM auth.users WHERE name = $1", user)
+    matched = await verify_password(row["password_hash"] if row is not None else None, password)
+    if row is None or row["disabled"] or not matched:
         return None
     return await user_identity(pool, user)
 
@@ -121,6 +126,8 @@ async def user_identity(pool: asyncpg.Pool, user: str) -> Identity:
 
 
 async def _api_key(pool: asyncpg.Pool, key: str) -> Identity | None:
+    if "\0" in key:  # no key holds a NUL; the SHA-256 lookup would find nothing either
+        return None
     row = await pool.fetchrow(
         "SELECT k.key_id, k.owner, k.feeds, k.privileges, k.expires_at, k.revoked,"
         " u.disabled AS owner_disabled FROM auth.api_keys k LEFT JOIN auth.users u"

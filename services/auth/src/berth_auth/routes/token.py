@@ -4,7 +4,8 @@ Authentication") and the JWKS of the signing keys.
 ``GET /token?service=&scope=&scope=&account=&offline_token=`` with Basic credentials or none
 (anonymous); ``POST /token`` form-encoded with ``grant_type=password`` (``username``,
 ``password``) or ``grant_type=refresh_token`` (``refresh_token``), ``scope`` space-separated.
-Wrong credentials: 401 UNAUTHORIZED; repeated failures: 429 TOOMANYREQUESTS; bad scope: 400.
+Wrong credentials: 401 UNAUTHORIZED; repeated failures (per client address, and per user name
+and address, across processes): 429 TOOMANYREQUESTS with ``Retry-After``; bad scope: 400.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from fastapi.responses import JSONResponse
 from berth_auth.domain.credentials import (
     ANONYMOUS_IDENTITY,
     BASIC_CHALLENGE,
-    FailureLimiter,
     Identity,
     authenticate,
 )
+from berth_auth.domain.limits import LoginLimits
 from berth_auth.domain.tokens import grant, issue, issue_refresh, redeem_refresh
 from berth_common.auth.scopes import ScopeInvalid, parse_scopes
 from berth_common.errors import Unauthorized
@@ -42,12 +43,9 @@ def _resources(request: Request) -> Resources:
     return resources
 
 
-def _limiter(request: Request) -> FailureLimiter:
-    limiter = getattr(request.app.state, "auth_limiter", None)
-    if limiter is None:
-        per_minute = _resources(request).settings.auth.failures_per_minute
-        limiter = request.app.state.auth_limiter = FailureLimiter(per_minute)
-    return limiter
+def _limits(request: Request) -> LoginLimits:
+    resources = _resources(request)
+    return LoginLimits(resources.pool, resources.settings.auth)
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
@@ -66,7 +64,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
 
 async def _login(request: Request, user: str, password: str) -> Identity:
     ip = client_host(request, _resources(request).settings)  # X-Forwarded-For of trusted proxies
-    return await authenticate(_resources(request).pool, _limiter(request), user, password, ip)
+    return await authenticate(_resources(request).pool, _limits(request), user, password, ip)
 
 
 def _check_service(request: Request, service: str | None) -> None:
