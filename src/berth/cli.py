@@ -261,7 +261,7 @@ def _serve(factory: str, host: str, port: int, workers: int, tls: TlsFiles | Non
     trusted proxies only), so uvicorn's own ``proxy_headers`` (trusting loopback always) is off."""
     import uvicorn
 
-    from berth_common.http.zerocopy import uvicorn_http_protocol
+    from berth_common.http.protocols import uvicorn_http_protocol
     from berth_common.logging import configure_logging
 
     configure_logging()

@@ -23,7 +23,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from berth_common.http.zerocopy import STATS, FileRangeResponse, uvicorn_http_protocol
+from berth_common.http.protocols import uvicorn_http_protocol
+from berth_common.http.zerocopy import STATS, FileRangeResponse
 from tests.support.net import free_port
 
 SIZE = 64 * 1024 * 1024

@@ -54,6 +54,19 @@ class GcSettings(BaseModel):
     interval_seconds: float = Field(default=3600.0, gt=0)
 
 
+class HttpSettings(BaseModel):
+    """Slow-client limits of Berth's HTTP servers (seconds; docs/CONFIGURATION.md).
+
+    ``header_timeout_seconds``: from a connection's start, or the end of its previous response,
+    until a complete request head; otherwise the connection is closed (``408`` if part of a
+    head came). ``body_idle_timeout_seconds``: the longest wait for the next piece of a request
+    body; otherwise the request fails with ``400`` and the connection is closed.
+    """
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_idle_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class AuthSettings(BaseModel):
     """Token auth (docs/SECURITY.md): ``service`` is the token audience, ``issuer`` its ``iss``.
 
@@ -102,6 +115,7 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     gc: GcSettings = GcSettings()
     auth: AuthSettings = AuthSettings()
+    http: HttpSettings = HttpSettings()
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)

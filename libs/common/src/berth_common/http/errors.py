@@ -3,7 +3,8 @@
 Routes raise ``berth_common.errors.RegistryError`` subclasses; request-validation failures,
 unknown routes, wrong methods and unexpected exceptions are mapped here too, so a client never
 sees an HTML page or a traceback. Backing-service outages (PostgreSQL, NATS, storage) become
-``503 UNAVAILABLE``; anything else unexpected is logged and becomes ``500 UNKNOWN``.
+``503 UNAVAILABLE``; a request body that stalls (``berth_common.http.bodies``) is a ``400`` that
+closes the connection; anything else unexpected is logged and becomes ``500 UNKNOWN``.
 
 A 4XX answer on the registry API (``/v2/``) carries one of the spec's fourteen codes
 (``berth_common.errors.SPEC_CODES``): a generic bad request there says BLOB_UPLOAD_INVALID on
@@ -12,6 +13,8 @@ NOT_FOUND are for Berth's own ``/api/`` and ``/token``). docs/ARCHITECTURE.md, "
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import asyncpg
 import structlog
@@ -28,10 +31,12 @@ from berth_common.errors import (
     NameInvalid,
     NameUnknown,
     RegistryError,
+    SizeInvalid,
     Unavailable,
     Unsupported,
     error_body,
 )
+from berth_common.http.bodies import BodyStalled
 from berth_common.oci.reference import split_v2_path
 
 log = structlog.get_logger("berth.http")
@@ -79,6 +84,8 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, BodyStalled):  # FastAPI wraps errors of reading a body parameter
+        return await _body_stalled(request, exc.__cause__)
     if exc.status_code == 405:
         return render(request, Unsupported(f"method {request.method} not allowed here"))
     if exc.status_code == 404:
@@ -133,6 +140,26 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     )
 
 
+def stalled_error(path: str, seconds: float) -> RegistryError:
+    """The OCI error for a body that stalled on ``path``: ``BLOB_UPLOAD_INVALID`` for upload
+    sessions, ``MANIFEST_INVALID`` for manifests, else ``SIZE_INVALID`` (fewer bytes came than the
+    request declared); all 400, with ``Connection: close`` (the rest of the body is never read)."""
+    message = f"the request body stalled: nothing received for {seconds:g} s; the connection is closed"
+    kind = ""
+    if path.startswith("/v2/"):
+        with contextlib.suppress(NameInvalid):
+            kind = split_v2_path(path[len("/v2/") :])[1]
+    fitting = {"uploads": BlobUploadInvalid, "manifests": ManifestInvalid}.get(kind, SizeInvalid)
+    return fitting(message, headers={"Connection": "close"})
+
+
+async def _body_stalled(request: Request, exc: Exception) -> Response:
+    """400 for a client that stopped sending its body (``berth_common.http.bodies``)."""
+    assert isinstance(exc, BodyStalled)
+    log.info("request.body_stalled", path=request.url.path, method=request.method, seconds=exc.seconds)
+    return render(request, stalled_error(request.url.path, exc.seconds))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, _OUTAGES):
         return await _unavailable(request, exc)
@@ -146,6 +173,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(BodyStalled, _body_stalled)
     for outage in _OUTAGES:  # handled here, not by the catch-all that re-raises to the server
         app.add_exception_handler(outage, _unavailable)
     for text_error in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):

@@ -3,7 +3,8 @@
 Each service module provides ``setup(app)`` (its routers) and a ``start`` (migrations,
 background work); this builds the FastAPI app around them: resources opened in the lifespan
 (never at import time), an outbox relay candidate when the service appends events, the error
-renderer, and the common surface (``/healthz``, ``/metrics``, access log, tracing).
+renderer, the common surface (``/healthz``, ``/metrics``, access log, tracing) and the request-body
+idle timeout (``berth_common.http.bodies``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from berth_common.http.bodies import BodyIdleTimeout
 from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import install_surface
 from berth_common.logging import configure_logging
@@ -61,4 +63,5 @@ def service_app(
     install_error_handlers(app)
     setup(app)
     install_surface(app, name, access_log=settings.access_log)
+    app.add_middleware(BodyIdleTimeout, seconds=settings.http.body_idle_timeout_seconds)
     return app

@@ -10,10 +10,8 @@
   ``NotImplementedError``, ``add_writer`` on a transport fd is refused) a non-blocking
   ``os.sendfile`` loop on a ``dup`` of the socket fd, waiting for writability on the duplicate.
 
-Server wiring (both loops are supported; uvloop measured fastest)::
-
-    from berth_common.http.zerocopy import uvicorn_http_protocol
-    uvicorn.Config(app, http=uvicorn_http_protocol("httptools"), loop="uvloop")
+Servers use these through Berth's final protocol classes, which add a request-head deadline:
+``berth_common.http.protocols.uvicorn_http_protocol``.
 
 Relies on uvicorn internals (``HttpToolsProtocol._start_asgi_task``, ``RequestResponseCycle``),
 checked on uvicorn 0.54 by ``tests/integration/test_zerocopy.py``. :data:`STATS` counts paths.
@@ -36,11 +34,10 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http import h11_impl, httptools_impl
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.protocols.utils import is_ssl
 
 __all__ = ["STATS", "ZEROCOPY_SEND", "FileRangeResponse", "ZeroCopyH11Protocol", "ZeroCopyHttpToolsProtocol"]
-__all__ += ["ZeroCopyStats", "uvicorn_http_protocol"]
+__all__ += ["ZeroCopyStats"]
 
 ZEROCOPY_SEND = "http.response.zerocopysend"
 CHUNK_SIZE = 1024 * 1024
@@ -378,21 +375,3 @@ class ZeroCopyH11Protocol(h11_impl.H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         _wake(self.cycle)
-
-
-def uvicorn_http_protocol(name: str = "httptools") -> type[asyncio.Protocol]:
-    """The class to pass as ``uvicorn.Config(http=...)`` for zero-copy blob GETs.
-
-    Args:
-        name: ``"httptools"``, ``"h11"`` or ``"auto"`` (httptools when importable).
-
-    Raises:
-        ValueError: any other name (uvicorn's ``zttp``/HTTP/2 has no zero-copy support here).
-    """
-    if name == "auto":
-        name = "httptools" if AutoHTTPProtocol is httptools_impl.HttpToolsProtocol else "h11"
-    if name == "httptools":
-        return ZeroCopyHttpToolsProtocol
-    if name == "h11":
-        return ZeroCopyH11Protocol
-    raise ValueError(f"no zero-copy protocol for uvicorn http={name!r}")
