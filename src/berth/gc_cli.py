@@ -1,9 +1,16 @@
-"""``berth gc run``: collect garbage now (the blob service also does it on a schedule)."""
+"""``berth gc run``: collect garbage now (the blob service also does it on a schedule).
+
+``--purge-age AGE`` also expires, in the same run and before collecting, every upload session
+idle for longer than ``AGE`` (``berth_blob.domain.cleanup``, as the scheduled purge does after
+``uploads.max_age_seconds``): for operators who need the space of abandoned uploads now.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,11 +20,39 @@ import typer
 from berth.runfile import resolve
 
 if TYPE_CHECKING:
+    import asyncpg
+
+    from berth_blob.domain.cleanup import PurgeResult
     from berth_blob.domain.gc import GcResult
+    from berth_common.eventstore import EventStore
     from berth_common.settings import Settings
+    from berth_common.storage import StorageDriver
 
 gc_app = typer.Typer(help="Garbage collection of unreferenced blobs.", no_args_is_help=True)
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+PURGE_RETRIES = 10  # passes over sessions another process was purging or writing to
+
+
+def parse_age(text: str) -> timedelta:
+    """``"90"``/``"90s"`` seconds, ``"10m"``, ``"1h"``, ``"2d"``, ``"0"`` → a ``timedelta``.
+
+    Raises:
+        typer.BadParameter: anything else (exit status 2 with the message).
+    """
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not an age: use seconds (90), or 90s, 10m, 1h, 2d")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+@dataclass
+class _Run:
+    """What ``berth gc run`` did: the purge (if asked for) and the collection."""
+
+    purged: PurgeResult | None
+    collected: GcResult
 
 
 @gc_app.command("run")
@@ -26,9 +61,16 @@ def run(
         int | None,
         typer.Option(help="collect what has been unreferenced this long (default: gc.grace_seconds)"),
     ] = None,
+    purge_age: Annotated[
+        str | None,
+        typer.Option(
+            help="first expire upload sessions idle longer than this (seconds, or 90s, 10m, 1h, 2d; 0: all)"
+        ),
+    ] = None,
     data_dir: DataDir = Path("berth-data"),
 ) -> None:
-    """Unlink unreferenced blobs and delete unlinked content older than the grace period."""
+    """Unlink unreferenced blobs and delete unlinked content older than the grace period;
+    with --purge-age, first expire upload sessions idle longer than that."""
     from berth_common.settings import Settings
 
     _, database_url, _ = resolve(data_dir)
@@ -37,6 +79,7 @@ def run(
         raise typer.Exit(2)
     if not os.environ.get("BERTH_STORAGE__ROOT") and (data_dir / "storage").is_dir():
         os.environ["BERTH_STORAGE__ROOT"] = str(data_dir.resolve() / "storage")
+    purge = parse_age(purge_age) if purge_age is not None else None
     settings = Settings(database_url=database_url)
     if settings.storage.kind == "filesystem" and not settings.storage.root.is_dir():
         typer.echo(
@@ -46,14 +89,20 @@ def run(
         )
         raise typer.Exit(2)
     grace = timedelta(seconds=settings.gc.grace_seconds if grace_seconds is None else grace_seconds)
-    result = asyncio.run(_collect(settings, grace))
+    done = asyncio.run(_collect(settings, grace, purge))
+    if done.purged is not None and purge_age is not None:
+        typer.echo(
+            f"purged {done.purged.expired} upload sessions idle longer than {purge_age},"
+            f" freed {done.purged.bytes_freed} bytes"
+        )
+    result = done.collected
     typer.echo(
         f"unlinked {result.unlinked} links, deleted {result.deleted} blobs,"
         f" swept {result.swept_files} orphaned files, freed {result.bytes_freed} bytes"
     )
 
 
-async def _collect(settings: Settings, grace: timedelta) -> GcResult:
+async def _collect(settings: Settings, grace: timedelta, purge: timedelta | None) -> _Run:
     from berth_blob.app import build_storage
     from berth_blob.domain.gc import collect_garbage
     from berth_common.db import create_pool
@@ -63,7 +112,36 @@ async def _collect(settings: Settings, grace: timedelta) -> GcResult:
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     storage = build_storage(settings)
     try:
-        return await collect_garbage(EventStore(pool), storage, grace)
+        store = EventStore(pool)
+        purged = await _purge(pool, store, storage, purge) if purge is not None else None
+        return _Run(purged, await collect_garbage(store, storage, grace))
     finally:
         await storage.close()
         await pool.close()
+
+
+async def _purge(
+    pool: asyncpg.Pool, store: EventStore, storage: StorageDriver, age: timedelta
+) -> PurgeResult:
+    """Expire every upload session idle longer than ``age``, in batches, until none is left.
+
+    A batch finds nothing while another process holds the purge lock (the scheduled purge) or
+    a session's row is locked by a request writing to it; then it waits a little and looks again,
+    at most ``PURGE_RETRIES`` times, and reports what it did purge.
+    """
+    from datetime import UTC, datetime
+
+    from berth_blob.domain.cleanup import PurgeResult, purge_expired_uploads
+
+    now = datetime.now(UTC)
+    expired = freed = retries = 0
+    while True:
+        batch = await purge_expired_uploads(store, storage, age, now=now)
+        expired, freed = expired + batch.expired, freed + batch.bytes_freed
+        if batch.expired:
+            continue
+        left = await pool.fetchval("SELECT count(*) FROM blob.uploads WHERE updated_at < $1", now - age)
+        if not left or retries >= PURGE_RETRIES:
+            return PurgeResult(expired, freed)
+        retries += 1
+        await asyncio.sleep(0.5)

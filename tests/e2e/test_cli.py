@@ -202,3 +202,39 @@ def test_feed_sparse_option(scratch_dir: Path) -> None:
         feeds = {f["name"]: f for f in answer.json()}
         assert (feeds["mirror"]["allow_sparse"], feeds["mirror"]["public"]) == (False, True)
         assert berth("feed", "update", "nosuch", "--allow-sparse", env=env, ok=False).returncode == 1
+
+
+def test_gc_run_purges_idle_upload_sessions_at_once(scratch_dir: Path) -> None:
+    """``berth gc run --purge-age AGE`` expires upload sessions idle longer than AGE in the same
+    run (an operator who needs the space now) and says how many sessions and bytes went."""
+    if target_kind() != "berth":
+        pytest.skip("Berth's CLI")
+    import httpx
+
+    from berth.token_auth import RegistryAuth
+    from tests.support.berth_process import ADMIN_USER
+
+    with (
+        scratch_database() as dsn,
+        scratch_stream() as stream,
+        berth_process(scratch_dir, database_url=dsn, nats_url=NATS_URL, stream=stream) as server,
+    ):
+        server.create_feed("purge")
+        auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
+        started = httpx.post(f"{server.url}/v2/purge/img/blobs/uploads/", auth=auth)
+        session = started.headers["location"]
+        patched = httpx.patch(f"{server.url}{session}", content=b"x" * 1000, auth=auth)
+        assert patched.status_code == 202, patched.text
+        env = {"BERTH_DATABASE_URL": dsn, "BERTH_STORAGE__ROOT": str(server.data_dir / "storage")}
+        kept = berth("gc", "run", "--purge-age", "1h", env=env).stdout
+        assert "purged 0 upload sessions idle longer than 1h, freed 0 bytes" in kept, kept
+        assert httpx.get(f"{server.url}{session}", auth=auth).status_code == 204
+        uploads = server.data_dir / "storage" / "feeds" / "purge" / "uploads"
+        assert [p.stat().st_size for p in uploads.glob("*/data")] == [1000]
+        purged = berth("gc", "run", "--purge-age", "0", env=env).stdout
+        assert "purged 1 upload sessions idle longer than 0, freed 1000 bytes" in purged, purged
+        gone = httpx.get(f"{server.url}{session}", auth=auth)
+        assert gone.status_code == 404 and gone.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+        assert not list(uploads.glob("*/data"))  # the bytes are gone
+        bad = berth("gc", "run", "--purge-age", "soon", env=env, ok=False)
+        assert bad.returncode == 2 and "is not an age" in bad.stderr and "Traceback" not in bad.stderr
