@@ -22,6 +22,7 @@ from berth import admin_cli, auth_cli, gc_cli, ops_cli
 from berth.runfile import RunInfo
 
 if TYPE_CHECKING:
+    from berth.embedded import EmbeddedServices
     from berth.tls import TlsFiles
 
 app = typer.Typer(
@@ -72,10 +73,22 @@ def up(
     ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="your own certificate (PEM; implies TLS)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="your own private key (PEM)")] = None,
+    nats_port: Annotated[
+        int | None, typer.Option(help="embedded NATS: this loopback port (default: a free one)")
+    ] = None,
+    postgres_socket_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="embedded PostgreSQL: its unix socket in this new or empty folder (default <data-dir>/run)"
+        ),
+    ] = None,
 ) -> None:
-    """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured."""
+    """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured.
+
+    The embedded services are restarted (with backoff, a log line each time) when they die.
+    """
     from berth import tls as tls_setup
-    from berth.embedded import EmbeddedServiceError, EmbeddedServices
+    from berth.embedded import EmbeddedServiceError
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
     # ``finally`` below still stops embedded PostgreSQL and NATS.
@@ -91,15 +104,14 @@ def up(
     _require_free_port(host, port)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
     want_nats = not os.environ.get("BERTH_NATS_URL")
-    embedded = EmbeddedServices(
-        data_dir, want_postgres=want_pg, want_nats=want_nats, avoid_ports=frozenset({port})
-    )
     console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
     try:
+        embedded = _embedded(data_dir, want_pg, want_nats, port, nats_port, postgres_socket_dir)
         endpoints = embedded.start()
     except EmbeddedServiceError as exc:
         console.print(f"[red]berth up: {exc}[/red]", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
+    embedded.supervise()
     try:
         if want_pg:
             os.environ["BERTH_DATABASE_URL"] = endpoints.database_url
@@ -125,6 +137,33 @@ def up(
         RunInfo.remove(data_dir)
         embedded.stop()
         console.print("[dim]stopped[/dim]")
+
+
+def _embedded(
+    data_dir: Path, want_pg: bool, want_nats: bool, port: int, nats_port: int | None, socket_dir: Path | None
+) -> EmbeddedServices:
+    """The embedded services of ``berth up``: pinned by the options, else by ``embedded.*``
+    settings (environment, YAML), else wherever is free.
+
+    Raises:
+        EmbeddedServiceError: a pinned folder cannot be used.
+        typer.BadParameter: the pinned NATS port is the port Berth serves on.
+    """
+    from berth.embedded import EmbeddedServices
+    from berth_common.settings import Settings
+
+    pinned = Settings().embedded
+    nats_port = nats_port or pinned.nats_port
+    if want_nats and nats_port == port:
+        raise typer.BadParameter(f"the NATS port {nats_port} is the port Berth serves on (--port)")
+    return EmbeddedServices(
+        data_dir,
+        want_postgres=want_pg,
+        want_nats=want_nats,
+        avoid_ports=frozenset({port}),
+        nats_port=nats_port,
+        postgres_socket_dir=socket_dir or pinned.postgres_socket_dir,
+    )
 
 
 def _client_host(host: str, tls_files: TlsFiles | None) -> str:

@@ -162,13 +162,15 @@ def berth_process(
     port: int | None = None,
     data_dir: Path | None = None,
     tls: bool = False,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[BerthProcess]:
     """Start ``uv run berth up`` on 127.0.0.1 and yield it once ``/v2/`` answers 200.
 
     ``database_url``/``nats_url``/``stream`` set BERTH_DATABASE_URL/BERTH_NATS_URL/
     BERTH_NATS_STREAM; ``None`` leaves the variable unset (Berth then embeds its own service).
     The data directory is ``data_dir`` or ``workdir/berth-data``; the log is
-    ``workdir/berth-PORT.log``. ``tls=True`` adds ``--tls`` (HTTPS; readiness trusts its CA).
+    ``workdir/berth-PORT.log``. ``tls=True`` adds ``--tls`` (HTTPS; readiness trusts its CA);
+    ``extra_args`` are further ``berth up`` options.
 
     Raises:
         RuntimeError: if the server exits or is not ready within 60 s (message holds its log).
@@ -180,6 +182,7 @@ def berth_process(
     log_path = workdir / f"berth-{port}.log"
     cmd = [*BERTH_COMMAND, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)]
     cmd += ["--tls"] if tls else []
+    cmd += list(extra_args)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,

@@ -42,3 +42,33 @@ def test_every_setting_is_documented() -> None:
     text = DOC.read_text()
     for name in Settings.model_fields:
         assert f"`{name}" in text, f"setting {name} missing from docs/CONFIGURATION.md"
+
+
+def test_every_nested_setting_is_documented() -> None:
+    from pydantic import BaseModel
+
+    text = DOC.read_text()
+    for name, field in Settings.model_fields.items():
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            for sub in model.model_fields:
+                assert f"`{name}.{sub}`" in text, f"setting {name}.{sub} missing from docs/CONFIGURATION.md"
+
+
+def test_berth_up_pins_embedded_services_from_environment_unless_options_say_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from berth.cli import _embedded
+
+    monkeypatch.setenv("BERTH_EMBEDDED__NATS_PORT", "4999")
+    monkeypatch.setenv("BERTH_EMBEDDED__POSTGRES_SOCKET_DIR", str(tmp_path / "env-sockets"))
+    services = _embedded(tmp_path / "data", True, True, 5000, None, None)
+    assert services._nats is not None and services._nats.pinned == 4999
+    assert services._postgres is not None and services._postgres.socket_dir == tmp_path / "env-sockets"
+    services = _embedded(tmp_path / "data", True, True, 5000, 4888, tmp_path / "opt-sockets")
+    assert services._nats is not None and services._nats.pinned == 4888
+    assert services._postgres is not None and services._postgres.socket_dir == tmp_path / "opt-sockets"
+    with pytest.raises(typer.BadParameter, match="the NATS port 5000 is the port Berth serves on"):
+        _embedded(tmp_path / "data", True, True, 5000, 5000, None)

@@ -67,6 +67,18 @@ class HttpSettings(BaseModel):
     body_idle_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
+class EmbeddedSettings(BaseModel):
+    """Where ``berth up``'s embedded services listen (docs/CONFIGURATION.md); unset: NATS on a
+    fresh loopback port, PostgreSQL's socket in ``<data_dir>/run``.
+
+    ``nats_port``: the loopback port of the embedded nats-server; ``postgres_socket_dir``: the
+    folder of the embedded PostgreSQL's unix socket (new or empty; it is made private to it).
+    """
+
+    nats_port: int | None = Field(default=None, ge=1, le=65535)
+    postgres_socket_dir: Path | None = None
+
+
 class AuthSettings(BaseModel):
     """Token auth (docs/SECURITY.md): ``service`` is the token audience, ``issuer`` its ``iss``.
 
@@ -116,6 +128,7 @@ class Settings(BaseSettings):
     gc: GcSettings = GcSettings()
     auth: AuthSettings = AuthSettings()
     http: HttpSettings = HttpSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)

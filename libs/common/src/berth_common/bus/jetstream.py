@@ -16,12 +16,14 @@ from typing import Any
 
 import nats
 import nats.errors
+import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 DUPLICATE_WINDOW_SECONDS = 600.0
+log = structlog.get_logger("berth.bus")
 
 
 def subject_for(prefix: str, event_type: str) -> str:
@@ -78,14 +80,37 @@ class Bus:
                 await asyncio.wait_for(self.nc.close(), 5.0)
 
 
+async def _error(exc: Exception) -> None:
+    """One line per client error (nats-py's default logs a traceback for every reconnect try)."""
+    log.warning("bus.error", error=repr(exc))
+
+
+async def _disconnected() -> None:
+    log.warning("bus.disconnected", note="reconnecting; publishing and consuming resume after")
+
+
+async def _reconnected() -> None:
+    log.info("bus.reconnected")
+
+
 async def connect_bus(url: str, stream: str, prefix: str, *, name: str = "berth") -> Bus:
     """Connect to NATS and make sure the events stream exists (file storage, limits retention).
+
+    The client reconnects for ever (logging one line per disconnect, error and reconnect), so a
+    restarted NATS — ``berth up`` restarts its embedded one — is picked up without a restart.
 
     Raises:
         nats.errors.NoServersError: NATS is not reachable.
     """
     nc = await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        url,
+        name=name,
+        max_reconnect_attempts=-1,  # never give up: an embedded nats-server is restarted
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=_error,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
     )
     js = nc.jetstream()
     config = StreamConfig(
