@@ -4,8 +4,8 @@ A request body arrives as ASGI ``http.request`` messages. :func:`idle_receive` w
 ``receive`` so that each wait for the next message of an unfinished body is bounded by
 ``http.body_idle_timeout_seconds``; when the client sends nothing for that long it raises
 :class:`BodyStalled` — from ``receive()``, and so from ``request.stream()`` / ``request.body()``
-iteration in whatever route reads the body (an upload appending chunks sees it propagate out of
-the stream and rolls back). :class:`BodyIdleTimeout` applies it to every HTTP request of an app
+iteration in whatever route reads the body (an upload sees it propagate out of the stream and
+keeps none of that request's bytes). :class:`BodyIdleTimeout` applies it to every HTTP request of an app
 (``berth_common.http.service_app``). The one error renderer (``berth_common.http.errors``) turns
 ``BodyStalled`` into a ``400`` with ``Connection: close``, so the server closes the connection
 instead of waiting for the rest of the body.
