@@ -77,16 +77,21 @@ def list_(
     password: AdminPassword = None,
 ) -> None:
     """List feeds."""
-    feeds = call("GET", "/api/feeds", url=url, data_dir=data_dir, user=user, password=password).json()
+    feeds: list[dict[str, object]] = []
+    path: str | None = "/api/feeds?n=1000"
+    while path:  # the listing is paginated (Link: rel="next")
+        response = call("GET", path, url=url, data_dir=data_dir, user=user, password=password)
+        feeds.extend(response.json())
+        path = response.links.get("next", {}).get("url")
     table = Table("name", "public", "sparse", "repositories", "description")
     for feed in feeds:
         yes = {True: "yes", False: "no"}
         table.add_row(
-            feed["name"],
-            yes[feed["public"]],
+            str(feed["name"]),
+            yes[bool(feed["public"])],
             yes[bool(feed.get("allow_sparse"))],
             str(feed["repositories"]),
-            feed["description"],
+            str(feed["description"]),
         )
     out.print(table)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from berth import admin_cli, auth_cli, gc_cli, ops_cli
+from berth import admin_cli, auth_cli, gc_cli, ops_cli, tag_cli
 from berth.runfile import RunInfo
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(admin_cli.feed_app, name="feed")
+app.add_typer(tag_cli.tag_app, name="tag")
 app.add_typer(auth_cli.user_app, name="user")
 app.add_typer(auth_cli.group_app, name="group")
 app.add_typer(auth_cli.key_app, name="key")

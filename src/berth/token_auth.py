@@ -3,7 +3,9 @@
 On ``401`` with a ``Bearer`` challenge it fetches a token from the realm (``GET /token`` with
 Basic credentials, or anonymously without) for the scope the path needs — all of pull, push
 and delete on a repository (plus pull on a mount's ``from``), ``registry:admin:*`` for
-``/api/``, ``registry:catalog:*`` for the catalogue — caches it by scope, and retries once.
+``/api/`` (reading ``/api/feeds…`` also ``registry:catalog:*``, reading a repository's tags or
+history ``repository:<name>:pull``: View suffices), ``registry:catalog:*`` for the catalogue —
+caches it by scope, and retries once.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ import httpx
 REPO_PATH = re.compile(
     r"^/v2/(.+)/(?:blobs/uploads/[^/]*|blobs/[^/]+|manifests/[^/]+|tags/list|referrers/[^/]+)$"
 )
+BROWSE_REPOSITORY = re.compile(r"^/api/repositories/(.+)/(?:tags|history)$")
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 def scopes_for(request: httpx.Request) -> str:
     """The space-separated scopes a request to ``request.url`` needs (``""`` for ``/v2/``)."""
     path = request.url.path
+    browse = BROWSE_REPOSITORY.match(path)
+    if browse and request.method == "GET":
+        return f"repository:{browse[1]}:pull"
+    if path.startswith("/api/feeds") and request.method == "GET":
+        return "registry:catalog:* registry:admin:*"  # viewers see their feeds, Admin all
     if path.startswith("/api/"):
         return "registry:admin:*"
     if path.rstrip("/") == "/v2/_catalog":

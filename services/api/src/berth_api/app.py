@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from berth_api.projections.tables import SPEC
-from berth_api.routes import admin, base, listing, manifests
+from berth_api.routes import admin, base, browse, history, listing, manifests
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.service_app import service_app
@@ -33,6 +33,8 @@ def setup(app: FastAPI) -> None:
     app.include_router(base.router)
     app.include_router(listing.router)
     app.include_router(admin.router)
+    app.include_router(browse.router)
+    app.include_router(history.router)
 
 
 async def start(resources: Resources) -> None:

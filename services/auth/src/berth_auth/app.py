@@ -1,6 +1,7 @@
 """The auth service: users, groups, API keys, feed privileges, token signing (DESIGN §1, §4).
 
-Routes: ``GET/POST /token`` and ``/auth/jwks.json`` (``routes/token.py``); the admin JSON API
+Routes: ``GET/POST /token`` and ``/auth/jwks.json`` (``routes/token.py``); ``POST /auth/revoke``
+(``routes/revoke.py``); the admin JSON API
 ``/api/users|groups|privileges|keys`` (``routes/admin.py``). ``start`` migrates, makes sure a
 signing key exists and creates the first admin (``BERTH_ADMIN_PASSWORD`` or a generated
 password printed once).
@@ -18,7 +19,7 @@ from fastapi import FastAPI
 from berth_auth.domain import credentials, identities
 from berth_auth.domain.keys import ensure_key
 from berth_auth.projections import SPEC
-from berth_auth.routes import admin, token
+from berth_auth.routes import admin, revoke, token
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.events import Metadata
 from berth_common.eventstore import ProjectionSpec
@@ -42,6 +43,7 @@ def projections() -> list[ProjectionSpec]:
 def setup(app: FastAPI) -> None:
     """Mount the token endpoint, the JWKS and the identity admin API on ``app``."""
     app.include_router(token.router)
+    app.include_router(revoke.router)
     app.include_router(admin.router)
 
 

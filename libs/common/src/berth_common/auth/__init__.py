@@ -4,6 +4,6 @@
 the auth service's published public keys (``tokens.py``); scope grammar in ``scopes.py``.
 """
 
-from berth_common.auth.seam import Caller, authorize, require
+from berth_common.auth.seam import Caller, authorize, authorize_view, require
 
-__all__ = ["Caller", "authorize", "require"]
+__all__ = ["Caller", "authorize", "authorize_view", "require"]

@@ -55,6 +55,20 @@ class Caller:
         """Whether the caller may ``action`` (pull, push, delete, overwrite) on ``repository``."""
         return self.allows("repository", str(repository), action)
 
+    @property
+    def is_admin(self) -> bool:
+        """Whether the token carries the Admin privilege (``registry:admin:*``)."""
+        return self.allows("registry", "admin", "*")
+
+    def may_view_feed(self, feed: str) -> bool:
+        """Whether a ``feed:<feed>:pull`` or ``feed:*:pull`` entry lets the caller view ``feed``."""
+        feeds = self.catalog_feeds()
+        return feeds is None or feed in feeds
+
+    def viewable_feeds(self) -> frozenset[str] | None:
+        """The feeds the browse API may list for this caller; ``None`` means all (Admin)."""
+        return None if self.is_admin else self.catalog_feeds()
+
     def catalog_feeds(self) -> frozenset[str] | None:
         """The feeds ``/v2/_catalog`` may list for this caller; ``None`` means all."""
         feeds = frozenset(n for k, n, a in self.access if k == "feed" and "pull" in a)
@@ -125,6 +139,15 @@ async def authorize(request: Request, repository: str | None, action: Action) ->
         berth_common.errors.Unauthorized: no, bad or insufficient token (with a Bearer challenge).
     """
     needed = _needed(request, repository, action)
+    caller = await _verified(request, needed)
+    if needed is not None and not caller.allows(*needed):
+        raise _refused(request, needed, caller)
+    return caller
+
+
+async def _verified(request: Request, needed: tuple[str, str, str] | None) -> Caller:
+    """The caller of ``request``'s bearer token. Raises ``Unauthorized`` (challenging for
+    ``needed``) without a token or with an invalid one."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _challenge(request, needed, None, "authentication required")
@@ -132,15 +155,44 @@ async def authorize(request: Request, repository: str | None, action: Action) ->
         claims = await verify(token.strip(), _keys(request), request.app.state.resources.settings.auth)
     except InvalidToken as exc:
         raise _challenge(request, needed, "invalid_token", str(exc)) from None
-    caller = Caller.from_claims(claims)
-    if needed is not None and not caller.allows(*needed):
-        message = (
-            "authentication required: log in (docker login HOST) to access this"
-            if caller.subject == "anonymous"
-            else "insufficient privileges: the token does not grant this action"
-        )
-        raise _challenge(request, needed, "insufficient_scope", message)
-    return caller
+    return Caller.from_claims(claims)
+
+
+def _refused(request: Request, needed: tuple[str, str, str], caller: Caller) -> Unauthorized:
+    message = (
+        "authentication required: log in (docker login HOST) to access this"
+        if caller.subject == "anonymous"
+        else "insufficient privileges: the token does not grant this action"
+    )
+    return _challenge(request, needed, "insufficient_scope", message)
+
+
+async def authorize_view(
+    request: Request, *, feed: str | None = None, repository: str | None = None
+) -> Caller:
+    """The caller of a read-only ``/api/`` route that shows what a feed holds (docs/SECURITY.md).
+
+    ``repository``: needs ``repository:<name>:pull`` (View on its feed), as a registry pull does,
+    or a feed entry for its feed; ``feed``: needs ``feed:<feed>:pull`` or ``feed:*:pull``, the
+    entries a token for ``registry:catalog:*`` carries for the feeds its holder may view;
+    neither: any valid token (the route filters what it lists by :meth:`Caller.viewable_feeds`).
+    A token with the Admin privilege (``registry:admin:*``) may view everything. The challenge
+    names the scope to ask for, so an unauthorised caller learns nothing about what exists.
+
+    Raises:
+        berth_common.errors.Unauthorized: no, bad or insufficient token (with a Bearer challenge).
+    """
+    if repository is not None:
+        needed = ("repository", repository, "pull")
+        feed = repository.split("/", 1)[0]
+    else:
+        needed = ("registry", "catalog", "*")
+    caller = await _verified(request, needed)
+    if caller.is_admin or (repository is not None and caller.allows(*needed)):
+        return caller
+    if feed is None or caller.may_view_feed(feed):  # feed None: the list, filtered by the route
+        return caller
+    raise _refused(request, needed, caller)
 
 
 def require(action: Action) -> Any:

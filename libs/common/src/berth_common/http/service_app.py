@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from berth_common.http.bodies import BodyIdleTimeout
+from berth_common.http.docs import OPENAPI_PATH, install_docs
 from berth_common.http.errors import install_error_handlers
 from berth_common.http.surface import install_surface
 from berth_common.logging import configure_logging
@@ -36,7 +37,8 @@ def service_app(
     """A FastAPI app for service ``name`` (``api``, ``blob``, …, or ``all`` for the all-in-one).
 
     ``appends_events``: run an outbox relay candidate (leader-elected across processes).
-    ``docs``: serve the OpenAPI schema at ``/api/openapi.json`` and docs at ``/api/docs``.
+    ``docs``: serve the OpenAPI schema at ``/api/openapi.json`` and docs at ``/api/docs`` (offline:
+    ``berth_common.http.docs``).
     """
 
     configure_logging(settings.log_level, settings.log_format)  # also in spawned workers
@@ -56,11 +58,14 @@ def service_app(
     app = FastAPI(
         title=f"Berth {name}",
         lifespan=lifespan,
-        docs_url="/api/docs" if docs else None,
-        openapi_url="/api/openapi.json" if docs else None,
+        docs_url=None,  # install_docs serves the page with local assets (no CDN)
+        redoc_url=None,
+        openapi_url=OPENAPI_PATH if docs else None,
         redirect_slashes=False,
     )  # registry paths are exact; never answer with a redirect
     install_error_handlers(app)
+    if docs:
+        install_docs(app)
     setup(app)
     install_surface(app, name, access_log=settings.access_log)
     app.add_middleware(BodyIdleTimeout, seconds=settings.http.body_idle_timeout_seconds)

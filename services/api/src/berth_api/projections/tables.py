@@ -63,13 +63,15 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             )
         case TagUpdated():
             await conn.execute(
-                "INSERT INTO api.tags(repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest,"
-                " updated_at = excluded.updated_at",
+                "INSERT INTO api.tags(repository, tag, digest, updated_at, updated_by)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, tag) DO UPDATE SET"
+                " digest = excluded.digest, updated_at = excluded.updated_at,"
+                " updated_by = excluded.updated_by",
                 event.repository,
                 event.tag,
                 event.digest,
                 ctx.occurred_at,
+                ctx.actor,
             )
         case TagDeleted():
             await conn.execute(

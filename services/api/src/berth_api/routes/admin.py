@@ -1,14 +1,17 @@
-"""The admin JSON API for feeds (``/api/feeds``), documented in the OpenAPI schema (``/api/docs``)."""
+"""The admin JSON API for feeds (``/api/feeds``), documented in the OpenAPI schema (``/api/docs``).
+
+Creating, changing and deleting feeds needs the Admin privilege; listing them is the browse
+API's (``routes/browse.py``), which shows each caller the feeds it may view.
+"""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from berth_api.deps import Pool, Store
 from berth_api.domain.feeds import create_feed, delete_feed, update_feed
+from berth_api.routes.browse import FeedOut, feed_rows
 from berth_common.auth import Caller, require
 from berth_common.errors import NameUnknown
 from berth_common.http.meta import metadata_of
@@ -35,24 +38,6 @@ class FeedPatch(BaseModel):
     allow_sparse: bool | None = None
 
 
-class FeedOut(BaseModel):
-    """A feed as listed."""
-
-    name: str
-    description: str
-    public: bool
-    allow_sparse: bool
-    created_at: datetime
-    repositories: int
-
-
-_SELECT = (
-    "SELECT f.name, f.description, f.public, f.allow_sparse, f.created_at,"
-    " (SELECT count(*) FROM api.repositories r WHERE r.feed = f.name) AS repositories"
-    " FROM api.feeds f"
-)
-
-
 @router.post("", status_code=201, response_model=FeedOut, responses={409: {"description": "exists"}})
 async def post_feed(
     body: FeedIn, request: Request, store: Store, pool: Pool, caller: Caller = require("*")
@@ -66,23 +51,14 @@ async def post_feed(
         allow_sparse=body.allow_sparse,
         metadata=metadata_of(request, caller),
     )
-    return await get_feed(body.name, pool)
+    return await _feed(pool, body.name)
 
 
-@router.get("", response_model=list[FeedOut])
-async def list_feeds(pool: Pool, caller: Caller = require("*")) -> list[FeedOut]:
-    """All feeds, by name."""
-    rows = await pool.fetch(_SELECT + " ORDER BY f.name")
-    return [FeedOut(**dict(r)) for r in rows]
-
-
-@router.get("/{name}", response_model=FeedOut)
-async def get_feed(name: str, pool: Pool, caller: Caller = require("*")) -> FeedOut:
-    """One feed. 404 NAME_UNKNOWN if absent."""
-    row = await pool.fetchrow(_SELECT + " WHERE f.name = $1", name)
-    if row is None:
+async def _feed(pool: Pool, name: str) -> FeedOut:
+    rows = await feed_rows(pool, [name])
+    if not rows:
         raise NameUnknown(f"feed {name!r} does not exist")
-    return FeedOut(**dict(row))
+    return rows[0]
 
 
 @router.patch("/{name}", response_model=FeedOut)
@@ -92,7 +68,7 @@ async def patch_feed(
     """Change a feed's description, public flag or sparse option. 404 NAME_UNKNOWN if absent."""
     changes = body.model_dump(exclude_none=True)
     await update_feed(store, name, changes, metadata_of(request, caller))
-    return await get_feed(name, pool)
+    return await _feed(pool, name)
 
 
 @router.delete("/{name}", status_code=204)
