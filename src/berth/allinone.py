@@ -1,4 +1,4 @@
-"""The all-in-one process: the four services' routers in one ASGI app (DESIGN §1).
+"""The all-in-one process: the services' routers in one ASGI app (DESIGN §1).
 
 A deployment choice, not a second implementation: the same routers, the same projections,
 the same relay and consumers as the separately deployed services, sharing one set of
@@ -18,6 +18,7 @@ import berth_api.app as api
 import berth_auth.app as auth
 import berth_blob.app as blob
 import berth_gc.app as gc
+import berth_ui.app as ui
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.service_app import service_app
 from berth_common.http.surface import RegistryHeaders
@@ -26,7 +27,7 @@ from berth_common.settings import Settings
 
 __all__ = ["SERVICES", "RegistryHeaders", "all_projections", "create_app", "start_services"]
 
-SERVICES: tuple[ModuleType, ...] = (api, blob, auth, gc)
+SERVICES: tuple[ModuleType, ...] = (api, blob, auth, gc, ui)
 
 
 def all_projections() -> list[ProjectionSpec]:
@@ -43,6 +44,8 @@ async def start_services(resources: Resources, app: FastAPI) -> None:
     await blob.start(resources, app)
     await auth.start(resources)
     await gc.start(resources)
+    backend = await ui.start(app, resources.settings)  # the UI calls this very app in process
+    resources.at_close(backend.aclose)
 
 
 def setup_all(app: FastAPI) -> None:
@@ -50,9 +53,9 @@ def setup_all(app: FastAPI) -> None:
 
     Routes are matched in order and the paths of different services never overlap, so the
     order only decides how many templates a request is tried against: blob (every layer of
-    every push and pull), then api (manifests first), auth, gc.
+    every push and pull), then api (manifests first), auth, gc, ui (``/`` and ``/ui/…``).
     """
-    for svc in (blob, api, auth, gc):
+    for svc in (blob, api, auth, gc, ui):
         svc.setup(app)
 
 

@@ -48,7 +48,8 @@ SERVICES = {
     "blob": "berth_blob.app:create_app",
     "auth": "berth_auth.app:create_app",
     "gc": "berth_gc.app:create_app",
-    "proxy": "berth.proxy:create_app",  # path routing to separately served api/blob/auth/gc
+    "ui": "berth_ui.app:create_app",  # the web UI; needs BERTH_UI__API_URL, no database
+    "proxy": "berth.proxy:create_app",  # path routing to separately served api/blob/auth/gc/ui
 }
 
 DataDir = Annotated[
@@ -259,7 +260,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="api | blob | auth | gc | all | proxy")],
+    service: Annotated[str, typer.Argument(help="api | blob | auth | gc | ui | all | proxy")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
@@ -267,15 +268,20 @@ def serve(
     blob: Annotated[str | None, typer.Option(help="proxy only: blob service URL")] = None,
     auth: Annotated[str | None, typer.Option(help="proxy only: auth service URL")] = None,
     gc: Annotated[str | None, typer.Option(help="proxy only: gc service URL")] = None,
+    ui: Annotated[str | None, typer.Option(help="proxy only: ui service URL")] = None,
 ) -> None:
     """Serve one service (or all) against configured PostgreSQL and NATS (BERTH_* settings).
 
-    "proxy" routes by path to separately served services (--api, --blob, --auth, --gc).
+    "proxy" routes by path to separately served services (--api, --blob, --auth, --gc, --ui);
+    "ui" needs only BERTH_UI__API_URL (the proxy's or ingress's URL), no database.
     """
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
     if service == "proxy":  # needs no database: only the services' URLs
-        _proxy_environment(api=api, blob=blob, auth=auth, gc=gc)
+        _proxy_environment(api=api, blob=blob, auth=auth, gc=gc, ui=ui)
+        _serve(SERVICES[service], host, port, workers)
+        return
+    if service == "ui":  # stateless: calls the APIs at BERTH_UI__API_URL
         _serve(SERVICES[service], host, port, workers)
         return
     if not os.environ.get("BERTH_DATABASE_URL") and not os.environ.get("BERTH_CONFIG"):
@@ -288,11 +294,11 @@ def serve(
 
 
 def _proxy_environment(**urls: str | None) -> None:
-    """Put ``--api/--blob/--auth/--gc`` into ``BERTH_PROXY_*`` (read by ``berth.proxy.create_app``)."""
+    """Put ``--api/--blob/--auth/--gc/--ui`` into ``BERTH_PROXY_*`` (read by ``berth.proxy.create_app``)."""
     for name, url in urls.items():
         if url:
             os.environ[f"BERTH_PROXY_{name.upper()}"] = url
-        elif name != "gc" and not os.environ.get(f"BERTH_PROXY_{name.upper()}"):
+        elif name not in ("gc", "ui") and not os.environ.get(f"BERTH_PROXY_{name.upper()}"):
             raise typer.BadParameter(f"berth serve proxy needs --{name} URL")
 
 

@@ -1,6 +1,6 @@
 """``berth serve proxy``: a path-routing reverse proxy for separately run services (DESIGN §1).
 
-For running api, blob, auth and gc as separate processes on one machine without a container
+For running api, blob, auth, gc and ui as separate processes on one machine without a container
 engine or an ingress. Routing is :func:`berth_common.http.routing.service_for_path`, the same
 table the all-in-one app, ``deploy/compose.yaml`` and ``deploy/k8s/`` follow.
 
@@ -47,12 +47,13 @@ LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 
 @dataclass(frozen=True)
 class Upstreams:
-    """Base URLs of the services (``http://127.0.0.1:5001``); ``gc`` may be absent."""
+    """Base URLs of the services (``http://127.0.0.1:5001``); ``gc`` and ``ui`` may be absent."""
 
     api: str
     blob: str
     auth: str
     gc: str | None = None
+    ui: str | None = None
 
     def url_for(self, service: Service) -> str | None:
         """The base URL (no trailing slash) of ``service``, or ``None`` if not configured."""
@@ -214,7 +215,8 @@ async def _error(send: Send, exc: Unavailable) -> None:
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> RoutingProxy:
-    """The proxy from ``BERTH_PROXY_API``/``_BLOB``/``_AUTH``/``_GC`` (as ``berth serve proxy`` sets).
+    """The proxy from ``BERTH_PROXY_API``/``_BLOB``/``_AUTH``/``_GC``/``_UI`` (as ``berth serve
+    proxy`` sets).
 
     Raises:
         KeyError: one of the api, blob or auth URLs is missing.
@@ -228,6 +230,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> RoutingProxy:
             blob=env["BERTH_PROXY_BLOB"],
             auth=env["BERTH_PROXY_AUTH"],
             gc=env.get("BERTH_PROXY_GC") or None,
+            ui=env.get("BERTH_PROXY_UI") or None,
         ),
         trust_forwarded=env.get("BERTH_PROXY_TRUST_FORWARDED", "") in ("1", "true"),
     )

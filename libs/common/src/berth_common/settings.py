@@ -98,6 +98,18 @@ class AuthSettings(BaseModel):
     address_failures_per_minute: int = Field(default=30, ge=1)
 
 
+class UiSettings(BaseModel):
+    """The web UI (``services/ui``, docs/CONFIGURATION.md).
+
+    ``api_url``: where the UI calls the admin and registry APIs when it runs as its own
+    service (the ingress or proxy URL, e.g. ``http://proxy``); unset in the all-in-one process,
+    which calls its own app in process. ``page_size``: rows per page of its listings.
+    """
+
+    api_url: str | None = None
+    page_size: int = Field(default=50, ge=5, le=1000)
+
+
 class Settings(BaseSettings):
     """All of Berth's settings.
 
@@ -129,6 +141,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     http: HttpSettings = HttpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+    ui: UiSettings = UiSettings()
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)

@@ -17,7 +17,9 @@ Rules, first match wins:
    (``/v2/feed/blobs/manifests/v1``): only a single segment after ``/blobs/`` (or
    ``uploads/`` plus one segment) makes a blob path, as in Distribution's router.
 3. ``/api/gc/`` → gc (reserved for the gc service's on-demand job API).
-4. Everything else (``/v2/``, manifests, tags, catalog, referrers, ``/api/feeds``) → api.
+4. ``/`` and ``/ui…`` (the web UI's pages, forms and assets) → ui (:data:`UI_PATH_REGEX`).
+5. Everything else (``/v2/``, manifests, tags, catalog, referrers, ``/api/feeds``,
+   ``/api/repositories``, ``/api/docs``) → api.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from __future__ import annotations
 import re
 from typing import Final, Literal
 
-Service = Literal["api", "blob", "auth", "gc"]
-SERVICES: Final[tuple[Service, ...]] = ("api", "blob", "auth", "gc")
+Service = Literal["api", "blob", "auth", "gc", "ui"]
+SERVICES: Final[tuple[Service, ...]] = ("api", "blob", "auth", "gc", "ui")
 
 AUTH_PATH_REGEX: Final = r"^/(token|auth|api/(users|groups|privileges|keys|signing-keys))(/|$)"
 BLOB_PATH_REGEX: Final = r"^/v2/.+/blobs/(uploads/)?[^/]*$"
 GC_PREFIX: Final = "/api/gc/"
+UI_PATH_REGEX: Final = r"^/(ui(/|$)|$)"
 
 _AUTH = re.compile(AUTH_PATH_REGEX)
 _BLOB = re.compile(BLOB_PATH_REGEX)
+_UI = re.compile(UI_PATH_REGEX)
 
 
 def service_for_path(path: str) -> Service:
@@ -41,7 +45,8 @@ def service_for_path(path: str) -> Service:
 
     ``service_for_path("/v2/dmc/ubuntu/blobs/uploads/")`` → ``"blob"``;
     ``service_for_path("/v2/dmc/ubuntu/manifests/trusty")`` → ``"api"``;
-    ``service_for_path("/token")`` → ``"auth"``. Never raises.
+    ``service_for_path("/token")`` → ``"auth"``; ``service_for_path("/ui/feeds")`` → ``"ui"``.
+    Never raises.
     """
     if _AUTH.match(path):
         return "auth"
@@ -49,4 +54,6 @@ def service_for_path(path: str) -> Service:
         return "blob"
     if path.startswith(GC_PREFIX):
         return "gc"
+    if _UI.match(path):
+        return "ui"
     return "api"

@@ -1,0 +1,1 @@
+"""The UI's pages and forms, one module per area."""
