@@ -22,6 +22,7 @@ from berth_common.http.routing import (
     AUTH_PATH_REGEX,
     BLOB_PATH_REGEX,
     SERVICES,
+    UI_PATH_REGEX,
     Service,
     service_for_path,
 )
@@ -63,6 +64,17 @@ SAMPLES: list[tuple[str, str, Service]] = [
     ("DELETE", "/api/keys/k1", "auth"),
     ("POST", "/api/signing-keys/rotate", "auth"),
     ("POST", "/api/gc/jobs", "gc"),
+    ("GET", "/api/feeds/dmc/repositories", "api"),
+    ("GET", "/api/repositories/dmc/ubuntu/tags", "api"),
+    ("GET", "/api/repositories/dmc/ui/history", "api"),  # an image named "ui" is the api's
+    ("POST", "/auth/revoke", "auth"),
+    ("GET", "/", "ui"),
+    ("GET", "/ui", "ui"),
+    ("GET", "/ui/feeds", "ui"),
+    ("POST", "/ui/login", "ui"),
+    ("GET", "/ui/repositories/dmc/ubuntu/-/manifests/" + DIGEST, "ui"),
+    ("GET", "/ui/static/berth.css", "ui"),
+    ("GET", "/v2/ui/app/manifests/v1", "api"),  # a feed named "ui" is the registry's
 ]
 IDS = [f"{m} {p}" for m, p, _ in SAMPLES]
 
@@ -70,6 +82,11 @@ IDS = [f"{m} {p}" for m, p, _ in SAMPLES]
 @pytest.mark.parametrize(("method", "path", "service"), SAMPLES, ids=IDS)
 def test_service_for_path(method: str, path: str, service: Service) -> None:
     assert service_for_path(path) == service
+
+
+def test_ui_owns_only_its_prefix_and_the_root() -> None:
+    assert [service_for_path(p) for p in ("/uikit", "/api/docs", "/api/docs/static/x.js")] == ["api"] * 3
+    assert [service_for_path(p) for p in ("/", "/ui", "/ui/", "/ui/x")] == ["ui"] * 4
 
 
 @functools.cache
@@ -164,7 +181,11 @@ def test_compose_runs_each_service_behind_the_proxy() -> None:
         svc = services[name]
         assert svc["command"][:2] == ["serve", name]
         assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
-        assert {"BERTH_DATABASE_URL", "BERTH_NATS_URL"} <= set(svc["environment"])
+        if name == "ui":  # stateless: only the API's URL (the proxy), no database
+            assert svc["environment"]["BERTH_UI__API_URL"] == "http://proxy"
+            assert "BERTH_DATABASE_URL" not in svc["environment"]
+        else:
+            assert {"BERTH_DATABASE_URL", "BERTH_NATS_URL"} <= set(svc["environment"])
         assert "/healthz" in " ".join(svc["healthcheck"]["test"])
     assert (DEPLOY.parent / services["api"]["build"]["context"].removeprefix("../")).is_dir()
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["proxy"]["volumes"]
@@ -219,7 +240,7 @@ def test_ingress_is_regex_and_spells_the_regexes() -> None:
     ingress = k8s_kind("Ingress")["berth"]
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
     paths = {"^" + p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
-    assert {BLOB_PATH_REGEX, AUTH_PATH_REGEX} <= paths
+    assert {BLOB_PATH_REGEX, AUTH_PATH_REGEX, UI_PATH_REGEX} <= paths
 
 
 def test_k8s_deployments_serve_one_service_each_with_probes() -> None:
