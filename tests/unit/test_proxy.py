@@ -14,7 +14,10 @@ import httpx
 from berth.proxy import RoutingProxy, Upstreams
 
 UPSTREAMS = Upstreams(
-    api="http://api.internal:5001", blob="http://blob.internal:5002", auth="http://auth.internal:5003"
+    api="http://api.internal:5001",
+    blob="http://blob.internal:5002",
+    auth="http://auth.internal:5003",
+    ui="http://ui.internal:5005",
 )
 
 
@@ -57,6 +60,9 @@ async def test_routes_each_path_to_its_service() -> None:
             "/v2/dmc/ubuntu/manifests/trusty": "api.internal",
             "/token": "auth.internal",
             "/api/feeds": "api.internal",
+            "/": "ui.internal",
+            "/ui/feeds/dmc": "ui.internal",
+            "/api/repositories/dmc/ui/history": "api.internal",
         }
         for path, upstream in cases.items():
             r = await client.get(path)
