@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from berth_common.errors import PaginationNumberInvalid
 from tests.integration.auth_world import (
     CONFIG,
     api,
@@ -101,7 +102,7 @@ async def test_repositories_paginate_by_key_and_search(berth: BerthApp) -> None:
     row = only.json()[0]
     assert row["tags"] == 1 and row["size"] == len(CONFIG) and row["last_pushed"]
     bad = await berth.client.get("/api/feeds/many/repositories", params={"n": "0"})
-    assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+    assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == PaginationNumberInvalid.code
 
 
 async def test_tags_show_pushed_by_size_and_platforms(berth: BerthApp) -> None:
