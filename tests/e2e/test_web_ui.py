@@ -67,10 +67,13 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def shoot(page: Page, folder: Path, name: str) -> None:
-    """Full-page screenshots of the current page at both widths."""
+    """Full-page screenshots of the current page at both widths; the page must fit each width
+    (only tables scroll sideways, inside their own region)."""
     for label, (width, height) in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
         page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= width, f"{name} is {overflow} px wide at {label} width {width}"
     page.set_viewport_size({"width": 1366, "height": 860})
 
 
