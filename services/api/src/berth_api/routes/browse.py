@@ -73,7 +73,8 @@ _FEEDS_SQL = f"""
     SELECT f.name, f.description, f.public, f.allow_sparse, f.created_at,
         (SELECT count(*) FROM api.repositories r WHERE r.feed = f.name) AS repositories,
         (SELECT coalesce(sum(d.size), 0) FROM (SELECT DISTINCT b.digest, b.size
-            FROM blob.v_repository_blobs b WHERE {_IN_FEED.format(col="b.repository", feed="f.name")}) d
+            FROM blob.v_repository_blobs b WHERE {_IN_FEED.format(col="b.repository", feed="f.name")}
+            AND (b.incarnation IS NULL OR b.incarnation = f.incarnation)) d
         )::bigint AS size,
         (SELECT max(t.updated_at) FROM api.tags t
             WHERE {_IN_FEED.format(col="t.repository", feed="f.name")}) AS last_pushed
@@ -82,8 +83,9 @@ _FEEDS_SQL = f"""
 _REPOSITORIES_SQL = """
     SELECT r.name, t.tags, t.last_pushed,
         (SELECT coalesce(sum(b.size), 0) FROM blob.v_repository_blobs b
-            WHERE b.repository = r.name)::bigint AS size
-    FROM api.repositories r
+            WHERE b.repository = r.name AND (b.incarnation IS NULL OR b.incarnation = f.incarnation)
+        )::bigint AS size
+    FROM api.repositories r JOIN api.feeds f ON f.name = r.feed
     CROSS JOIN LATERAL (SELECT count(*) AS tags, max(updated_at) AS last_pushed
         FROM api.tags WHERE repository = r.name) t
     WHERE r.name = ANY($1::text[]) ORDER BY r.name
