@@ -25,6 +25,7 @@ def create(
     public: Annotated[bool, typer.Option(help="anonymous users may pull")] = False,
     allow_sparse: AllowSparse = False,
     description: str = "",
+    store: Annotated[str, typer.Option(help="the configured store holding its blobs")] = "default",
     url: Url = None,
     data_dir: DataDir = Path("berth-data"),
     user: AdminUser = "admin",
@@ -38,7 +39,13 @@ def create(
         data_dir=data_dir,
         user=user,
         password=password,
-        json={"name": name, "public": public, "description": description, "allow_sparse": allow_sparse},
+        json={
+            "name": name,
+            "public": public,
+            "description": description,
+            "allow_sparse": allow_sparse,
+            "store": store,
+        },
     )
     out.print(f"feed {name} created")
 

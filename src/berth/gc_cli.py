@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from berth_blob.domain.gc import GcResult
     from berth_common.eventstore import EventStore
     from berth_common.settings import Settings
-    from berth_common.storage import StorageDriver
+    from berth_common.storage import Stores
 
 gc_app = typer.Typer(help="Garbage collection of unreferenced blobs.", no_args_is_help=True)
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
@@ -103,26 +103,24 @@ def run(
 
 
 async def _collect(settings: Settings, grace: timedelta, purge: timedelta | None) -> _Run:
-    from berth_blob.app import build_storage
+    from berth_blob.app import build_stores
     from berth_blob.domain.gc import collect_garbage
     from berth_common.db import create_pool
     from berth_common.eventstore import EventStore
 
     assert settings.database_url is not None
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    storage = build_storage(settings)
+    stores = build_stores(settings)
     try:
         store = EventStore(pool)
-        purged = await _purge(pool, store, storage, purge) if purge is not None else None
-        return _Run(purged, await collect_garbage(store, storage, grace))
+        purged = await _purge(pool, store, stores, purge) if purge is not None else None
+        return _Run(purged, await collect_garbage(store, stores, grace))
     finally:
-        await storage.close()
+        await stores.close()
         await pool.close()
 
 
-async def _purge(
-    pool: asyncpg.Pool, store: EventStore, storage: StorageDriver, age: timedelta
-) -> PurgeResult:
+async def _purge(pool: asyncpg.Pool, store: EventStore, stores: Stores, age: timedelta) -> PurgeResult:
     """Expire every upload session idle longer than ``age``, in batches, until none is left.
 
     A batch finds nothing while another process holds the purge lock (the scheduled purge) or
@@ -136,7 +134,7 @@ async def _purge(
     now = datetime.now(UTC)
     expired = freed = retries = 0
     while True:
-        batch = await purge_expired_uploads(store, storage, age, now=now)
+        batch = await purge_expired_uploads(store, stores, age, now=now)
         expired, freed = expired + batch.expired, freed + batch.bytes_freed
         if batch.expired:
             continue

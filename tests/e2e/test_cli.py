@@ -229,7 +229,7 @@ def test_gc_run_purges_idle_upload_sessions_at_once(scratch_dir: Path) -> None:
         kept = berth("gc", "run", "--purge-age", "1h", env=env).stdout
         assert "purged 0 upload sessions idle longer than 1h, freed 0 bytes" in kept, kept
         assert httpx.get(f"{server.url}{session}", auth=auth).status_code == 204
-        uploads = server.data_dir / "storage" / "feeds" / "purge" / "uploads"
+        uploads = server.data_dir / "storage" / "uploads"
         assert [p.stat().st_size for p in uploads.glob("*/data")] == [1000]
         purged = berth("gc", "run", "--purge-age", "0", env=env).stdout
         assert "purged 1 upload sessions idle longer than 0, freed 1000 bytes" in purged, purged

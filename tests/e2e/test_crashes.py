@@ -102,7 +102,7 @@ def _crash_and_recover(workdir: Path, dsn: str, stream: str) -> None:
         start = httpx.post(f"{berth.url}/v2/{REPO}/blobs/uploads/", auth=auth)
         assert start.status_code == 202, start.text
         location = start.headers["location"]
-        upload_dir = data_dir / "storage/feeds/crash/uploads" / location.rsplit("/", 1)[1]
+        upload_dir = data_dir / "storage/uploads" / location.rsplit("/", 1)[1]
         head = _head(
             "PATCH", location, _token(auth, berth), len(blob), f"Content-Range: 0-{len(blob) - 1}\r\n"
         )

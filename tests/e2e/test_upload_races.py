@@ -32,7 +32,7 @@ def sha256(data: bytes) -> str:
 
 def content_file(group: Cluster, feed: str, digest: str) -> Path:
     hexdigest = digest.split(":", 1)[1]
-    return group.storage_root / "feeds" / feed / "blobs" / "sha256" / hexdigest[:2] / hexdigest
+    return group.storage_root / "blobs" / "sha256" / hexdigest[:2] / hexdigest  # the store's root
 
 
 async def _admin_setup(group: Cluster) -> None:

@@ -112,7 +112,7 @@ async def test_a_recreated_feed_sees_nothing_of_the_deleted_one_while_the_bus_la
         assert (await _put_manifest(berth, "fr/img", "v2", manifest)).status_code == 201
 
         [deleted] = await store.read_all(types=["feed.deleted"])  # the bus delivers, late
-        await feed_deleted(store, berth.app.state.blob_storage, deleted.payload, context_of(deleted))
+        await feed_deleted(store, berth.stores, deleted.payload, context_of(deleted))
         await gc(berth, now=later(), grace=timedelta(0))
         for digest, data in ((layer_digest, layer), (config_digest, config)):
             got = await c.get(f"/v2/fr/img/blobs/{digest}")

@@ -54,9 +54,7 @@ async def _image(berth: BerthApp, repo: str, tag: str, layer: bytes) -> tuple[st
 
 
 async def _collect(berth: BerthApp, now: datetime = LATER):  # type: ignore[no-untyped-def]
-    return await collect_garbage(
-        berth.app.state.resources.store, berth.app.state.blob_storage, timedelta(hours=1), now=now
-    )
+    return await collect_garbage(berth.app.state.resources.store, berth.stores, timedelta(hours=1), now=now)
 
 
 async def test_deleted_image_is_collected_and_shared_layers_stay() -> None:
@@ -80,8 +78,8 @@ async def test_deleted_image_is_collected_and_shared_layers_stay() -> None:
             r = await berth.client.head(f"/v2/{repo}/blobs/{shared_a}")
             assert r.status_code == 200
             assert (await berth.client.get(f"/v2/{repo}/manifests/keep")).status_code == 200
-        storage = berth.app.state.blob_storage
-        assert await storage.stat(f"feeds/gc/blobs/sha256/{own_digest[7:9]}/{own_digest[7:]}") is None
+        storage = berth.storage
+        assert await storage.stat(f"blobs/sha256/{own_digest[7:9]}/{own_digest[7:]}") is None
         pool = berth.app.state.resources.pool
         events = await pool.fetch(
             "SELECT type, metadata->>'actor' AS actor FROM eventstore.events"
@@ -117,7 +115,7 @@ async def test_upload_commit_waits_for_the_blob_lock_held_by_gc() -> None:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         pool = berth.app.state.resources.pool
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("gclock", digest))
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("default", digest))
             push = asyncio.create_task(_blob(berth, "gclock/x", data))
             done, _ = await asyncio.wait({push}, timeout=1.0)
             assert not done, "the upload committed while GC held the blob's lock"
@@ -135,7 +133,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("gcr")
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         data = os.urandom(4096)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         assert (await c.post(f"/v2/gcr/x/blobs/uploads/?digest={digest}", content=data)).status_code == 201
@@ -144,8 +142,8 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
         assert (await c.patch(location, content=data)).status_code == 202
         upload_id = location.rsplit("/", 1)[1]
         await storage.move(
-            f"feeds/gcr/uploads/{upload_id}/data",  # the crash: moved, not committed
-            f"feeds/gcr/blobs/sha256/{digest[7:9]}/{digest[7:]}",
+            f"uploads/{upload_id}/data",  # the crash: moved, not committed
+            f"blobs/sha256/{digest[7:9]}/{digest[7:]}",
         )
         real, collected = uploads_module.require_feed, []
 
@@ -154,7 +152,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
                 collected.append(
                     await collect_garbage(
                         berth.app.state.resources.store,
-                        storage,
+                        berth.stores,
                         timedelta(hours=1),
                         now=datetime.now(UTC) + timedelta(days=1),
                     )

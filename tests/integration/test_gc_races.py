@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from berth_blob.domain.gc import GC_LOCK, collect_garbage
+from berth_common.storage import Stores
 from tests.integration.test_gc import OCI_MANIFEST, _blob, _image
 from tests.support.berth_app import BerthApp, berth_app
 
@@ -37,7 +38,7 @@ def sha(data: bytes) -> str:
 
 
 def content_path(feed: str, digest: str) -> str:
-    return f"feeds/{feed}/blobs/sha256/{digest[7:9]}/{digest[7:]}"
+    return f"blobs/sha256/{digest[7:9]}/{digest[7:]}"  # feeds share the default store's root
 
 
 async def _bytes(data: bytes):  # type: ignore[no-untyped-def]
@@ -52,7 +53,10 @@ async def gc(
     storage: Any = None,
 ):  # type: ignore[no-untyped-def]
     return await collect_garbage(
-        berth.app.state.resources.store, storage or berth.app.state.blob_storage, grace, now=now or later()
+        berth.app.state.resources.store,
+        Stores({"default": storage}) if storage is not None else berth.stores,
+        grace,
+        now=now or later(),
     )
 
 
@@ -250,8 +254,8 @@ async def test_sweep_survives_upload_folder_named_urn_uuid() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("odd")
         await berth.create_feed("zz")
-        storage = berth.app.state.blob_storage
-        await storage.write(f"feeds/odd/uploads/urn:uuid:{uuid.uuid4()}/data", _bytes(b"junk"))
+        storage = berth.storage
+        await storage.write(f"uploads/urn:uuid:{uuid.uuid4()}/data", _bytes(b"junk"))
         orphan = os.urandom(100)
         await storage.write(content_path("zz", sha(orphan)), _bytes(orphan))  # listed later
         errors = []
@@ -281,20 +285,21 @@ async def test_sweep_leaves_odd_paths_alone_and_does_not_crash() -> None:
     """Wrong depth, extra files, non-UUID folders: no crash; nothing a row names goes."""
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("op")
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         _, _, ldig = await _image(berth, "op/x", "v1", os.urandom(2000))
         live = content_path("op", ldig)
         odd = [
-            f"feeds/op/blobs/sha256/{ldig[7:9]}",
-            f"feeds/op/blobs/sha256/{ldig[7:9]}x/{ldig[7:]}/data",
-            "feeds/op/blobs/x",
-            "feeds/op/uploads/notauuid",
-            "feeds/op/uploads/a/b/c/d",
-            f"feeds/op/uploads/{uuid.uuid4().hex}/data",
-            "feeds/op",
+            f"blobs/sha256/{ldig[7:9]}",
+            f"blobs/sha256/{ldig[7:9]}x/{ldig[7:]}/data",
+            "blobs/x",
+            "uploads/notauuid",
+            "uploads/a/b/c/d",
+            f"uploads/{uuid.uuid4().hex}/data",
+            "feeds/op",  # the legacy per-feed area of the default store
             "feeds/op2/blobs/sha256/ab/ab",
-            f"feeds/op/blobs/sha256/{ldig[7:9]}/{ldig[7:]}.trim",
-            f"feeds/op/blobs/sha256/{ldig[9:11]}/{ldig[7:]}",
+            f"feeds/op2/blobs/sha256/{ldig[7:9]}/{ldig[7:]}.trim",
+            f"blobs/sha256/{ldig[7:9]}/{ldig[7:]}.trim",
+            f"blobs/sha256/{ldig[9:11]}/{ldig[7:]}",
         ]
         for p in odd:
             try:
@@ -302,11 +307,11 @@ async def test_sweep_leaves_odd_paths_alone_and_does_not_crash() -> None:
             except Exception as exc:
                 print("skip", p, exc)
         # names the validator rejects, written directly on disk
-        root = storage.local_path("feeds")
-        (root / "op" / "uploads" / "bad name").mkdir(parents=True, exist_ok=True)
-        (root / "op" / "uploads" / "bad name" / "data").write_bytes(b"x")
-        (root / "op" / "blobs" / "sha256" / ldig[7:9] / "ünicode").write_bytes(b"x")
-        os.symlink(storage.local_path(live), root / "op" / "blobs" / "sha256" / ldig[7:9] / ("0" * 64))
+        root = storage.local_path("blobs").parent
+        (root / "uploads" / "bad name").mkdir(parents=True, exist_ok=True)
+        (root / "uploads" / "bad name" / "data").write_bytes(b"x")
+        (root / "blobs" / "sha256" / ldig[7:9] / "ünicode").write_bytes(b"x")
+        os.symlink(storage.local_path(live), root / "blobs" / "sha256" / ldig[7:9] / ("0" * 64))
         for _ in range(2):
             await gc(berth)
         assert await storage.stat(live) is not None
@@ -321,7 +326,7 @@ async def test_sweep_leaves_odd_paths_alone_and_does_not_crash() -> None:
 async def test_storage_error_mid_sweep_releases_the_gc_lock() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("se")
-        storage = berth.app.state.blob_storage
+        storage = berth.storage
         a, b = os.urandom(100), os.urandom(200)
         await storage.write(content_path("se", sha(a)), _bytes(a))
         await storage.write(content_path("se", sha(b)), _bytes(b))
@@ -345,7 +350,7 @@ async def test_storage_error_mid_sweep_releases_the_gc_lock() -> None:
 async def test_cancelled_mid_sweep_releases_the_gc_lock() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("cx")
-        storage = berth.app.state.blob_storage
+        storage = berth.storage
         data = os.urandom(100)
         await storage.write(content_path("cx", sha(data)), _bytes(data))
         proxy, entered = Proxy(storage), asyncio.Event()
@@ -370,7 +375,7 @@ async def test_cancelled_mid_sweep_releases_the_gc_lock() -> None:
 async def test_session_completed_during_sweep_is_not_reported_as_orphan() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("sc")
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         data = os.urandom(3000)
         location = (await c.post("/v2/sc/x/blobs/uploads/")).headers["location"]
         assert (await c.patch(location, content=data)).status_code == 202
@@ -395,11 +400,11 @@ async def test_sweep_spares_content_a_crashed_commit_just_moved_into_place() -> 
     content placed by a commit that crashed a moment ago is young, whatever the last PATCH's
     age, and the resumed PUT still finds it (201)."""
     async with berth_app(with_bus=False) as berth:
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         data = os.urandom(4096)
         digest = sha(data)
         location, upload_id = await _patched_session(berth, "cc", data)
-        data_path = f"feeds/cc/uploads/{upload_id}/data"
+        data_path = f"uploads/{upload_id}/data"
         two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
         os.utime(storage.local_path(data_path), (two_hours_ago, two_hours_ago))  # idle 2 h
         await storage.move(data_path, content_path("cc", digest))  # crash right after the move
@@ -521,7 +526,7 @@ async def test_feed_recreated_before_consumer_keeps_its_new_image() -> None:
         deleted = [e for e in await store.read_all(0, 10000) if e.type == "feed.deleted"]
         await feed_deleted(
             store,
-            berth.app.state.blob_storage,
+            berth.storage,
             deleted[0].payload,  # type: ignore[arg-type]
             context_of(deleted[0]),
         )
@@ -565,14 +570,14 @@ async def test_resumed_commit_without_hash_state_after_a_crash_is_not_a_500() ->
     is gone from the session: the PUT cannot verify what the client sent, so it answers
     BLOB_UPLOAD_INVALID (never a 500, never a link on trust)."""
     async with berth_app(with_bus=False) as berth:
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         data = os.urandom(4096)
         digest = sha(data)
         location, upload_id = await _patched_session(berth, "rs", data)
         await berth.app.state.resources.pool.execute(
             "UPDATE blob.upload_state SET hash_state = NULL WHERE id = $1", upload_id
         )
-        await storage.move(f"feeds/rs/uploads/{upload_id}/data", content_path("rs", digest))  # crash
+        await storage.move(f"uploads/{upload_id}/data", content_path("rs", digest))  # crash
         await gc(berth)  # the sweep removes the placed content nobody recorded
         r = await c.put(location, params={"digest": digest})
         assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", r.text

@@ -29,19 +29,17 @@ async def _bytes(data: bytes):  # type: ignore[no-untyped-def]
 
 def _content_path(feed: str, data: bytes) -> tuple[str, str]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    return digest, f"feeds/{feed}/blobs/sha256/{digest[7:9]}/{digest[7:]}"
+    return digest, f"blobs/sha256/{digest[7:9]}/{digest[7:]}"  # feeds share the store's root
 
 
 async def _collect(berth: BerthApp, now: datetime = LATER) -> GcResult:
-    return await collect_garbage(
-        berth.app.state.resources.store, berth.app.state.blob_storage, timedelta(hours=1), now=now
-    )
+    return await collect_garbage(berth.app.state.resources.store, berth.stores, timedelta(hours=1), now=now)
 
 
 async def test_sweep_removes_only_what_no_row_names_after_the_grace_period() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("sw")
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         kept = os.urandom(3000)
         kept_digest, kept_path = _content_path("sw", kept)
         await _image(berth, "sw/x", "v1", kept)  # a manifest references it: GC keeps it
@@ -50,7 +48,7 @@ async def test_sweep_removes_only_what_no_row_names_after_the_grace_period() -> 
         orphan = os.urandom(5000)
         _, orphan_path = _content_path("sw", orphan)
         await storage.write(orphan_path, _bytes(orphan))
-        stale_upload = f"feeds/sw/uploads/{uuid.uuid4()}"
+        stale_upload = f"uploads/{uuid.uuid4()}"
         await storage.write(f"{stale_upload}/data", _bytes(b"x" * 700))
         await storage.write(f"{stale_upload}/data.trim", _bytes(b"y" * 300))
 
@@ -62,8 +60,8 @@ async def test_sweep_removes_only_what_no_row_names_after_the_grace_period() -> 
         assert (result.unlinked, result.deleted) == (0, 0)
         assert result.swept_files == 2 and result.bytes_freed == 5000 + 700 + 300
         assert await storage.stat(orphan_path) is None
-        assert [p async for p in storage.list("feeds/sw/uploads")] == [
-            f"feeds/sw/uploads/{open_session.rsplit('/', 1)[1]}/data"
+        assert [p async for p in storage.list("uploads")] == [
+            f"uploads/{open_session.rsplit('/', 1)[1]}/data"
         ], "only the open session stays"
         assert await storage.stat(kept_path) is not None
         got = await c.get(f"/v2/sw/x/blobs/{kept_digest}")
@@ -78,20 +76,20 @@ async def test_sweep_rechecks_content_under_the_blob_lock() -> None:
     its row exists, the file stays even though the sweep listed it as an orphan."""
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("swl")
-        storage, pool = berth.app.state.blob_storage, berth.app.state.resources.pool
+        storage, pool = berth.storage, berth.app.state.resources.pool
         data = os.urandom(2048)
         digest, path = _content_path("swl", data)
         async with pool.acquire() as conn:
             tx = conn.transaction()
             await tx.start()
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("swl", digest))
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("default", digest))
             await storage.write(path, _bytes(data))  # the commit moved the content into place
             sweep = asyncio.create_task(_collect(berth))
             done, _ = await asyncio.wait({sweep}, timeout=1.0)
             assert not done, "the sweep judged content while a commit held the blob's lock"
             await conn.execute(
-                "INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($1, $2, $3, now())",
-                "swl",
+                "INSERT INTO blob.blobs(store, digest, size, created_at) VALUES ($1, $2, $3, now())",
+                "default",
                 digest,
                 len(data),
             )
@@ -101,14 +99,14 @@ async def test_sweep_rechecks_content_under_the_blob_lock() -> None:
 
 
 async def test_sweep_without_rows_for_a_whole_feed_prefix_leaves_other_feeds_alone() -> None:
-    """Orphans in one feed go; the same bytes committed in another feed (own row) stay."""
+    """Orphans in one location go; the same bytes committed in another location (own row) stay:
+    here the legacy per-feed area of ``swa`` (``feeds/swa/``) and the store's shared root."""
     async with berth_app(with_bus=False) as berth:
-        await berth.create_feed("swa")
         await berth.create_feed("swb")
-        storage = berth.app.state.blob_storage
+        storage = berth.storage
         data = os.urandom(1500)
-        _, path_a = _content_path("swa", data)
         _, path_b = _content_path("swb", data)
+        path_a = f"feeds/swa/{path_b}"
         await _image(berth, "swb/x", "v1", data)
         await storage.write(path_a, _bytes(data))
         result = await _collect(berth)

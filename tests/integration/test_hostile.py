@@ -88,7 +88,7 @@ async def _session_with_crash_leftovers(berth: BerthApp, repo: str) -> str:
     r = await berth.client.patch(location, content=b"hello", headers={"Content-Range": "0-4"})
     assert r.status_code == 202 and r.headers["range"] == "0-4", r.text
     upload_id = location.rsplit("/", 1)[1]
-    data = berth.settings.storage.root / "feeds" / repo.split("/")[0] / "uploads" / upload_id / "data"
+    data = berth.settings.storage.root / "uploads" / upload_id / "data"
     with data.open("ab") as f:
         f.write(b"-garbage from a killed request-")
     return location
@@ -124,7 +124,7 @@ async def test_completing_after_a_killed_patch_stores_only_acknowledged_bytes() 
         r = await berth.client.get(f"/v2/crash/img/blobs/{_sha256(b'hello')}")
         assert r.status_code == 200 and r.content == b"hello"
         hexdigest = _sha256(b"hello").split(":")[1]
-        stored = berth.settings.storage.root / "feeds/crash/blobs/sha256" / hexdigest[:2] / hexdigest
+        stored = berth.settings.storage.root / "blobs/sha256" / hexdigest[:2] / hexdigest
         assert stored.read_bytes() == b"hello"  # GET serves the recorded size; the file must match
 
 
@@ -259,7 +259,7 @@ async def test_completing_after_a_crash_between_move_and_commit() -> None:
         r = await berth.client.patch(location, content=b"hello", headers={"Content-Range": "0-4"})
         assert r.status_code == 202
         upload_id = location.rsplit("/", 1)[1]
-        root = berth.settings.storage.root / "feeds/moved"
+        root = berth.settings.storage.root
         hexdigest = _sha256(b"hello").split(":")[1]
         target = root / "blobs/sha256" / hexdigest[:2] / hexdigest
         target.parent.mkdir(parents=True)

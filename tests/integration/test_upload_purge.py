@@ -19,23 +19,23 @@ async def test_purge_expires_only_idle_sessions() -> None:
         old = (await c.post("/v2/purge/img/blobs/uploads/")).headers["location"]
         assert (await c.patch(old, content=b"x" * 1000)).status_code == 202
         fresh = (await c.post("/v2/purge/img/blobs/uploads/")).headers["location"]
-        store, storage = berth.app.state.resources.store, berth.app.state.blob_storage
+        store, storage = berth.app.state.resources.store, berth.storage
         old_id = old.rsplit("/", 1)[1]
         await store.pool.execute(
             "UPDATE blob.uploads SET updated_at = $2 WHERE id = $1",
             old_id,
             datetime.now(UTC) - timedelta(days=2),
         )
-        result = await purge_expired_uploads(store, storage, timedelta(days=1))
+        result = await purge_expired_uploads(store, berth.stores, timedelta(days=1))
         assert (result.expired, result.bytes_freed) == (1, 1000)
         assert (await c.get(old)).status_code == 404
         assert (await c.patch(old, content=b"y")).status_code == 404
         assert (await c.get(fresh)).status_code == 204
         types = [e.type for e in await store.read_stream(f"upload:{old_id}")]
         assert types == ["upload.started", "upload.chunk_received", "upload.expired"]
-        leftovers = [p async for p in storage.list(f"feeds/purge/uploads/{old_id}")]
+        leftovers = [p async for p in storage.list(f"uploads/{old_id}")]
         assert leftovers == []
-        again = await purge_expired_uploads(store, storage, timedelta(days=1))
+        again = await purge_expired_uploads(store, berth.stores, timedelta(days=1))
         assert again.expired == 0
 
 
@@ -46,7 +46,7 @@ async def test_completed_uploads_leave_no_session_data() -> None:
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("done")
-        c, storage = berth.client, berth.app.state.blob_storage
+        c, storage = berth.client, berth.storage
         data = b"z" * 5000
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         empty = "sha256:" + hashlib.sha256(b"").hexdigest()
@@ -56,8 +56,8 @@ async def test_completed_uploads_leave_no_session_data() -> None:
             assert (await c.put(location, params={"digest": digest})).status_code == 201
         location = (await c.post("/v2/done/a/blobs/uploads/")).headers["location"]
         assert (await c.put(location, params={"digest": empty})).status_code == 201
-        assert [p async for p in storage.list("feeds/done/uploads")] == []
-        blobs = [p async for p in storage.list("feeds/done/blobs")]
+        assert [p async for p in storage.list("uploads")] == []
+        blobs = [p async for p in storage.list("blobs")]
         assert len(blobs) == 2
         for repo in ("done/a", "done/b"):
             assert (await c.get(f"/v2/{repo}/blobs/{digest}")).content == data

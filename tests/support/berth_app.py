@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from berth.allinone import create_app
 from berth.token_auth import RegistryAuth
 from berth_common.settings import Settings, StorageSettings
+from berth_common.storage import StorageDriver, Stores
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
 
 ADMIN_PASSWORD = "berth-test-admin"
@@ -32,10 +33,21 @@ class BerthApp:
     settings: Settings
     client: httpx.AsyncClient
 
-    async def create_feed(self, name: str, public: bool = False) -> None:
+    async def create_feed(self, name: str, public: bool = False, store: str = "default") -> None:
         """Create a feed through the admin API; raises on failure."""
-        r = await self.client.post("/api/feeds", json={"name": name, "public": public})
+        r = await self.client.post("/api/feeds", json={"name": name, "public": public, "store": store})
         r.raise_for_status()
+
+    @property
+    def stores(self) -> Stores:
+        """The blob service's configured stores."""
+        stores: Stores = self.app.state.blob_stores
+        return stores
+
+    @property
+    def storage(self) -> StorageDriver:
+        """The ``default`` store's driver (where feeds created without ``store`` keep blobs)."""
+        return self.stores.driver("default")
 
 
 @contextlib.asynccontextmanager

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -20,12 +21,37 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+_STORE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
 
 class StorageSettings(BaseModel):
-    """Where blobs live. ``kind`` picks the driver; ``root`` is the filesystem driver's folder."""
+    """One blob store (docs/CONFIGURATION.md, "Stores"). ``kind`` picks the driver; ``root`` is
+    the filesystem driver's folder; every other key is an option of the driver
+    (``berth_common.storage.create_driver``: ``bucket``, ``prefix``, ``endpoint``, ``region``,
+    ``access_key_file`` … for ``s3``; ``container``, ``account_url`` … for ``azure``).
 
-    kind: Literal["filesystem"] = "filesystem"
+    ``redirect``: for stores that can presign, a blob GET answers ``307`` to a presigned URL
+    (clients fetch from the store); ``False`` streams the blob through Berth (for stores clients
+    cannot reach). Secrets (keys, passwords) never appear in this object's ``repr``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["filesystem", "s3", "azure"] = "filesystem"
     root: Path = Path("berth-data/storage")
+    redirect: bool = True
+
+    def driver_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``create_driver(kind, ...)`` for this store."""
+        options = dict(self.model_extra or {})
+        if self.kind == "filesystem":
+            options["root"] = self.root
+        return options
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            secret = key is not None and any(w in key for w in ("key", "secret", "password", "token"))
+            yield key, "***" if secret and not str(key).endswith("_file") else value
 
 
 class UploadSettings(BaseModel):
@@ -136,6 +162,7 @@ class Settings(BaseSettings):
     external_url: str | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.0/8", "::1/128"]
     storage: StorageSettings = StorageSettings()
+    stores: dict[str, StorageSettings] = {}
     uploads: UploadSettings = UploadSettings()
     gc: GcSettings = GcSettings()
     auth: AuthSettings = AuthSettings()
@@ -149,6 +176,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     access_log: bool = True
+
+    def store_settings(self) -> dict[str, StorageSettings]:
+        """Every configured store by name: ``default`` is ``storage`` unless ``stores`` names one.
+
+        Feeds choose a store by name (``berth feed create --store S``); feeds created before
+        named stores existed live in ``default`` under ``feeds/<feed>/``.
+        """
+        return {"default": self.storage, **self.stores}
+
+    @field_validator("stores")
+    @classmethod
+    def _store_names(cls, value: dict[str, StorageSettings]) -> dict[str, StorageSettings]:
+        """Store names are lowercase ``[a-z0-9][a-z0-9_-]*`` (they appear in keys and paths)."""
+        for name in value:
+            if not _STORE_NAME.fullmatch(name):
+                raise ValueError(f"invalid store name {name!r}: lowercase letters, digits, '-' and '_'")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

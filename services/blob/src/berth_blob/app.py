@@ -21,7 +21,7 @@ from berth_common.eventstore import ProjectionSpec
 from berth_common.http.service_app import service_app
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
-from berth_common.storage import InstrumentedDriver, StorageDriver, create_driver
+from berth_common.storage import Stores
 
 
 def migrations() -> list[Migration]:
@@ -40,34 +40,37 @@ def setup(app: FastAPI) -> None:
     app.include_router(blobs.router)
 
 
-def build_storage(settings: Settings) -> StorageDriver:
-    """The configured storage driver, instrumented (spans and metrics)."""
-    storage = settings.storage
-    return InstrumentedDriver(create_driver(storage.kind, root=storage.root))
+def build_stores(settings: Settings) -> Stores:
+    """The configured blob stores (``Settings.store_settings``), instrumented (spans, metrics).
+
+    Raises:
+        ValueError: a store's kind or options are invalid.
+    """
+    return Stores.from_settings(settings.store_settings())
 
 
 async def start(resources: Resources, app: FastAPI) -> None:
-    """Migrate, then put the storage driver and upload sessions on ``app.state``."""
+    """Migrate, then put the blob stores and upload sessions on ``app.state``."""
     await apply_migrations(resources.pool, migrations())
-    storage = build_storage(resources.settings)
-    app.state.blob_storage = storage
-    resources.at_close(storage.close)
-    app.state.blob_uploads = Uploads(resources.store, storage, resources.settings.uploads)
+    stores = build_stores(resources.settings)
+    app.state.blob_stores = stores
+    resources.at_close(stores.close)
+    app.state.blob_uploads = Uploads(resources.store, stores, resources.settings.uploads)
     uploads = resources.settings.uploads
     max_age = timedelta(seconds=uploads.max_age_seconds)
     resources.spawn(
         "upload-purge",
-        lambda: purge_forever(resources.store, storage, max_age, uploads.purge_interval_seconds),
+        lambda: purge_forever(resources.store, stores, max_age, uploads.purge_interval_seconds),
     )
     if resources.bus is not None:
-        consumer = feed_consumer(resources.pool, resources.bus, resources.store, storage)
+        consumer = feed_consumer(resources.pool, resources.bus, resources.store, stores)
         resources.spawn("blob-feed-consumer", consumer.run)
     gc = resources.settings.gc
     if gc.enabled:
         resources.spawn(
             "blob-gc",
             lambda: collect_forever(
-                resources.store, storage, timedelta(seconds=gc.grace_seconds), gc.interval_seconds
+                resources.store, stores, timedelta(seconds=gc.grace_seconds), gc.interval_seconds
             ),
         )
 

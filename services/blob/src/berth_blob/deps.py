@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from berth_blob.domain.uploads import Uploads
 from berth_common.eventstore import EventStore
 from berth_common.oci.reference import RepositoryName
-from berth_common.storage import StorageDriver
+from berth_common.storage import Stores
 
 
 async def get_store(request: Request) -> EventStore:
@@ -24,10 +24,10 @@ async def get_uploads(request: Request) -> Uploads:
     return uploads
 
 
-async def get_storage(request: Request) -> StorageDriver:
-    """The storage driver."""
-    storage: StorageDriver = request.app.state.blob_storage
-    return storage
+async def get_stores(request: Request) -> Stores:
+    """The configured blob stores."""
+    stores: Stores = request.app.state.blob_stores
+    return stores
 
 
 async def get_repository(name: str) -> RepositoryName:
@@ -37,5 +37,5 @@ async def get_repository(name: str) -> RepositoryName:
 
 Store = Annotated[EventStore, Depends(get_store)]
 UploadsDep = Annotated[Uploads, Depends(get_uploads)]
-Storage = Annotated[StorageDriver, Depends(get_storage)]
+StoresDep = Annotated[Stores, Depends(get_stores)]
 Repository = Annotated[RepositoryName, Depends(get_repository)]

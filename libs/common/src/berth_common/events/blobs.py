@@ -1,8 +1,8 @@
 """Events of blobs and their links to repositories, owned by the blob service (and gc).
 
-A blob is stored once per feed's blob store (content-addressed) and *linked* to each
-repository that may serve it. Streams: ``bloblink:<repository>@<digest>`` for links,
-``blob:<feed>@<digest>`` for the stored content.
+A blob is stored once per location of a store (content-addressed, deduplicated) and *linked*
+to each repository that may serve it. Streams: ``bloblink:<repository>@<digest>`` for links,
+``blob:<location key>@<digest>`` for the stored content.
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from berth_common.events.base import Event
-from berth_common.events.catalogue import register, upcaster
+from berth_common.events.catalogue import legacy_key, register, upcaster
 
 
 @register
 class BlobLinked(Event):
     """``repository`` may now serve the blob ``digest`` (``size`` bytes).
 
-    ``incarnation`` (v2): the life of the repository's feed the link belongs to (see
-    ``FeedDeleted``); ``None`` for links recorded before incarnations existed.
+    v2: ``incarnation``, the life of the repository's feed the link belongs to (see
+    ``FeedDeleted``; ``None`` for links recorded before incarnations existed), and ``store``,
+    the key of the location holding the content (``berth_common.storage.Location``).
     """
 
     type_name = "blob.linked"
@@ -27,20 +28,22 @@ class BlobLinked(Event):
     digest: str
     size: int
     incarnation: str | None = None
+    store: str
 
 
 @upcaster("blob.linked", 1)
 def _blob_linked_v1(payload: dict[str, Any]) -> dict[str, Any]:
-    """v1 → v2: the feed's incarnation was not recorded."""
-    return {**payload, "incarnation": None}
+    """v1 → v2: no incarnation was recorded; the content is in the feed's legacy location."""
+    return {**payload, "incarnation": None, "store": legacy_key(payload["repository"])}
 
 
 @register
 class BlobMounted(Event):
     """The blob was linked into ``repository`` from ``from_repository`` without an upload.
 
-    OCI distribution spec v1.1, "Mounting a blob from another repository". ``incarnation`` (v2):
-    as for ``BlobLinked``.
+    OCI distribution spec v1.1, "Mounting a blob from another repository". v2: ``incarnation``
+    and ``store`` as for ``BlobLinked``; ``copied_from`` is the source's location key when the
+    source lives in another location (the content was copied, verified), else ``None`` (linked).
     """
 
     type_name = "blob.mounted"
@@ -50,12 +53,14 @@ class BlobMounted(Event):
     digest: str
     size: int
     incarnation: str | None = None
+    store: str
+    copied_from: str | None = None
 
 
 @upcaster("blob.mounted", 1)
 def _blob_mounted_v1(payload: dict[str, Any]) -> dict[str, Any]:
-    """v1 → v2: the feed's incarnation was not recorded."""
-    return {**payload, "incarnation": None}
+    """v1 → v2: no incarnation recorded; mounts were linked within the feed's legacy location."""
+    return {**payload, "incarnation": None, "store": legacy_key(payload["repository"]), "copied_from": None}
 
 
 @register
@@ -69,9 +74,18 @@ class BlobUnlinked(Event):
 
 @register
 class BlobDeleted(Event):
-    """Garbage collection removed the blob's content from ``feed``'s store."""
+    """Garbage collection removed the blob's content from the location ``store`` (v2; v1 named
+    the feed, whose legacy location it was)."""
 
     type_name = "blob.deleted"
-    feed: str
+    schema_version = 2
+    store: str
     digest: str
     size: int
+
+
+@upcaster("blob.deleted", 1)
+def _blob_deleted_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: ``feed`` → its legacy location's key."""
+    rest = {k: v for k, v in payload.items() if k != "feed"}
+    return {"store": legacy_key(payload["feed"]), **rest}

@@ -76,3 +76,12 @@ def decode(type_name: str, schema_version: int, payload: dict[str, Any]) -> Even
     if version != cls.schema_version:
         raise ValueError(f"{type_name} v{schema_version} is newer than this code (v{cls.schema_version})")
     return cls.model_validate(payload)
+
+
+def legacy_key(repository_or_feed: str) -> str:
+    """The location key (``berth_common.storage.Location``) where a feed created before named
+    stores keeps its blobs — for upcasting events recorded before they existed:
+    ``"dmc/ubuntu"`` or ``"dmc"`` → ``"default/feeds/dmc"``."""
+    from berth_common.storage.layout import Location
+
+    return Location.legacy(repository_or_feed.split("/", 1)[0]).key

@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from berth_common.events.base import Event
-from berth_common.events.catalogue import register, upcaster
+from berth_common.events.catalogue import legacy_key, register, upcaster
 
 
 @register
 class UploadStarted(Event):
     """An upload session was opened for ``repository``.
 
-    ``incarnation`` (v2): the life of the repository's feed the session belongs to (see
-    ``FeedDeleted``); a session of a deleted incarnation can never complete. ``None`` for
-    sessions opened before incarnations existed.
+    v2: ``incarnation``, the life of the repository's feed the session belongs to (see
+    ``FeedDeleted``; a session of a deleted incarnation can never complete; ``None`` for
+    sessions opened before incarnations existed), and ``store``, the key of the location its
+    bytes go to (``berth_common.storage.Location``).
     """
 
     type_name = "upload.started"
@@ -26,12 +27,13 @@ class UploadStarted(Event):
     upload_id: str
     repository: str
     incarnation: str | None = None
+    store: str
 
 
 @upcaster("upload.started", 1)
 def _upload_started_v1(payload: dict[str, Any]) -> dict[str, Any]:
-    """v1 → v2: the feed's incarnation was not recorded."""
-    return {**payload, "incarnation": None}
+    """v1 → v2: no incarnation was recorded; the bytes went to the feed's legacy location."""
+    return {**payload, "incarnation": None, "store": legacy_key(payload["repository"])}
 
 
 @register
@@ -47,13 +49,22 @@ class ChunkReceived(Event):
 
 @register
 class UploadCompleted(Event):
-    """The session was closed with a verified ``digest``; the blob (``size`` bytes) is stored."""
+    """The session was closed with a verified ``digest``; the blob (``size`` bytes) is stored
+    in the location ``store`` (v2; ``berth_common.storage.Location`` key)."""
 
     type_name = "upload.completed"
+    schema_version = 2
     upload_id: str
     repository: str
     digest: str
     size: int
+    store: str
+
+
+@upcaster("upload.completed", 1)
+def _upload_completed_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: the blob went to the feed's legacy location."""
+    return {**payload, "store": legacy_key(payload["repository"])}
 
 
 @register

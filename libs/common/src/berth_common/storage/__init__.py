@@ -18,20 +18,27 @@ from .base import (
 from .factory import create_driver
 from .filesystem import FilesystemDriver
 from .instrumented import InstrumentedDriver
-from .layout import blob_path, upload_data_path, upload_prefix
+from .layout import Location, ParsedPath, blob_path, is_upload_id, parse, upload_data_path, upload_prefix
+from .stores import Stores, UnknownStore
 
 __all__ = [
     "FilesystemDriver",
     "InstrumentedDriver",
+    "Location",
     "ObjectInfo",
     "ObjectNotFound",
+    "ParsedPath",
     "StorageDriver",
     "StorageError",
+    "Stores",
+    "UnknownStore",
     "Writer",
     "WriterState",
     "WriterStateInvalid",
     "blob_path",
     "create_driver",
+    "is_upload_id",
+    "parse",
     "upload_data_path",
     "upload_prefix",
     "validate_path",

@@ -37,18 +37,24 @@ async def create_feed(
     description: str = "",
     public: bool = False,
     allow_sparse: bool = False,
+    store_name: str = "default",
     metadata: Metadata | None = None,
 ) -> None:
     """Create feed ``name``. Raises ``NameInvalid``; ``Conflict`` if it exists.
 
     ``allow_sparse``: its manifests may reference blobs and child manifests that were not pushed.
+    ``store_name``: the configured store that holds its blobs (recorded as ``storage``
+    ``{"store": name}``; the caller checks that it is configured).
     """
     validate_feed_name(name)
 
     async def work(uow: UnitOfWork) -> None:
         if await uow.conn.fetchval("SELECT 1 FROM api.feeds WHERE name = $1", name):
             raise Conflict(f"feed {name!r} already exists")
-        created = FeedCreated(feed=name, description=description, public=public, allow_sparse=allow_sparse)
+        created = FeedCreated(
+            feed=name, description=description, public=public, allow_sparse=allow_sparse,
+            storage={"store": store_name},
+        )  # fmt: skip
         await uow.emit(f"feed:{name}", created)
 
     try:

@@ -13,7 +13,7 @@ from berth_api.deps import Pool, Store
 from berth_api.domain.feeds import create_feed, delete_feed, update_feed
 from berth_api.routes.browse import FeedOut, feed_rows
 from berth_common.auth import Caller, require
-from berth_common.errors import NameUnknown
+from berth_common.errors import NameInvalid, NameUnknown
 from berth_common.http.meta import metadata_of
 
 router = APIRouter(prefix="/api/feeds", tags=["feeds"])
@@ -28,6 +28,7 @@ class FeedIn(BaseModel):
     allow_sparse: bool = Field(
         default=False, description="manifests may reference blobs and child manifests that were not pushed"
     )
+    store: str = Field(default="default", description="the configured store that holds the feed's blobs")
 
 
 class FeedPatch(BaseModel):
@@ -42,13 +43,22 @@ class FeedPatch(BaseModel):
 async def post_feed(
     body: FeedIn, request: Request, store: Store, pool: Pool, caller: Caller = require("*")
 ) -> FeedOut:
-    """Create a feed. 400 NAME_INVALID for a bad name, 409 CONFLICT if it exists."""
+    """Create a feed. 400 NAME_INVALID for a bad name or an unknown store (the store cannot
+    change later: a feed's blobs stay where they were pushed), 409 CONFLICT if it exists."""
+    known = request.app.state.resources.settings.store_settings()
+    if body.store not in known:
+        raise NameInvalid(
+            f"store {body.store!r} is not configured; configured stores: {', '.join(sorted(known))}"
+            " (docs/CONFIGURATION.md, Stores)",
+            detail={"store": body.store},
+        )
     await create_feed(
         store,
         body.name,
         description=body.description,
         public=body.public,
         allow_sparse=body.allow_sparse,
+        store_name=body.store,
         metadata=metadata_of(request, caller),
     )
     return await _feed(pool, body.name)

@@ -30,12 +30,14 @@ router = APIRouter(tags=["browse"])
 
 
 class FeedOut(BaseModel):
-    """A feed as listed: ``size`` in bytes (its blobs, each once), ``last_pushed`` of any tag."""
+    """A feed as listed: ``size`` in bytes (its blobs, each once), ``last_pushed`` of any tag,
+    ``store`` the name of the configured store holding its blobs."""
 
     name: str
     description: str
     public: bool
     allow_sparse: bool
+    store: str = "default"
     created_at: datetime
     repositories: int
     size: int = 0
@@ -71,6 +73,7 @@ class TagOut(BaseModel):
 _IN_FEED = "{col} > {feed} || '/' AND {col} < {feed} || '0'"
 _FEEDS_SQL = f"""
     SELECT f.name, f.description, f.public, f.allow_sparse, f.created_at,
+        coalesce(f.storage->>'store', 'default') AS store,
         (SELECT count(*) FROM api.repositories r WHERE r.feed = f.name) AS repositories,
         (SELECT coalesce(sum(d.size), 0) FROM (SELECT DISTINCT b.digest, b.size
             FROM blob.v_repository_blobs b WHERE {_IN_FEED.format(col="b.repository", feed="f.name")}

@@ -20,14 +20,13 @@ import structlog
 
 from berth_blob.domain import sessions as upload_sessions
 from berth_blob.domain.commit import drop_data
-from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.bus import Bus
 from berth_common.db import Connection
 from berth_common.events import BlobUnlinked, Event, FeedDeleted, Metadata, UploadCancelled
 from berth_common.eventstore import EventContext, EventStore, ProjectionConsumer
-from berth_common.storage import StorageDriver
+from berth_common.storage import Stores
 
 CONSUMER: Final = "blob-feeds"
 # Rows of the deleted incarnation ($2), or — without one ($2 NULL: an old event), and for rows
@@ -40,7 +39,7 @@ log = structlog.get_logger("berth.blob.feeds")
 
 
 async def feed_deleted(
-    store: EventStore, storage: StorageDriver, event: FeedDeleted, ctx: EventContext
+    store: EventStore, stores: Stores, event: FeedDeleted, ctx: EventContext
 ) -> tuple[int, int]:
     """Unlink the feed's links and cancel its sessions older than ``ctx.occurred_at``.
 
@@ -62,7 +61,7 @@ async def feed_deleted(
                 BlobUnlinked(repository=row["repository"], digest=row["digest"]),
             )
         sessions = await uow.conn.fetch(
-            "SELECT u.id::text AS id, u.repository, s.size, s.writer, s.generation"
+            "SELECT u.id::text AS id, u.repository, u.store, s.size, s.writer, s.generation"
             " FROM blob.uploads u JOIN blob.upload_state s ON s.id = u.id"
             f" WHERE u.feed = $1 AND {_OF_INCARNATION % ('u.started_at', 'u.started_at')}"
             " ORDER BY u.id FOR UPDATE OF u, s",
@@ -77,20 +76,19 @@ async def feed_deleted(
             )
             await upload_sessions.forget(uow.conn, row["id"])
     for row in sessions:
-        await drop_data(storage, FeedLayout(event.feed), Lease.of_row(row["id"], row))
+        lease = Lease.of_row(row["id"], row)
+        await drop_data(stores.driver(lease.location), lease)
     if links or sessions:
         log.info("feed.deleted.cleaned", feed=event.feed, links=len(links), sessions=len(sessions))
     return len(links), len(sessions)
 
 
-def feed_consumer(
-    pool: asyncpg.Pool, bus: Bus, store: EventStore, storage: StorageDriver
-) -> ProjectionConsumer:
+def feed_consumer(pool: asyncpg.Pool, bus: Bus, store: EventStore, stores: Stores) -> ProjectionConsumer:
     """The durable consumer of ``feed.deleted`` for the blob service."""
 
     async def apply(conn: Connection, event: Event, ctx: EventContext) -> None:
         if isinstance(event, FeedDeleted):
-            await feed_deleted(store, storage, event, ctx)
+            await feed_deleted(store, stores, event, ctx)
 
     name = f"{CONSUMER}-{bus.stream}".replace(".", "_")
     return ProjectionConsumer(

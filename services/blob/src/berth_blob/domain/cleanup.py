@@ -19,17 +19,16 @@ import structlog
 
 from berth_blob.domain import sessions
 from berth_blob.domain.commit import drop_data
-from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.events import Metadata, UploadExpired
 from berth_common.eventstore import EventStore
-from berth_common.storage import StorageDriver
+from berth_common.storage import Stores
 
 PURGE_LOCK: Final = 0x62657274_70757267  # "berthpurg"
 # Idle sessions nobody is writing to now (a live lease means a request is streaming a body).
 _IDLE_SESSIONS = """
-SELECT u.id::text AS id, u.repository, s.size, s.writer, s.generation
+SELECT u.id::text AS id, u.repository, u.store, s.size, s.writer, s.generation
   FROM blob.uploads u JOIN blob.upload_state s ON s.id = u.id
  WHERE u.updated_at < $1 AND (s.lease IS NULL OR s.lease_until < now())
  ORDER BY u.updated_at LIMIT $2 FOR UPDATE OF u, s SKIP LOCKED
@@ -47,7 +46,7 @@ class PurgeResult:
 
 async def purge_expired_uploads(
     store: EventStore,
-    storage: StorageDriver,
+    stores: Stores,
     max_age: timedelta,
     *,
     now: datetime | None = None,
@@ -58,7 +57,7 @@ async def purge_expired_uploads(
     Returns a ``PurgeResult`` (zero when another process holds the purge lock).
     """
     cutoff = (now or datetime.now(UTC)) - max_age
-    expired: list[tuple[str, Lease]] = []
+    expired: list[Lease] = []
     meta = Metadata(actor="system:cleanup")
     async with store.unit_of_work(project, meta) as uow:
         if not await uow.conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PURGE_LOCK):
@@ -68,19 +67,17 @@ async def purge_expired_uploads(
             event = UploadExpired(upload_id=row["id"], repository=row["repository"])
             await uow.emit(f"upload:{row['id']}", event)
             await sessions.forget(uow.conn, row["id"])
-            expired.append((row["repository"], sessions.Lease.of_row(row["id"], row)))
-    for repository, lease in expired:
-        await drop_data(storage, FeedLayout.of(repository), lease)
-    freed = sum(lease.size for _, lease in expired)
+            expired.append(sessions.Lease.of_row(row["id"], row))
+    for lease in expired:
+        await drop_data(stores.driver(lease.location), lease)
+    freed = sum(lease.size for lease in expired)
     if expired:
         log.info("uploads.expired", count=len(expired), bytes=freed)
     return PurgeResult(len(expired), freed)
 
 
-async def purge_forever(
-    store: EventStore, storage: StorageDriver, max_age: timedelta, interval: float
-) -> None:
+async def purge_forever(store: EventStore, stores: Stores, max_age: timedelta, interval: float) -> None:
     """Run ``purge_expired_uploads`` every ``interval`` seconds until cancelled."""
     while True:
-        await purge_expired_uploads(store, storage, max_age)
+        await purge_expired_uploads(store, stores, max_age)
         await asyncio.sleep(interval)

@@ -16,17 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 from berth_blob.domain import sessions
-from berth_blob.domain.feeds import require_feed
-from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.feeds import Feed, require_feed
 from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.errors import BlobUploadUnknown, DigestInvalid
-from berth_common.events import BlobLinked, Metadata, UploadCancelled, UploadCompleted
+from berth_common.events import BlobLinked, BlobMounted, Metadata, UploadCancelled, UploadCompleted
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci import resumable
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
-from berth_common.storage import ObjectNotFound, StorageDriver, WriterStateInvalid
+from berth_common.storage import Location, ObjectNotFound, StorageDriver, WriterStateInvalid
 
 
 class DataGone(Exception):
@@ -35,6 +34,9 @@ class DataGone(Exception):
 
 class BlobCommit:
     """Commits one leased session as the blob ``digest`` of ``repository`` (``run``).
+
+    ``mounted_from=(origin, location)`` records the commit as a mount copied from another
+    location (``BlobMounted`` with ``copied_from``) instead of an upload's ``BlobLinked``.
 
     Raises (from ``run``):
         DigestInvalid: the recorded bytes have another digest (the session is discarded).
@@ -45,13 +47,13 @@ class BlobCommit:
 
     def __init__(
         self, store: EventStore, storage: StorageDriver, lease: Lease, repository: RepositoryName,
-        digest: Digest, meta: Metadata,
+        digest: Digest, meta: Metadata, mounted_from: tuple[RepositoryName, Location] | None = None,
     ) -> None:  # fmt: skip
         self.store, self.storage, self.lease, self.meta = store, storage, lease, meta
-        self.repository, self.digest = repository, digest
-        self.layout = FeedLayout.of(str(repository))
-        self.data = self.layout.upload_data(lease.upload_id, lease.generation)
-        self.target = self.layout.blob(str(digest))
+        self.repository, self.digest, self.mounted_from = repository, digest, mounted_from
+        self.location = lease.location
+        self.data = self.location.upload_data(lease.upload_id, lease.generation)
+        self.target = self.location.blob(str(digest))
         self.staged = False  # the recorded bytes are the committed object at ``data``
 
     async def run(self) -> None:
@@ -65,7 +67,7 @@ class BlobCommit:
                 detail={"digest": str(self.digest)},
             )
         await run_with_retry(self.store, self.place_and_record, projector=project, metadata=self.meta)
-        await drop_data(self.storage, self.layout, self.lease, staged=self.staged)
+        await drop_data(self.storage, self.lease, staged=self.staged)
 
     async def verify(self) -> Digest:
         """The digest of the recorded bytes: from the saved hash state when there is one for this
@@ -93,11 +95,11 @@ class BlobCommit:
     async def place_and_record(self, uow: UnitOfWork) -> None:
         """One transaction (retried as a whole): locks, lease check, placement unless content
         is already at the address, ``UploadCompleted`` and ``BlobLinked``."""
-        incarnation = await require_feed(uow.conn, self.repository, share_lock=True,
-                                         lock_blob=(self.layout.feed, str(self.digest)))  # fmt: skip
-        if self.lease.incarnation not in (None, incarnation):
+        feed = await require_feed(uow.conn, self.repository, share_lock=True,
+                                  lock_blob=(self.location.key, str(self.digest)))  # fmt: skip
+        if self.lease.incarnation not in (None, feed.incarnation) or feed.location != self.location:
             raise BlobUploadUnknown(
-                f"upload session {self.lease.upload_id} belongs to a deleted feed {self.layout.feed!r}"
+                f"upload session {self.lease.upload_id} belongs to a deleted feed {feed.name!r}"
             )
         await sessions.end(uow.conn, self.lease)
         if await self.storage.stat(self.target) is None:  # never replace stored content
@@ -108,8 +110,13 @@ class BlobCommit:
                 raise DataGone() from None
         await uow.emit(f"upload:{self.lease.upload_id}", UploadCompleted(
             upload_id=self.lease.upload_id, repository=str(self.repository), digest=str(self.digest),
-            size=self.lease.size))  # fmt: skip
-        await link(uow, str(self.repository), str(self.digest), self.lease.size, incarnation)
+            size=self.lease.size, store=self.location.key))  # fmt: skip
+        if self.mounted_from is None:
+            await link(uow, str(self.repository), str(self.digest), self.lease.size, feed)
+        else:  # a cross-store mount: the copy is recorded as what it is
+            origin, source = self.mounted_from
+            event = mounted(self.repository, origin, self.digest, self.lease.size, feed, source)
+            await uow.emit(f"bloblink:{self.repository}@{self.digest}", event)
 
 
 async def committed_data(storage: StorageDriver, lease: Lease, path: str) -> None:
@@ -130,20 +137,18 @@ async def committed_data(storage: StorageDriver, lease: Lease, path: str) -> Non
             raise DataGone() from None
 
 
-async def drop_data(
-    storage: StorageDriver, layout: FeedLayout, lease: Lease, *, staged: bool = False
-) -> None:
+async def drop_data(storage: StorageDriver, lease: Lease, *, staged: bool = False) -> None:
     """Remove everything a session stored: its unfinished write (an S3 multipart upload, staged
     Azure blocks) and every object under its prefix."""
     if not staged and lease.resume_state() is not None:
-        path = layout.upload_data(lease.upload_id, lease.generation)
+        path = lease.location.upload_data(lease.upload_id, lease.generation)
         try:
             writer = await storage.writer(path, lease.resume_state())
         except WriterStateInvalid:
             pass
         else:
             await writer.cancel()
-    await storage.delete(layout.upload_prefix(lease.upload_id))
+    await storage.delete(lease.location.upload_prefix(lease.upload_id))
 
 
 async def discard(
@@ -162,14 +167,29 @@ async def discard(
             upload_id=lease.upload_id, repository=str(repository), reason=reason))  # fmt: skip
 
     await run_with_retry(store, work, projector=project, metadata=meta)
-    await drop_data(storage, FeedLayout.of(str(repository)), lease)
+    await drop_data(storage, lease)
 
 
-async def link(uow: UnitOfWork, repository: str, digest: str, size: int, incarnation: str) -> None:
-    """Emit ``BlobLinked``: links ``digest`` into ``repository`` in the feed's ``incarnation``,
+def mounted(
+    repository: RepositoryName, origin: RepositoryName, digest: Digest, size: int, feed: Feed,
+    copied_from: Location | None = None,
+) -> BlobMounted:  # fmt: skip
+    """The ``BlobMounted`` event of a mount from ``origin`` into ``repository`` of ``feed``:
+    linked within one location, or copied from ``copied_from`` (another location's key)."""
+    return BlobMounted(
+        repository=str(repository), from_repository=str(origin), digest=str(digest), size=size,
+        incarnation=feed.incarnation, store=feed.location.key,
+        copied_from=None if copied_from is None else copied_from.key,
+    )  # fmt: skip
+
+
+async def link(uow: UnitOfWork, repository: str, digest: str, size: int, feed: Feed) -> None:
+    """Emit ``BlobLinked``: links ``digest`` into ``repository`` in the feed's incarnation,
     or refreshes the link's ``linked_at`` (and incarnation) if it exists — a link older than
     GC's grace that no manifest references could otherwise be collected right after this upload
     answered 201, and a link left by a deleted incarnation becomes the new one's (the late
     ``FeedDeleted`` reaction only removes links of the incarnation it ended)."""
-    event = BlobLinked(repository=repository, digest=digest, size=size, incarnation=incarnation)
+    event = BlobLinked(
+        repository=repository, digest=digest, size=size, incarnation=feed.incarnation, store=feed.location.key
+    )
     await uow.emit(f"bloblink:{repository}@{digest}", event)

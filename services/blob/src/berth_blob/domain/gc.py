@@ -29,14 +29,13 @@ from typing import Final
 
 import structlog
 
-from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.locks import blob_lock_key, lock_blob
 from berth_blob.domain.sweep import sweep_orphans
 from berth_blob.projections.tables import project
 from berth_common.db import Connection, keeps_session_state
 from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore
-from berth_common.storage import StorageDriver
+from berth_common.storage import Location, Stores
 
 GC_LOCK: Final = 0x62657274_67637275  # "berthgcru"
 log = structlog.get_logger("berth.gc")
@@ -58,7 +57,7 @@ class GcResult:
 
 async def collect_garbage(
     store: EventStore,
-    storage: StorageDriver,
+    stores: Stores,
     grace: timedelta,
     *,
     now: datetime | None = None,
@@ -76,8 +75,8 @@ async def collect_garbage(
             return GcResult(0, 0, 0)
         try:
             unlinked = await _unlink_unreferenced(store, conn, cutoff, batch)
-            deleted, freed = await _delete_unlinked(store, storage, conn, cutoff, batch)
-            swept = await sweep_orphans(store.pool, storage, cutoff)
+            deleted, freed = await _delete_unlinked(store, stores, conn, cutoff, batch)
+            swept = await sweep_orphans(store.pool, stores, cutoff)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
     if unlinked or deleted:
@@ -85,13 +84,11 @@ async def collect_garbage(
     return GcResult(unlinked, deleted, freed + swept.bytes_freed, swept.content_files + swept.upload_folders)
 
 
-async def collect_forever(
-    store: EventStore, storage: StorageDriver, grace: timedelta, interval: float
-) -> None:
+async def collect_forever(store: EventStore, stores: Stores, grace: timedelta, interval: float) -> None:
     """Run ``collect_garbage`` every ``interval`` seconds until cancelled (first run after one)."""
     while True:
         await asyncio.sleep(interval)
-        await collect_garbage(store, storage, grace)
+        await collect_garbage(store, stores, grace)
 
 
 async def _unlink_unreferenced(store: EventStore, conn: Connection, cutoff: datetime, batch: int) -> int:
@@ -131,34 +128,36 @@ async def _unlink_one(store: EventStore, repository: str, digest: str, cutoff: d
 
 
 async def _delete_unlinked(
-    store: EventStore, storage: StorageDriver, conn: Connection, cutoff: datetime, batch: int
+    store: EventStore, stores: Stores, conn: Connection, cutoff: datetime, batch: int
 ) -> tuple[int, int]:
     rows = await conn.fetch(
-        "SELECT b.feed, b.digest FROM blob.blobs b WHERE b.created_at < $1 AND NOT EXISTS"
-        " (SELECT 1 FROM blob.links l WHERE l.feed = b.feed AND l.digest = b.digest)"
-        " ORDER BY b.feed, b.digest LIMIT $2",
+        "SELECT b.store, b.digest FROM blob.blobs b WHERE b.created_at < $1 AND NOT EXISTS"
+        " (SELECT 1 FROM blob.links l WHERE l.store = b.store AND l.digest = b.digest)"
+        " ORDER BY b.store, b.digest LIMIT $2",
         cutoff,
         batch,
     )
     deleted = freed = 0
     for row in rows:
-        size = await _delete_one(store, storage, row["feed"], row["digest"])
+        size = await _delete_one(store, stores, row["store"], row["digest"])
         if size is not None:
             deleted, freed = deleted + 1, freed + size
     return deleted, freed
 
 
-async def _delete_one(store: EventStore, storage: StorageDriver, feed: str, digest: str) -> int | None:
+async def _delete_one(store: EventStore, stores: Stores, key: str, digest: str) -> int | None:
+    """Delete the content of ``digest`` in location ``key`` if no link names it (its size)."""
     async with store.unit_of_work(project, Metadata(actor="system:gc")) as uow:
-        await lock_blob(uow.conn, feed, digest)
+        await lock_blob(uow.conn, key, digest)
         size = await uow.conn.fetchval(
-            "SELECT size FROM blob.blobs WHERE feed = $1 AND digest = $2", feed, digest
+            "SELECT size FROM blob.blobs WHERE store = $1 AND digest = $2", key, digest
         )
         linked = await uow.conn.fetchval(
-            "SELECT 1 FROM blob.links WHERE feed = $1 AND digest = $2 LIMIT 1", feed, digest
+            "SELECT 1 FROM blob.links WHERE store = $1 AND digest = $2 LIMIT 1", key, digest
         )
         if size is None or linked:
             return None
-        await uow.emit(f"blob:{feed}@{digest}", BlobDeleted(feed=feed, digest=digest, size=size))
-        await storage.delete(FeedLayout(feed).blob(digest))
+        await uow.emit(f"blob:{key}@{digest}", BlobDeleted(store=key, digest=digest, size=size))
+        location = Location.parse(key)
+        await stores.driver(location).delete(location.blob(digest))
         return int(size)

@@ -13,12 +13,13 @@ import hashlib
 from berth_common.db import Connection
 
 
-def blob_lock_key(feed: str, digest: str) -> int:
-    """The advisory lock key of one blob in one feed's store (a signed 64-bit integer)."""
-    raw = hashlib.blake2b(f"{feed}@{digest}".encode(), digest_size=8).digest()
+def blob_lock_key(store: str, digest: str) -> int:
+    """The advisory lock key of one blob in one location of a store (``Location.key``; a
+    signed 64-bit integer)."""
+    raw = hashlib.blake2b(f"{store}@{digest}".encode(), digest_size=8).digest()
     return int.from_bytes(raw, "big", signed=True)
 
 
-async def lock_blob(conn: Connection, feed: str, digest: str) -> None:
+async def lock_blob(conn: Connection, store: str, digest: str) -> None:
     """Take the transaction-scoped lock that serialises commit and deletion of one blob."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key(feed, digest))
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key(store, digest))

@@ -28,7 +28,7 @@ from berth_blob.domain.feeds import feed_unknown
 from berth_common.db import Connection
 from berth_common.errors import BlobUploadUnknown, TooManyRequests
 from berth_common.oci.reference import RepositoryName
-from berth_common.storage import WriterState
+from berth_common.storage import Location, WriterState
 
 POLL_SECONDS: Final = (0.02, 0.05, 0.1, 0.25)  # waits between tries for a busy session
 
@@ -40,13 +40,13 @@ _SESSION = (
 )
 _ACQUIRE = f"""
 WITH current AS (
-    SELECT s.id, s.lease IS NOT NULL AS held, u.incarnation FROM {_SESSION}
+    SELECT s.id, s.lease IS NOT NULL AS held, u.incarnation, u.store FROM {_SESSION}
      WHERE s.id = $1 AND u.repository = $2 AND (s.lease IS NULL OR s.lease_until < now())
        FOR UPDATE OF s)
 UPDATE blob.upload_state s SET lease = $3, lease_until = now() + make_interval(secs => $4)
   FROM current WHERE s.id = current.id
 RETURNING s.size, s.hash_state, s.writer, s.generation, current.held AS takeover,
-          current.incarnation::text AS incarnation
+          current.incarnation::text AS incarnation, current.store
 """
 _EXISTS = f"SELECT 1 FROM {_SESSION} WHERE s.id = $1 AND u.repository = $2"
 _RENEW = (
@@ -90,10 +90,11 @@ class Lease:
         size: bytes recorded (durable, acknowledged) so far.
         hash_state: the resumable SHA-256 state after ``size`` bytes, or None (re-hash).
         writer: the storage writer's state after ``size`` bytes (None: nothing written yet).
-        generation: which data object holds the bytes (``FeedLayout.upload_data``).
+        generation: which data object holds the bytes (``Location.upload_data``).
         takeover: the previous holder's lease had expired (it may still be writing).
         incarnation: the life of the feed the session belongs to (None: recorded before
             incarnations existed).
+        store: the key of the location the session's bytes go to (``Location.key``).
         lost: set when renewal finds the lease gone; writers stop at the next chunk.
     """
 
@@ -106,13 +107,21 @@ class Lease:
     generation: int
     takeover: bool
     incarnation: str | None = None
+    store: str = ""
     lost: bool = field(default=False)
 
     @classmethod
     def of_row(cls, upload_id: str, row: asyncpg.Record | Mapping[str, Any]) -> Lease:
         """A lease-less view of a session's recorded state (``size``, ``writer``, ``generation``
-        columns), for cleanup that ends sessions nobody holds."""
-        return cls(upload_id, "", 0.0, row["size"], None, row["writer"], row["generation"], False)
+        and ``store`` columns), for cleanup that ends sessions nobody holds."""
+        return cls(
+            upload_id, "", 0.0, row["size"], None, row["writer"], row["generation"], False, None, row["store"]
+        )
+
+    @property
+    def location(self) -> Location:
+        """Where the session's bytes are."""
+        return Location.parse(self.store)
 
     def resume_state(self) -> WriterState | None:
         """The state a storage writer resumes from, or None for a session with no data yet."""
@@ -167,7 +176,7 @@ async def acquire(pool: asyncpg.Pool, repository: str, upload_id: str, *, ttl: f
             return Lease(
                 upload_id, token, ttl, row["size"], row["hash_state"],
                 json.loads(writer) if isinstance(writer, str) else writer,
-                row["generation"], row["takeover"], row["incarnation"],
+                row["generation"], row["takeover"], row["incarnation"], row["store"],
             )  # fmt: skip
         if not await pool.fetchval(_EXISTS, upload_id, repository):
             name = RepositoryName.parse(repository)

@@ -1,14 +1,14 @@
-"""The storage sweep: files in a feed's store that no row names (the third phase of GC, DESIGN §5).
+"""The storage sweep: files in a store that no row names (the third phase of GC; docs/ARCHITECTURE.md).
 
 Garbage collection by rows (``berth_blob.domain.gc``) only sees what the event store knows.
 Two crash windows leave files it never learns of:
 
 - **content without a blob**: the upload commit moves the verified bytes to their content
-  address (``feeds/<feed>/blobs/<alg>/<xx>/<hex>``) inside the transaction that records
+  address (``blobs/<alg>/<xx>/<hex>`` of the feed's location) inside the transaction that records
   ``UploadCompleted``; if that transaction never commits (crash, lost connection), the file
   stays and no ``blob.blobs`` row points at it;
 - **session data without a session**: ``UploadCompleted``, ``UploadCancelled`` and
-  ``UploadExpired`` commit before the session's folder (``feeds/<feed>/uploads/<id>/``) is
+  ``UploadExpired`` commit before the session's folder (``uploads/<id>/`` of its location) is
   removed; a crash in between leaves the folder with no ``blob.uploads`` row.
 
 Distribution's garbage collector is a mark-and-sweep over storage; this is the sweep half,
@@ -31,12 +31,10 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from berth_blob.domain.layout import is_upload_id
 from berth_blob.domain.locks import lock_blob
-from berth_common.storage import StorageDriver
+from berth_common.storage import StorageDriver, Stores, is_upload_id, parse
 
 log = structlog.get_logger("berth.gc")
-FEEDS_PREFIX = "feeds"
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class SweepResult:
 @dataclass(frozen=True)
 class _Content:
     path: str
-    feed: str
+    store: str  # the location key
     digest: str
 
 
@@ -62,7 +60,7 @@ class _Session:
     files: tuple[str, ...]
 
 
-async def sweep_orphans(pool: asyncpg.Pool, storage: StorageDriver, cutoff: datetime) -> SweepResult:
+async def sweep_orphans(pool: asyncpg.Pool, stores: Stores, cutoff: datetime) -> SweepResult:
     """Remove content files and upload folders that no row names and that were last written
     before ``cutoff`` (timezone-aware). The caller holds the GC lock (one sweep at a time).
 
@@ -70,35 +68,44 @@ async def sweep_orphans(pool: asyncpg.Pool, storage: StorageDriver, cutoff: date
     each file is judged and removed on its own).
     """
     content = uploads = freed = 0
-    async for item in _candidates(storage):
-        if isinstance(item, _Content):
-            size = await _remove_content(pool, storage, item, cutoff)
-            if size is not None:
+    for name in stores.names:
+        storage = stores.driver(name)
+        async for item in _candidates(name, storage):
+            size = await _remove(pool, storage, item, cutoff)
+            if size is not None and isinstance(item, _Content):
                 content, freed = content + 1, freed + size
-        else:
-            size = await _remove_session(pool, storage, item, cutoff)
-            if size is not None:
+            elif size is not None:
                 uploads, freed = uploads + 1, freed + size
     if content or uploads:
         log.info("gc.swept", content_files=content, upload_folders=uploads, bytes=freed)
     return SweepResult(content, uploads, freed)
 
 
-async def _candidates(storage: StorageDriver) -> AsyncIterator[_Content | _Session]:
-    """Every content file, and every upload folder (its files together), in listing order."""
+async def _remove(
+    pool: asyncpg.Pool, storage: StorageDriver, item: _Content | _Session, cutoff: datetime
+) -> int | None:
+    if isinstance(item, _Content):
+        return await _remove_content(pool, storage, item, cutoff)
+    return await _remove_session(pool, storage, item, cutoff)
+
+
+async def _candidates(store: str, storage: StorageDriver) -> AsyncIterator[_Content | _Session]:
+    """Every content file, and every upload folder (its files together), of store ``store`` in
+    listing order (``berth_common.storage.layout.parse`` says what each path is)."""
     session: _Session | None = None
-    async for path in storage.list(FEEDS_PREFIX):
-        parts = path.split("/")
-        if len(parts) == 6 and parts[2] == "blobs":
-            yield _Content(path, parts[1], f"{parts[3]}:{parts[5]}")
-        elif len(parts) >= 5 and parts[2] == "uploads":
-            prefix = "/".join(parts[:4])
-            if session is not None and session.prefix == prefix:
-                session = _Session(prefix, parts[3], (*session.files, path))
+    async for path in storage.list(""):
+        parsed = parse(store, path)
+        if parsed is None:
+            continue
+        if parsed.digest is not None:
+            yield _Content(path, parsed.location.key, parsed.digest)
+        elif parsed.upload_id is not None and parsed.session_prefix is not None:
+            if session is not None and session.prefix == parsed.session_prefix:
+                session = _Session(session.prefix, session.upload_id, (*session.files, path))
                 continue
             if session is not None:
                 yield session
-            session = _Session(prefix, parts[3], (path,))
+            session = _Session(parsed.session_prefix, parsed.upload_id, (path,))
     if session is not None:
         yield session
 
@@ -108,20 +115,20 @@ async def _remove_content(
 ) -> int | None:
     """Remove one content file if no blob row names it; its size, or None if it stays."""
     if await pool.fetchval(
-        "SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2", item.feed, item.digest
+        "SELECT 1 FROM blob.blobs WHERE store = $1 AND digest = $2", item.store, item.digest
     ):
         return None  # the common case, decided without a transaction
     async with pool.acquire() as conn, conn.transaction():
-        await lock_blob(conn, item.feed, item.digest)
+        await lock_blob(conn, item.store, item.digest)
         if await conn.fetchval(
-            "SELECT 1 FROM blob.blobs WHERE feed = $1 AND digest = $2", item.feed, item.digest
+            "SELECT 1 FROM blob.blobs WHERE store = $1 AND digest = $2", item.store, item.digest
         ):
             return None
         info = await storage.stat(item.path)
         if info is None or info.modified >= cutoff:
             return None
         await storage.delete(item.path)
-    log.warning("gc.orphan_content_removed", feed=item.feed, digest=item.digest, bytes=info.size)
+    log.warning("gc.orphan_content_removed", store=item.store, digest=item.digest, bytes=info.size)
     return info.size
 
 

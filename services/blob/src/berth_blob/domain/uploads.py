@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from berth_blob.domain import sessions
 from berth_blob.domain.commit import BlobCommit, DataGone, committed_data, discard
-from berth_blob.domain.feeds import require_feed
-from berth_blob.domain.layout import FeedLayout, is_upload_id
+from berth_blob.domain.feeds import Feed, require_feed
 from berth_blob.domain.sessions import Lease
 from berth_blob.domain.streams import Metered
 from berth_blob.projections.tables import project
@@ -28,7 +27,14 @@ from berth_common.oci import resumable
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
 from berth_common.settings import UploadSettings
-from berth_common.storage import StorageDriver, WriterState, WriterStateInvalid
+from berth_common.storage import (
+    Location,
+    StorageDriver,
+    Stores,
+    WriterState,
+    WriterStateInvalid,
+    is_upload_id,
+)
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,12 @@ class Uploads:
 
     Args:
         store: the event store (its pool also holds the sessions' working state).
-        storage: the blob store's driver.
+        stores: the configured blob stores (a session writes to its feed's store).
         settings: lease time-to-live and the wait for a busy session.
     """
 
-    def __init__(self, store: EventStore, storage: StorageDriver, settings: UploadSettings) -> None:
-        self.store, self.storage = store, storage
+    def __init__(self, store: EventStore, stores: Stores, settings: UploadSettings) -> None:
+        self.store, self.stores = store, stores
         self.lease_seconds, self.busy_wait = settings.lease_seconds, settings.busy_wait_seconds
 
     async def start(self, repository: RepositoryName, meta: Metadata) -> Session:
@@ -118,18 +124,20 @@ class Uploads:
 
     async def upload_whole(
         self, repository: RepositoryName, digest: Digest, body: AsyncIterable[bytes],
-        length: int | None, meta: Metadata,
+        length: int | None, meta: Metadata, *, mounted_from: tuple[RepositoryName, Location] | None = None,
     ) -> Digest:  # fmt: skip
         """A monolithic upload (POST ``?digest=`` with the blob as body): a session opened already
-        leased, written and committed; on any failure it is discarded.
+        leased, written and committed; on any failure it is discarded. ``mounted_from``: the
+        body is a cross-store mount's copy (``BlobCommit``).
 
         Raises:
             NameUnknown, SizeInvalid, DigestInvalid: see ``start`` and ``complete``.
         """
         lease = Lease("", str(uuid.uuid4()), self.lease_seconds, 0, None, None, 0, False, None)
-        lease.upload_id, lease.incarnation = await self._open(repository, meta, lease)
+        lease.upload_id, feed = await self._open(repository, meta, lease)
+        lease.incarnation, lease.store = feed.incarnation, feed.location.key
         try:
-            await self._finish(lease, repository, digest, body, None, length, meta)
+            await self._finish(lease, repository, digest, body, None, length, meta, mounted_from)
         except BaseException:
             await self._discard_quietly(lease, repository, "monolithic upload failed", meta)
             raise
@@ -150,19 +158,24 @@ class Uploads:
 
     # --- steps ----------------------------------------------------------------------------
 
-    async def _open(self, repository: RepositoryName, meta: Metadata, lease: Lease | None) -> tuple[str, str]:
-        """Open a session; return its id and the feed's incarnation. Raises ``NameUnknown``."""
+    async def _open(
+        self, repository: RepositoryName, meta: Metadata, lease: Lease | None
+    ) -> tuple[str, Feed]:
+        """Open a session; return its id and the feed. Raises ``NameUnknown``."""
         upload_id = str(uuid.uuid4())
 
-        async def work(uow: UnitOfWork) -> str:
-            incarnation = await require_feed(uow.conn, repository)
-            started = UploadStarted(upload_id=upload_id, repository=str(repository), incarnation=incarnation)
+        async def work(uow: UnitOfWork) -> Feed:
+            feed = await require_feed(uow.conn, repository)
+            started = UploadStarted(
+                upload_id=upload_id, repository=str(repository), incarnation=feed.incarnation,
+                store=feed.location.key,
+            )  # fmt: skip
             await uow.emit(f"upload:{upload_id}", started)
             await sessions.create(uow.conn, upload_id, lease)
-            return incarnation
+            return feed
 
-        incarnation: str = await run_with_retry(self.store, work, projector=project, metadata=meta)
-        return upload_id, incarnation
+        feed: Feed = await run_with_retry(self.store, work, projector=project, metadata=meta)
+        return upload_id, feed
 
     async def _acquire(self, repository: RepositoryName, upload_id: str) -> Lease:
         if not is_upload_id(upload_id):
@@ -174,7 +187,7 @@ class Uploads:
     async def _finish(
         self, lease: Lease, repository: RepositoryName, digest: Digest,
         body: AsyncIterable[bytes] | None, content_range: tuple[int, int] | None,
-        length: int | None, meta: Metadata,
+        length: int | None, meta: Metadata, mounted_from: tuple[RepositoryName, Location] | None = None,
     ) -> None:  # fmt: skip
         """Write the final chunk (if any) and commit, under ``lease``; the caller releases the
         lease if this raises (discarded sessions are gone already)."""
@@ -183,8 +196,11 @@ class Uploads:
                 if body is not None:
                     await self._write(lease, repository, body, content_range, length, meta, release=False)
                 elif lease.takeover:
-                    await self._take_over(lease, FeedLayout.of(str(repository)))
-                await BlobCommit(self.store, self.storage, lease, repository, digest, meta).run()
+                    await self._take_over(lease)
+                commit = BlobCommit(
+                    self.store, self._driver(lease), lease, repository, digest, meta, mounted_from
+                )
+                await commit.run()
         except DataGone:
             await self._discard(lease, repository, "the session's data is missing", meta)
             raise BlobUploadInvalid("the upload session's data is missing; upload the blob again") from None
@@ -203,12 +219,11 @@ class Uploads:
                     headers={"Range": range_header(lease.size)},
                 )
             expected = end - start + 1
-        layout = FeedLayout.of(str(repository))
         if lease.takeover:
-            await self._take_over(lease, layout)
-        path = layout.upload_data(lease.upload_id, lease.generation)
+            await self._take_over(lease)
+        path = lease.location.upload_data(lease.upload_id, lease.generation)
         try:
-            writer = await self.storage.writer(path, lease.resume_state())
+            writer = await self._driver(lease).writer(path, lease.resume_state())
         except WriterStateInvalid:
             raise DataGone() from None
         hasher = _resume_hash(lease)
@@ -243,7 +258,7 @@ class Uploads:
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
 
-    async def _take_over(self, lease: Lease, layout: FeedLayout) -> None:
+    async def _take_over(self, lease: Lease) -> None:
         """Continue a session whose previous writer's lease expired: that writer may still be
         writing to the current data object, so the recorded bytes are copied to a new
         generation's object that only this lease writes, and the new generation is recorded.
@@ -251,14 +266,14 @@ class Uploads:
         Raises:
             DataGone: the recorded bytes cannot be found.
         """
-        old = layout.upload_data(lease.upload_id, lease.generation)
-        new = layout.upload_data(lease.upload_id, lease.generation + 1)
-        state = None
+        old = lease.location.upload_data(lease.upload_id, lease.generation)
+        new = lease.location.upload_data(lease.upload_id, lease.generation + 1)
+        storage, state = self._driver(lease), None
         if lease.resume_state() is not None:
-            await committed_data(self.storage, lease, old)
-            writer = await self.storage.writer(new)
+            await committed_data(storage, lease, old)
+            writer = await storage.writer(new)
             try:
-                async for chunk in self.storage.read(old, 0, lease.size):
+                async for chunk in storage.read(old, 0, lease.size):
                     await writer.write(chunk)
                 state = await writer.flush()
             finally:
@@ -267,10 +282,13 @@ class Uploads:
             await sessions.publish(conn, lease, lease.size, lease.hash_state, state, lease.generation + 1,
                                    release=False)  # fmt: skip
         lease.takeover = False
-        await self.storage.delete(old)
+        await storage.delete(old)
 
     async def _discard(self, lease: Lease, repository: RepositoryName, reason: str, meta: Metadata) -> None:
-        await discard(self.store, self.storage, lease, repository, reason, meta)
+        await discard(self.store, self._driver(lease), lease, repository, reason, meta)
+
+    def _driver(self, lease: Lease) -> StorageDriver:
+        return self.stores.driver(lease.location)
 
     async def _discard_quietly(
         self, lease: Lease, repository: RepositoryName, reason: str, meta: Metadata

@@ -41,13 +41,14 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     match event:
         case UploadStarted():
             await conn.execute(
-                "INSERT INTO blob.uploads(id, repository, feed, size, started_at, updated_at, incarnation)"
-                " VALUES ($1, $2, $3, 0, $4, $4, $5)",
+                "INSERT INTO blob.uploads(id, repository, feed, size, started_at, updated_at, incarnation,"
+                " store) VALUES ($1, $2, $3, 0, $4, $4, $5, $6)",
                 event.upload_id,
                 event.repository,
                 feed_of(event.repository),
                 ctx.occurred_at,
                 event.incarnation,
+                event.store,
             )
         case ChunkReceived():
             await conn.execute(
@@ -59,10 +60,10 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
         case UploadCompleted():
             await conn.execute(  # one round trip: the session goes, the content is recorded
                 "WITH done AS (DELETE FROM blob.uploads WHERE id = $1)"
-                " INSERT INTO blob.blobs(feed, digest, size, created_at) VALUES ($2, $3, $4, $5)"
-                " ON CONFLICT (feed, digest) DO NOTHING",
+                " INSERT INTO blob.blobs(store, digest, size, created_at) VALUES ($2, $3, $4, $5)"
+                " ON CONFLICT (store, digest) DO NOTHING",
                 event.upload_id,
-                feed_of(event.repository),
+                event.store,
                 event.digest,
                 event.size,
                 ctx.occurred_at,
@@ -71,16 +72,17 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)
         case BlobLinked() | BlobMounted():
             await conn.execute(
-                "INSERT INTO blob.links(repository, digest, feed, size, linked_at, incarnation)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository, digest)"
+                "INSERT INTO blob.links(repository, digest, feed, size, linked_at, incarnation, store)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (repository, digest)"
                 " DO UPDATE SET linked_at = GREATEST(blob.links.linked_at, EXCLUDED.linked_at),"
-                " incarnation = EXCLUDED.incarnation",  # a link made again in a new feed life
+                " incarnation = EXCLUDED.incarnation, store = EXCLUDED.store",  # a new feed life
                 event.repository,
                 event.digest,
                 feed_of(event.repository),
                 event.size,
                 ctx.occurred_at,
                 event.incarnation,
+                event.store,
             )
         case BlobUnlinked():
             await conn.execute(
@@ -88,7 +90,7 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             )
         case BlobDeleted():
             await conn.execute(
-                "DELETE FROM blob.blobs WHERE feed = $1 AND digest = $2", event.feed, event.digest
+                "DELETE FROM blob.blobs WHERE store = $1 AND digest = $2", event.store, event.digest
             )
         case _:
             pass

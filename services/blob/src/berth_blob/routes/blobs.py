@@ -1,17 +1,19 @@
 """Blob endpoints: ``/v2/<name>/blobs/<digest>`` GET, HEAD, DELETE.
 
 OCI distribution spec v1.1, "Pulling blobs" (with ``Range``) and "Deleting Blobs". On the
-filesystem the file is sent by the kernel (zero-copy); drivers that can presign answer ``307``.
+filesystem the file is sent by the kernel (zero-copy); object stores answer ``307`` to a
+presigned URL, or stream through Berth when their store says so (docs/ARCHITECTURE.md, "Stores").
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from berth_blob.deps import get_storage, get_store
+from berth_blob.deps import get_store, get_stores
 from berth_blob.domain.blobs import find, unlink
-from berth_blob.domain.layout import FeedLayout
 from berth_blob.routes.ranges import parse_range
 from berth_common.auth import Caller
 from berth_common.errors import BlobUnknown
@@ -20,6 +22,7 @@ from berth_common.http.meta import metadata_of
 from berth_common.http.zerocopy import FileRangeResponse
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
+from berth_common.storage import ObjectNotFound
 
 router = APIRouter()
 PATH = "/v2/{name:path}/blobs/{digest}"
@@ -27,10 +30,15 @@ PATH = "/v2/{name:path}/blobs/{digest}"
 
 @registry_route(router, PATH, ["GET", "HEAD"], "pull")
 async def get_blob(request: Request, repository: RepositoryName, caller: Caller) -> Response:
-    """200 (or 206 for a ``Range``) with the blob; 404 BLOB_UNKNOWN; 416 SIZE_INVALID."""
-    storage = await get_storage(request)
+    """200 (or 206 for a ``Range``) with the blob; 404 BLOB_UNKNOWN; 416 SIZE_INVALID.
+
+    Filesystem stores send the file zero-copy; stores that presign answer ``307`` to a URL the
+    client fetches from the store (``Range`` is re-sent there), unless the store is configured to
+    stream through Berth. HEAD is answered from the link alone (it never touches object stores).
+    """
+    stores = await get_stores(request)
     blob = await find(await get_store(request), repository, Digest.parse(request.path_params["digest"]))
-    path = FeedLayout.of(str(repository)).blob(blob.digest)
+    storage, path = stores.driver(blob.location), blob.location.blob(blob.digest)
     headers = {
         "Docker-Content-Digest": blob.digest,
         "Accept-Ranges": "bytes",
@@ -48,18 +56,36 @@ async def get_blob(request: Request, repository: RepositoryName, caller: Caller)
         if not local.exists():
             raise BlobUnknown(f"blob {blob.digest} is missing from storage")
         return FileRangeResponse(local, offset=offset, count=count, status_code=status, headers=headers)
-    url = await storage.url_for(path, external_host=request.headers.get("host"))
-    if url is not None and wanted is None:
-        return RedirectResponse(url, status_code=307, headers=headers)
     headers["Content-Length"] = str(count)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    return StreamingResponse(
-        storage.read(path, offset, count),
-        status_code=status,
-        headers=headers,
-        media_type="application/octet-stream",
-    )
+    if stores.redirects(blob.location):
+        url = await storage.url_for(path, external_host=request.headers.get("host"))
+        if url is not None:
+            del headers["Content-Length"]
+            headers.pop("Content-Range", None)
+            return RedirectResponse(url, status_code=307, headers=headers)
+    body = await _opened(storage.read(path, offset, count), blob.digest)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type="application/octet-stream")
+
+
+async def _opened(chunks: AsyncIterator[bytes], digest: str) -> AsyncIterator[bytes]:
+    """``chunks`` with its first chunk already read, so a missing object is a 404 before any
+    header is sent (not a broken 200). Raises ``BlobUnknown``."""
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = b""
+    except ObjectNotFound:
+        raise BlobUnknown(f"blob {digest} is missing from storage") from None
+
+    async def rest() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()
 
 
 @registry_route(router, PATH, ["DELETE"], "delete")

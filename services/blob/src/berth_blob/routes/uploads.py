@@ -57,7 +57,11 @@ async def start_upload(request: Request, repository: RepositoryName, caller: Cal
     if "mount" in params:
         digest = Digest.parse(params["mount"])
         source = params.get("from")
-        if source and caller.may(source, "pull") and await mount(store, repository, digest, source, meta):
+        if (
+            source
+            and caller.may(source, "pull")
+            and await mount(store, uploads, repository, digest, source, meta)
+        ):
             return _created(repository, digest)
     if "digest" in params and "mount" not in params:
         digest = Digest.parse(params["digest"])
