@@ -63,6 +63,8 @@ SAMPLES: list[tuple[str, str, Service]] = [
     ("GET", "/api/privileges", "auth"),
     ("DELETE", "/api/keys/k1", "auth"),
     ("POST", "/api/signing-keys/rotate", "auth"),
+    ("GET", "/api/refresh-tokens", "auth"),
+    ("DELETE", "/api/refresh-tokens/t-1", "auth"),
     ("POST", "/api/gc/jobs", "gc"),
     ("GET", "/api/feeds/dmc/repositories", "api"),
     ("GET", "/api/repositories/dmc/ubuntu/tags", "api"),

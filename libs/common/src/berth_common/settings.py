@@ -111,7 +111,9 @@ class AuthSettings(BaseModel):
     ``token_ttl_seconds``: access token lifetime; ``refresh_ttl_seconds``: refresh tokens;
     ``key_secret``: encrypts signing keys at rest when set; ``failures_per_minute``: failed logins
     allowed per (user name, client address) per minute before ``429``;
-    ``address_failures_per_minute``: the same per client address, all user names together.
+    ``address_failures_per_minute``: the same per client address, all user names together;
+    ``min_password_length``: the shortest password the admin API accepts for a new user or a
+    password change (characters; 400 below it).
     """
 
     service: str = "berth"
@@ -122,6 +124,7 @@ class AuthSettings(BaseModel):
     admin_user: str = "admin"
     failures_per_minute: int = Field(default=10, ge=1)
     address_failures_per_minute: int = Field(default=30, ge=1)
+    min_password_length: int = Field(default=8, ge=1, le=1024)
 
 
 class UiSettings(BaseModel):

@@ -1,8 +1,8 @@
 """The auth service: users, groups, API keys, feed privileges, token signing (DESIGN §1, §4).
 
 Routes: ``GET/POST /token`` and ``/auth/jwks.json`` (``routes/token.py``); ``POST /auth/revoke``
-(``routes/revoke.py``); the admin JSON API
-``/api/users|groups|privileges|keys`` (``routes/admin.py``). ``start`` migrates, makes sure a
+(``routes/revoke.py``); the admin JSON API ``/api/users|groups|privileges|keys|signing-keys``
+(``routes/admin.py``) and ``/api/refresh-tokens`` (``routes/refresh.py``). ``start`` migrates, makes sure a
 signing key exists and creates the first admin (``BERTH_ADMIN_PASSWORD`` or a generated
 password printed once).
 """
@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from berth_auth.domain import credentials, identities
 from berth_auth.domain.keys import ensure_key
 from berth_auth.projections import SPEC
-from berth_auth.routes import admin, revoke, token
+from berth_auth.routes import admin, refresh, revoke, token
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.events import Metadata
 from berth_common.eventstore import ProjectionSpec
@@ -45,6 +45,7 @@ def setup(app: FastAPI) -> None:
     app.include_router(token.router)
     app.include_router(revoke.router)
     app.include_router(admin.router)
+    app.include_router(refresh.router)
 
 
 async def bootstrap_admin(resources: Resources) -> str | None:
@@ -54,13 +55,20 @@ async def bootstrap_admin(resources: Resources) -> str | None:
         if await conn.fetchval("SELECT 1 FROM auth.users LIMIT 1"):
             return None
     name = settings.auth.admin_user
-    password = settings.admin_password or secrets.token_urlsafe(18)
+    password = settings.admin_password or secrets.token_urlsafe(max(18, settings.auth.min_password_length))
     meta = Metadata(actor="berth")
     try:
         await identities.create_user(resources.store, name, password, meta=meta)
     except Exception:  # another process won the race
         return None
     await identities.grant(resources.store, "user", name, "admin", None, meta=meta)
+    if len(password) < settings.auth.min_password_length:  # configuration, not the API: warn
+        log.warning(
+            "auth.admin_password_short",
+            user=name,
+            note="BERTH_ADMIN_PASSWORD is shorter than auth.min_password_length; change it with"
+            " berth user passwd",
+        )
     return None if settings.admin_password else password
 
 

@@ -11,7 +11,7 @@ The same routing exists in three forms, all derived from or checked against this
 Rules, first match wins:
 
 1. ``/token`` (Docker token spec, OAuth2 grants), ``/auth/…`` (JWKS) and the identity admin
-   API ``/api/users|groups|privileges|keys|signing-keys…`` → auth (:data:`AUTH_PATH_REGEX`).
+   API ``/api/users|groups|privileges|keys|signing-keys|refresh-tokens…`` → auth (:data:`AUTH_PATH_REGEX`).
 2. ``/v2/<name>/blobs/<digest>`` and ``/v2/<name>/blobs/uploads[/<session>]`` → blob
    (:data:`BLOB_PATH_REGEX`). A repository may itself contain a ``blobs`` component
    (``/v2/feed/blobs/manifests/v1``): only a single segment after ``/blobs/`` (or
@@ -30,7 +30,7 @@ from typing import Final, Literal
 Service = Literal["api", "blob", "auth", "gc", "ui"]
 SERVICES: Final[tuple[Service, ...]] = ("api", "blob", "auth", "gc", "ui")
 
-AUTH_PATH_REGEX: Final = r"^/(token|auth|api/(users|groups|privileges|keys|signing-keys))(/|$)"
+AUTH_PATH_REGEX: Final = r"^/(token|auth|api/(users|groups|privileges|keys|signing-keys|refresh-tokens))(/|$)"
 BLOB_PATH_REGEX: Final = r"^/v2/.+/blobs/(uploads/)?[^/]*$"
 GC_PREFIX: Final = "/api/gc/"
 UI_PATH_REGEX: Final = r"^/(ui(/|$)|$)"

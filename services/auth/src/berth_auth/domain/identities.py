@@ -11,12 +11,13 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
+from typing import Literal, cast
 
 from argon2 import PasswordHasher
 
 from berth_auth.domain.policy import PRIVILEGES
 from berth_auth.projections import project
-from berth_common.errors import Conflict, NameInvalid, NameUnknown
+from berth_common.errors import Conflict, NameInvalid, NameUnknown, RegistryError
 from berth_common.events import Event, Metadata
 from berth_common.events.identities import (
     ApiKeyCreated,
@@ -24,6 +25,8 @@ from berth_common.events.identities import (
     GroupCreated,
     MemberAdded,
     MemberRemoved,
+    PrincipalKind,
+    Privilege,
     PrivilegeGranted,
     PrivilegeRevoked,
     RefreshTokenRevoked,
@@ -38,6 +41,7 @@ HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 RESERVED = frozenset({"api", "anonymous", "everyone", "authenticated"})
 PSEUDO = ("everyone", "authenticated", "anonymous")
+Effect = Literal["grant", "deny"]
 
 
 def validate_name(name: str, what: str) -> str:
@@ -48,6 +52,23 @@ def validate_name(name: str, what: str) -> str:
             f" 64 characters, not one of {', '.join(sorted(RESERVED))}"
         )
     return name
+
+
+class PasswordInvalid(RegistryError):
+    """400 PASSWORD_INVALID (admin API only): the password breaks the password policy."""
+
+    code, status, default_message = "PASSWORD_INVALID", 400, "the password breaks the password policy"
+
+
+def check_password(password: str, min_length: int) -> str:
+    """``password`` if it meets the policy (at least ``min_length`` characters, the setting
+    ``auth.min_password_length``). Raises ``PasswordInvalid`` with a message saying what is missing."""
+    if len(password) < min_length:
+        raise PasswordInvalid(
+            f"the password is too short: {len(password)} characters, at least {min_length} are"
+            " required (setting auth.min_password_length)"
+        )
+    return password
 
 
 def hash_secret(secret: str) -> str:
@@ -76,12 +97,20 @@ async def _emit_one(
 
 
 async def create_user(
-    store: EventStore, name: str, password: str, email: str = "", meta: Metadata | None = None
+    store: EventStore,
+    name: str,
+    password: str,
+    email: str = "",
+    meta: Metadata | None = None,
+    *,
+    min_length: int = 1,
 ) -> None:
-    """Create user ``name`` with ``password`` (stored as an argon2id hash)."""
+    """Create user ``name`` with ``password`` (stored as an argon2id hash).
+
+    Raises ``NameInvalid``, ``PasswordInvalid`` (shorter than ``min_length``) or ``Conflict``.
+    """
     validate_name(name, "user")
-    if not password:
-        raise NameInvalid("the password must not be empty")
+    check_password(password, max(1, min_length))
     await _emit_one(
         store,
         f"user:{name}",
@@ -94,10 +123,14 @@ async def create_user(
     )
 
 
-async def change_password(store: EventStore, name: str, password: str, meta: Metadata | None = None) -> None:
-    """Set a new password; the user's refresh tokens are revoked."""
-    if not password:
-        raise NameInvalid("the password must not be empty")
+async def change_password(
+    store: EventStore, name: str, password: str, meta: Metadata | None = None, *, min_length: int = 1
+) -> None:
+    """Set a new password; the user's refresh tokens are revoked.
+
+    Raises ``PasswordInvalid`` (shorter than ``min_length``) or ``NameUnknown``.
+    """
+    check_password(password, max(1, min_length))
     await _user_event(store, name, UserPasswordChanged(user=name, password_hash=HASHER.hash(password)), meta)
 
 
@@ -163,6 +196,8 @@ async def grant(
     """Add a rule; returns its id. ``principal_kind`` user|group|key|everyone|authenticated|anonymous."""
     if privilege not in PRIVILEGES:
         raise NameInvalid(f"unknown privilege {privilege!r}; one of {', '.join(PRIVILEGES)}")
+    if effect not in ("grant", "deny"):
+        raise NameInvalid(f"unknown effect {effect!r}; grant or deny")
     if privilege == "admin" and feed is not None:
         raise NameInvalid("admin is a system privilege: it cannot be limited to a feed")
     table = {"user": "auth.users", "group": "auth.groups", "key": "auth.api_keys"}.get(principal_kind)
@@ -171,12 +206,12 @@ async def grant(
     rule_id = "r-" + secrets.token_hex(6)
     event = PrivilegeGranted(
         rule_id=rule_id,
-        principal_kind=principal_kind,  # type: ignore[arg-type]
+        principal_kind=cast(PrincipalKind, principal_kind),  # checked above
         principal=principal if table else "",
         feed=feed,
-        privilege=privilege,
-        effect=effect,
-    )  # type: ignore[arg-type]
+        privilege=cast(Privilege, privilege),  # checked above
+        effect=cast(Effect, effect),  # checked above
+    )
     column = "key_id" if principal_kind == "key" else "name"
     check = f"SELECT 1 FROM {table} WHERE {column} = $1" if table else None
     await _emit_one(
@@ -223,8 +258,8 @@ async def create_key(
         key_hash=hash_secret(key),
         owner=owner,
         feeds=feeds,
-        privileges=privileges,
-        expires_at=expires_at,  # type: ignore[arg-type]
+        privileges=cast(list[Privilege], privileges),  # checked above
+        expires_at=expires_at,
         description=description,
     )
     check = "SELECT 1 FROM auth.users WHERE name = $1" if owner else None

@@ -1,7 +1,9 @@
 """The admin JSON API for identities and privileges (OpenAPI at ``/api/docs``); Admin only.
 
-``/api/users``, ``/api/groups``, ``/api/privileges``, ``/api/keys``. Errors: 400 NAME_INVALID,
-404 NAME_UNKNOWN, 409 CONFLICT, 401 UNAUTHORIZED without an admin token.
+``/api/users``, ``/api/groups``, ``/api/privileges``, ``/api/keys``, ``/api/signing-keys/rotate``
+(refresh tokens: ``routes/refresh.py``). Errors: 400 NAME_INVALID, 400 PASSWORD_INVALID (shorter
+than ``auth.min_password_length``), 404 NAME_UNKNOWN, 409 CONFLICT, 401 UNAUTHORIZED without an
+admin token.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def _store(request: Request) -> EventStore:
 def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.resources.pool
     return pool
+
+
+def _min_password_length(request: Request) -> int:
+    length: int = request.app.state.resources.settings.auth.min_password_length
+    return length
 
 
 class UserIn(BaseModel):
@@ -80,8 +87,15 @@ class KeyIn(BaseModel):
 
 @router.post("/users", status_code=201)
 async def post_user(body: UserIn, request: Request, caller: Caller = Admin) -> dict[str, str]:
-    """Create a user."""
-    await ids.create_user(_store(request), body.name, body.password, body.email, metadata_of(request, caller))
+    """Create a user (400 PASSWORD_INVALID when the password breaks the policy)."""
+    await ids.create_user(
+        _store(request),
+        body.name,
+        body.password,
+        body.email,
+        metadata_of(request, caller),
+        min_length=_min_password_length(request),
+    )
     return {"name": body.name}
 
 
@@ -98,8 +112,14 @@ async def list_users(request: Request, caller: Caller = Admin) -> list[dict[str,
 
 @router.put("/users/{user}/password", status_code=204)
 async def put_password(user: str, body: PasswordIn, request: Request, caller: Caller = Admin) -> Response:
-    """Set a user's password (revokes their refresh tokens)."""
-    await ids.change_password(_store(request), user, body.password, metadata_of(request, caller))
+    """Set a user's password (revokes their refresh tokens; 400 PASSWORD_INVALID below the policy)."""
+    await ids.change_password(
+        _store(request),
+        user,
+        body.password,
+        metadata_of(request, caller),
+        min_length=_min_password_length(request),
+    )
     return Response(status_code=204)
 
 
@@ -158,11 +178,20 @@ async def post_rule(body: RuleIn, request: Request, caller: Caller = Admin) -> d
 
 
 @router.get("/privileges")
-async def list_rules(request: Request, caller: Caller = Admin) -> list[dict[str, object]]:
-    """Every grant and restriction."""
+async def list_rules(
+    request: Request, feed: str | None = None, principal: str | None = None, caller: Caller = Admin
+) -> list[dict[str, object]]:
+    """Grants and restrictions, oldest first. ``feed``: those on that feed and on all feeds
+    (every rule that applies to it); ``principal``: ``user:NAME``, ``group:NAME``, ``key:ID``,
+    ``everyone``, ``authenticated`` or ``anonymous``, exactly."""
+    kind, _, name = (principal or "").partition(":")
     rows = await _pool(request).fetch(
         "SELECT rule_id, principal_kind, principal, feed, privilege, effect, created_at"
-        " FROM auth.privileges ORDER BY created_at, rule_id"
+        " FROM auth.privileges WHERE ($1::text IS NULL OR feed = $1 OR feed IS NULL)"
+        " AND ($2 = '' OR (principal_kind = $2 AND principal = $3)) ORDER BY created_at, rule_id",
+        feed,
+        kind,
+        name,
     )
     return [dict(r) for r in rows]
 
