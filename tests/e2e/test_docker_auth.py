@@ -3,10 +3,11 @@
 Pins the docker client's token behaviour: ``docker login`` asks ``GET /token`` with
 ``offline_token=true`` and keeps the returned refresh token as ``identitytoken`` in
 ``config.json`` (not the password); every later push or pull redeems it with
-``POST /token grant_type=refresh_token``. Denials reach the user as docker's usual messages
-(an ``insufficient_scope`` challenge becomes ``denied: requested access to the resource is
-denied``). Users, grants and keys are made through the admin API that ``berth user add``,
-``berth grant`` and ``berth key create`` call. TLS (``berth up --tls``) is the last test.
+``POST /token grant_type=refresh_token``. Denials reach the user as docker's usual messages,
+with Berth's reason: an ``insufficient_scope`` challenge becomes ``denied: <its
+error_description>`` (without one docker says "requested access to the resource is denied").
+Users, grants and keys are made through the admin API that ``berth user add``, ``berth grant``
+and ``berth key create`` call. TLS (``berth up --tls``) is the last test.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from tests.support.daemons import DockerDaemon, docker_daemon, have_daemons, scr
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(have_daemons() is not None, reason=str(have_daemons()))]
 
-DENIED = "denied: requested access to the resource is denied"
 CERTS_D = Path("/etc/docker/certs.d")
 
 
@@ -153,7 +153,8 @@ def test_api_key_login_and_its_ceiling(berth: Registry, dockerd: DockerDaemon) -
     dockerd.docker("pull", f"{berth.host}/{feed}/app@{digest}")
     dockerd.docker("tag", f"{berth.host}/{feed}/app@{digest}", f"{berth.host}/{feed}/app:v2")
     refused = dockerd.docker("push", f"{berth.host}/{feed}/app:v2", check=False)
-    assert refused.returncode != 0 and DENIED in refused.stderr, refused.stderr
+    reason = f"denied: insufficient privileges: api-key:{reader['key_id']} may not push {feed}/app"
+    assert refused.returncode != 0 and reason in refused.stderr, refused.stderr
     dockerd.docker("tag", f"{berth.host}/{feed}/app@{digest}", "berth-e2e/busybox:v1")
     dockerd.docker("logout", berth.host)
 
@@ -185,7 +186,8 @@ def test_logout_private_pull_fails_public_pull_works(berth: Registry, dockerd: D
     denied = dockerd.docker("pull", f"{berth.host}/{private}/app:v1", check=False)
     assert denied.returncode != 0
     assert f"pull access denied for {berth.host}/{private}/app" in denied.stderr, denied.stderr
-    assert "may require 'docker login'" in denied.stderr and DENIED in denied.stderr
+    reason = f"denied: authentication required to pull {private}/app: log in first"
+    assert "may require 'docker login'" in denied.stderr and reason in denied.stderr, denied.stderr
     dockerd.docker("pull", f"{berth.host}/{public}/app:v1")
 
 
@@ -197,7 +199,8 @@ def test_push_without_add_privilege_is_refused(berth: Registry, dockerd: DockerD
     ref = f"{berth.host}/{feed}/app:v1"
     dockerd.docker("tag", "berth-e2e/busybox:v1", ref)
     refused = dockerd.docker("push", ref, check=False)
-    assert refused.returncode != 0 and DENIED in refused.stderr, refused.stderr
+    reason = f"denied: insufficient privileges: {user} may not push {feed}/app"
+    assert refused.returncode != 0 and reason in refused.stderr, refused.stderr
     r = httpx.get(
         f"http://{berth.host}/v2/{feed}/app/tags/list",
         timeout=30.0,

@@ -169,6 +169,18 @@ async def test_single_component_name_is_name_invalid(client: httpx.AsyncClient, 
     assert_error(r, 400, "NAME_INVALID")
 
 
+@pytest.mark.berth_only  # Berth's feed rule; Distribution answers 404 for names outside its grammar
+@pytest.mark.parametrize("name", ["lonely", "dmc/UPPER"])
+async def test_head_of_a_name_that_is_no_repository_is_404(client: httpx.AsyncClient, name: str) -> None:
+    """A HEAD answer has no body to say why a name is invalid (clients print a bare "400 (Bad
+    Request)"): it answers 404, and the GET or upload POST that follows carries NAME_INVALID."""
+    blob = f"/v2/{name}/blobs/sha256:{'a' * 64}"
+    assert (await client.head(blob)).status_code == 404
+    assert (await client.head(f"/v2/{name}/manifests/v1")).status_code == 404
+    assert_error(await client.get(blob), 400, "NAME_INVALID")
+    assert_error(await client.post(f"/v2/{name}/blobs/uploads/"), 400, "NAME_INVALID")
+
+
 @pytest.mark.berth_only  # Berth's feed rule: the feed must exist
 async def test_unknown_feed_is_name_unknown(client: httpx.AsyncClient, feed: str) -> None:
     name = f"{feed}-nosuchfeed/img"

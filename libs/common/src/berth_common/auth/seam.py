@@ -11,7 +11,9 @@ checks its ``access`` claim:
 
 Without a valid token: ``401 UNAUTHORIZED`` with ``WWW-Authenticate: Bearer realm=…,service=…,
 scope=…`` (``error="invalid_token"`` for a bad one); with a token lacking the action: the same
-with ``error="insufficient_scope"``. The challenge of a cross-repository mount
+with ``error="insufficient_scope"``. Either error comes with ``error_description`` (RFC 6750
+§3), the body's message: clients built on Distribution's error parser (skopeo, podman, docker)
+print it for a HEAD, which has no body to carry it. The challenge of a cross-repository mount
 (``POST …/blobs/uploads/?mount=D&from=R``) also asks for ``repository:R:pull``, space-separated
 in the one ``scope`` as Distribution does, so a client that builds its token request from the
 challenge can mount; whether the token gets it is the token server's business. The challenge
@@ -101,6 +103,25 @@ def _mount_source(request: Request, needed: tuple[str, str, str] | None) -> str 
     return source if source != needed[1] else None
 
 
+def _header_text(text: str) -> str:
+    """``text`` with only the characters RFC 6750 §3 allows in ``error_description`` (no quote,
+    no backslash, printable ASCII), at most 300 of them."""
+    return "".join(c for c in text if " " <= c <= "~" and c not in '"\\')[:300]
+
+
+def _denial(caller: Caller, needed: tuple[str, str, str]) -> str:
+    """Why ``caller`` may not do ``needed`` — naming only what it asked for, never what exists."""
+    kind, name, action = needed
+    what = {("registry", "admin"): "use the admin API", ("registry", "catalog"): "view this"}.get(
+        (kind, name), f"{action} {name}"
+    )
+    if caller.subject == "anonymous":
+        return f"authentication required to {what}: log in first (docker login HOST)"
+    if (kind, name) == ("registry", "admin"):
+        return f"insufficient privileges: {caller.subject} lacks the Admin privilege the admin API needs"
+    return f"insufficient privileges: {caller.subject} may not {what}"
+
+
 def _challenge(
     request: Request, needed: tuple[str, str, str] | None, error: str | None, message: str
 ) -> Unauthorized:
@@ -122,6 +143,7 @@ def _challenge(
         parts.append(f'scope="{" ".join(scopes)}"')
     if error:
         parts.append(f'error="{error}"')
+        parts.append(f'error_description="{_header_text(message)}"')
     return Unauthorized(message, detail=detail, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
 
 
@@ -159,12 +181,7 @@ async def _verified(request: Request, needed: tuple[str, str, str] | None) -> Ca
 
 
 def _refused(request: Request, needed: tuple[str, str, str], caller: Caller) -> Unauthorized:
-    message = (
-        "authentication required: log in (docker login HOST) to access this"
-        if caller.subject == "anonymous"
-        else "insufficient privileges: the token does not grant this action"
-    )
-    return _challenge(request, needed, "insufficient_scope", message)
+    return _challenge(request, needed, "insufficient_scope", _denial(caller, needed))
 
 
 async def authorize_view(

@@ -68,8 +68,8 @@ class RepositoryName:
         feed, sep, image = name.partition("/")
         if not sep:
             raise NameInvalid(
-                f"invalid repository name {name!r}: repository names are FEED/IMAGE "
-                f"(e.g. {name}/IMAGE), the first component being the feed"
+                f"invalid repository name {name!r}: repository names are FEED/IMAGE, the first"
+                f" component being a feed (e.g. FEED/{name}; create one with berth feed create FEED)"
             )
         return cls(feed, image)
 
