@@ -136,14 +136,11 @@ def _prepare_feed(url: str) -> None:
             FEED,
             "--url",
             url,
-            "--user",
-            "admin",
-            "--password",
-            ADMIN_PASSWORD,
         ],
         check=True,
         stdout=subprocess.DEVNULL,
         cwd=REPO_ROOT,
+        env={**os.environ, "BERTH_ADMIN_USER": "admin", "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
 
 

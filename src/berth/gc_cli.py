@@ -12,11 +12,12 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from berth.cli_support import quiet_logging
+from berth.client import connection
 from berth.runfile import resolve
 
 if TYPE_CHECKING:
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
     from berth_common.settings import Settings
     from berth_common.storage import Stores
 
-gc_app = typer.Typer(help="Garbage collection of unreferenced blobs.", no_args_is_help=True)
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
+gc_app = typer.Typer(
+    help="Garbage collection of unreferenced blobs.\n\nExample: berth gc run --grace-seconds 0",
+    no_args_is_help=True,
+)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 PURGE_RETRIES = 10  # passes over sessions another process was purging or writing to
@@ -57,22 +60,37 @@ class _Run:
 
 @gc_app.command("run")
 def run(
+    ctx: typer.Context,
     grace_seconds: Annotated[
         int | None,
-        typer.Option(help="collect what has been unreferenced this long (default: gc.grace_seconds)"),
+        typer.Option(
+            metavar="SECONDS", help="collect what has been unreferenced this long (default: gc.grace_seconds)"
+        ),
     ] = None,
     purge_age: Annotated[
         str | None,
         typer.Option(
-            help="first expire upload sessions idle longer than this (seconds, or 90s, 10m, 1h, 2d; 0: all)"
+            metavar="AGE",
+            help="first expire upload sessions idle longer than this (seconds, or 90s, 10m, 1h, 2d; 0: all)",
         ),
     ] = None,
-    data_dir: DataDir = Path("berth-data"),
 ) -> None:
     """Unlink unreferenced blobs and delete unlinked content older than the grace period;
-    with --purge-age, first expire upload sessions idle longer than that."""
+    with --purge-age, first expire upload sessions idle longer than that.
+
+    Runs here, against the database and storage of the berth up of --data-dir (or
+    BERTH_DATABASE_URL and BERTH_STORAGE__ROOT).
+
+    Examples:
+
+    \b
+      berth gc run --grace-seconds 0
+      berth gc run --purge-age 1h
+    """
     from berth_common.settings import Settings
 
+    quiet_logging()
+    data_dir = connection(ctx).data_dir_or_default
     _, database_url, _ = resolve(data_dir)
     if not database_url:
         typer.echo("no database URL: set BERTH_DATABASE_URL or run berth up", err=True)

@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from berth.cli_support import quiet_logging
+from berth.client import connection
 from berth.runfile import resolve
 
-events_app = typer.Typer(help="Watch the event stream.", no_args_is_help=True)
-projections_app = typer.Typer(help="Rebuild projections from the event store.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Watch the event stream.\n\nExample: berth events tail --follow", no_args_is_help=True
+)
+projections_app = typer.Typer(
+    help="Rebuild projections from the event store.\n\nExample: berth projections rebuild",
+    no_args_is_help=True,
+)
 out = Console(highlight=False)
 err = Console(stderr=True)
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="BERTH_DATA_DIR")]
 
 
 def format_event(envelope: dict[str, Any]) -> str:
@@ -33,14 +38,21 @@ def format_event(envelope: dict[str, Any]) -> str:
 
 @events_app.command("tail")
 def tail(
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
-    last: Annotated[int, typer.Option(help="start this many events back (0: all)")] = 20,
-    data_dir: DataDir = Path("berth-data"),
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", metavar="", help="keep printing new events")
+    ] = False,
+    last: Annotated[int, typer.Option(metavar="N", help="start this many events back (0: all)")] = 20,
 ) -> None:
-    """Print events from JetStream, one line each (--follow waits for new ones)."""
+    """Print events from JetStream, one line each (--follow waits for new ones).
+
+    Reads the NATS of the berth up of --data-dir (or BERTH_NATS_URL).
+
+    Example: berth events tail --last 50 --follow
+    """
     from berth_common.settings import Settings
 
-    _, _, nats_url = resolve(data_dir)
+    _, _, nats_url = resolve(connection(ctx).data_dir_or_default)
     if not nats_url:
         err.print("[red]no NATS URL: set BERTH_NATS_URL or run berth up[/red]")
         raise typer.Exit(2)
@@ -79,9 +91,15 @@ async def _tail(url: str, stream: str, follow: bool, last: int) -> None:
 
 
 @projections_app.command("rebuild")
-def rebuild(data_dir: DataDir = Path("berth-data")) -> None:
-    """Rebuild every projection from the event store (writers wait while it runs)."""
-    _, database_url, _ = resolve(data_dir)
+def rebuild(ctx: typer.Context) -> None:
+    """Rebuild every projection from the event store (writers wait while it runs).
+
+    Works on the database of the berth up of --data-dir (or BERTH_DATABASE_URL).
+
+    Example: berth projections rebuild
+    """
+    quiet_logging()
+    _, database_url, _ = resolve(connection(ctx).data_dir_or_default)
     if not database_url:
         err.print("[red]no database URL: set BERTH_DATABASE_URL or run berth up[/red]")
         raise typer.Exit(2)

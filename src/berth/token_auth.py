@@ -1,11 +1,13 @@
 """An ``httpx.Auth`` that speaks the Docker token protocol, for the CLI and the tests.
 
 On ``401`` with a ``Bearer`` challenge it fetches a token from the realm (``GET /token`` with
-Basic credentials, or anonymously without) for the scope the path needs — all of pull, push
-and delete on a repository (plus pull on a mount's ``from``), ``registry:admin:*`` for
-``/api/`` (reading ``/api/feeds…`` also ``registry:catalog:*``, reading a repository's tags or
-history ``repository:<name>:pull``: View suffices), ``registry:catalog:*`` for the catalogue —
-caches it by scope, and retries once.
+Basic credentials, anonymously without, or ``POST /token`` with the OAuth2 refresh-token grant
+when it holds a refresh token, as a stored ``berth login`` does) for the scope the path needs —
+all of pull, push and delete on a repository (plus pull on a mount's ``from``),
+``registry:admin:*`` for ``/api/`` (reading ``/api/feeds…`` also ``registry:catalog:*``,
+reading a repository's tags or history ``repository:<name>:pull``: View suffices),
+``registry:catalog:*`` for the catalogue — caches it by scope, and retries once. A refused token
+request is remembered in ``token_error``.
 """
 
 from __future__ import annotations
@@ -44,23 +46,55 @@ def scopes_for(request: httpx.Request) -> str:
     return f"{scope} repository:{source}:pull" if source else scope
 
 
+def error_text(response: httpx.Response) -> str:
+    """A readable line for a refused request: ``CODE: message`` of each entry of an
+    ``{"errors": [...]}`` body (joined by ``; ``), else the status and the body's start."""
+    try:
+        errors = response.json()["errors"]
+        return "; ".join(f"{e['code']}: {e['message']}" for e in errors)
+    except (ValueError, KeyError, TypeError):
+        return f"{response.status_code} {response.reason_phrase}: {response.text[:200]}".rstrip(": ")
+
+
 class RegistryAuth(httpx.Auth):
-    """Bearer tokens for ``username``/``password`` (both ``None``: anonymous tokens).
+    """Bearer tokens for ``username``/``password`` (both ``None``: anonymous tokens), or from
+    ``refresh_token`` (OAuth2 refresh grant; ``username`` then only names the login).
 
     Once a challenge has named the realm, tokens are fetched *before* a request whose scope has
     none cached, so a streamed upload body is sent once and never buffered; only token responses
-    are read into memory.
+    are read into memory. ``token_error`` holds :func:`error_text` of the last refused token
+    request (``None`` while none was refused).
     """
 
-    def __init__(self, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        refresh_token: str | None = None,
+        client_id: str = "berth-cli",
+    ) -> None:
         self.basic = None
-        if username is not None:
+        if username is not None and refresh_token is None:
             raw = f"{username}:{password or ''}".encode()
             self.basic = "Basic " + base64.b64encode(raw).decode()
+        self.username = username
+        self.refresh_token = refresh_token
+        self.client_id = client_id
         self.tokens: dict[str, str] = {}
         self.challenge: dict[str, str] | None = None
+        self.token_error: str | None = None
 
     def _token_request(self, params: dict[str, str], scopes: list[str]) -> httpx.Request:
+        if self.refresh_token is not None:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": self.refresh_token,
+                "service": params.get("service", ""),
+                "scope": " ".join(scopes),
+                "client_id": self.client_id,
+            }
+            return httpx.Request("POST", params.get("realm", ""), data=form)
         query = [("service", params.get("service", ""))] + [("scope", s) for s in scopes]
         # repeated ``scope`` parameters: httpx takes a list of pairs (its stubs only say mappings)
         token_request = httpx.Request("GET", params.get("realm", ""), params=query)  # type: ignore[arg-type]
@@ -73,8 +107,7 @@ class RegistryAuth(httpx.Auth):
         key = scopes_for(request)
         if key not in self.tokens and key and self.challenge is not None:
             token_response = yield self._token_request(self.challenge, key.split(" "))
-            if token_response.status_code == 200:
-                self.tokens[key] = token_response.json()["token"]
+            self._keep(key, token_response)
         if key in self.tokens:
             request.headers["Authorization"] = f"Bearer {self.tokens[key]}"
         response = yield request
@@ -84,11 +117,18 @@ class RegistryAuth(httpx.Auth):
         params = self.challenge = dict(CHALLENGE_PARAM.findall(header))
         scopes = key.split(" ") if key else [s for s in [params.get("scope")] if s]
         token_response = yield self._token_request(params, scopes)
-        if token_response.status_code != 200:
+        if not self._keep(key, token_response):
             return
-        self.tokens[key] = token_response.json()["token"]
         request.headers["Authorization"] = f"Bearer {self.tokens[key]}"
         yield request
+
+    def _keep(self, key: str, token_response: httpx.Response) -> bool:
+        """Cache the token of a 200 answer under ``key``; else remember why it was refused."""
+        if token_response.status_code != 200:
+            self.token_error = error_text(token_response)
+            return False
+        self.tokens[key] = token_response.json()["token"]
+        return True
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """``auth_flow``, reading only the token responses' bodies."""

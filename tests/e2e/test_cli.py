@@ -1,15 +1,20 @@
-"""The ``berth`` command line against a running ``berth up``: help, feeds, events, rebuild."""
+"""The ``berth`` command line against a running ``berth up``: help, feeds, events, rebuild.
+
+The admin commands (grants, logins, passwords, tokens) are ``test_cli_admin.py``.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
 from berth.token_auth import RegistryAuth
+from tests.e2e.berth_cli import Shell
 from tests.e2e.conftest import scratch_database, scratch_stream, target_kind
 from tests.support.berth_process import ADMIN_PASSWORD, berth_process
 from tests.support.databases import NATS_URL
@@ -19,18 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def berth(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``uv run berth ARGS`` from the repository root."""
-    done = subprocess.run(
-        ["uv", "run", "--frozen", "berth", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-    if ok:
-        assert done.returncode == 0, f"berth {' '.join(args)}: {done.stdout}\n{done.stderr}"
-    return done
+    """Run ``berth ARGS`` from an empty folder with only the ``BERTH_*`` variables in ``env``."""
+    with tempfile.TemporaryDirectory(prefix="berth-cli-") as folder:
+        shell = Shell(cwd=Path(folder), config=Path(folder) / "config", env=env or {})
+        return shell.run(*args, ok=ok)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +35,7 @@ def berth(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> sub
     [[], ["up"], ["serve"], ["feed"], ["feed", "create"], ["events", "tail"], ["projections", "rebuild"]],
 )
 def test_help_everywhere(command: list[str]) -> None:
+    """The installed command answers (every command's help: ``tests/unit/test_cli_help.py``)."""
     assert "Usage" in berth(*command, "--help").stdout
 
 

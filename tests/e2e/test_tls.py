@@ -63,8 +63,9 @@ class TlsWorld:
         return f"docker://{self.host}/{repo}{sep}{tag}"
 
 
-def berth_cli(server_url: str, ca: Path, *args: str) -> str:
-    """Run ``uv run berth ARGS`` as the admin against ``server_url``, trusting ``ca``; stdout.
+def berth_cli(server_url: str, ca: Path, *args: str, stdin: str | None = None) -> str:
+    """Run ``uv run berth ARGS`` as the admin against ``server_url``, trusting ``ca``, with
+    ``stdin`` piped in; stdout.
 
     Raises:
         AssertionError: if the command fails (message holds its output).
@@ -80,6 +81,8 @@ def berth_cli(server_url: str, ca: Path, *args: str) -> str:
         ["uv", "run", "berth", *args],
         cwd=REPO_ROOT,
         env=env,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=False,
@@ -105,7 +108,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
         shutil.copy(server.ca_file, cert_dir / "ca.crt")
         registry = Registry(host=server.host, kind="berth", server=server, database_url=database_url)
         feed, readable, hidden = (registry.new_feed() for _ in range(3))
-        berth_cli(server.url, server.ca_file, "user", "add", ALICE, "--new-password", ALICE_PASSWORD)
+        berth_cli(server.url, server.ca_file, "user", "add", ALICE, "--password-stdin", stdin=ALICE_PASSWORD)
         with httpx.Client(
             base_url=server.url,
             verify=server.verify,

@@ -60,7 +60,7 @@ def test_berth_up_pins_embedded_services_from_environment_unless_options_say_oth
 ) -> None:
     import typer
 
-    from berth.cli import _embedded
+    from berth.server_cli import _embedded
 
     monkeypatch.setenv("BERTH_EMBEDDED__NATS_PORT", "4999")
     monkeypatch.setenv("BERTH_EMBEDDED__POSTGRES_SOCKET_DIR", str(tmp_path / "env-sockets"))
