@@ -28,7 +28,7 @@ import typer
 
 from berth import logins
 from berth.cli_support import CliError
-from berth.runfile import RunInfo
+from berth.runfile import RunInfo, resolve
 
 if TYPE_CHECKING:  # imported lazily: httpx costs ~0.4 s at every CLI start
     import httpx
@@ -81,6 +81,27 @@ class Connection:
         if stored is not None:
             return Target(stored.url, f"the login stored in {logins.logins_file()}", stored)
         return _from_run_file(DEFAULT_DATA_DIR, required=False)
+
+    def database_url(self) -> str:
+        """PostgreSQL of the local Berth (``gc``, ``projections``): ``BERTH_DATABASE_URL``, else
+        the ``run.json`` of the data dir. Raises ``CliError`` (2) saying how to name it."""
+        return self._service_url(1, "database", "BERTH_DATABASE_URL")
+
+    def nats_url(self) -> str:
+        """NATS of the local Berth (``events``): ``BERTH_NATS_URL``, else ``run.json``."""
+        return self._service_url(2, "NATS", "BERTH_NATS_URL")
+
+    def _service_url(self, index: int, what: str, variable: str) -> str:
+        found = resolve(self.data_dir_or_default)[index]
+        if found:
+            return found
+        run_file = (self.data_dir_or_default / "run.json").resolve()
+        raise CliError(
+            f"no {what} to work on: {variable} is not set and no berth up runs with data dir"
+            f" {self.data_dir_or_default} ({run_file} does not exist); on the machine where berth up"
+            f" runs, name its data dir with --data-dir DIR (or BERTH_DATA_DIR), or set {variable}",
+            2,
+        )
 
     def admin(self) -> AdminClient:
         """The admin API client (built once per command)."""
@@ -209,10 +230,10 @@ class AdminClient:
 def unreachable(target: Target, exc: Exception) -> CliError:
     """The error for a Berth that did not answer: the URL tried, where it came from, what to do."""
     reason = str(exc) or type(exc).__name__
-    hint = ""
+    remedy = ELSEWHERE
     if "CERTIFICATE_VERIFY_FAILED" in reason:
-        hint = " (a private CA, as berth up --tls makes? export SSL_CERT_FILE=DATA_DIR/tls/ca.crt)"
-    return CliError(f"cannot reach Berth at {target.url} ({target.source}): {reason}{hint}; {ELSEWHERE}", 2)
+        remedy = "a private CA, as berth up --tls makes? trust it: export SSL_CERT_FILE=DATA_DIR/tls/ca.crt"
+    return CliError(f"cannot reach Berth at {target.url} ({target.source}): {reason}; {remedy}", 2)
 
 
 def challenge(url: str, source: str = "berth login") -> dict[str, str]:

@@ -18,7 +18,6 @@ import typer
 
 from berth.cli_support import quiet_logging
 from berth.client import connection
-from berth.runfile import resolve
 
 if TYPE_CHECKING:
     import asyncpg
@@ -91,10 +90,7 @@ def run(
 
     quiet_logging()
     data_dir = connection(ctx).data_dir_or_default
-    _, database_url, _ = resolve(data_dir)
-    if not database_url:
-        typer.echo("no database URL: set BERTH_DATABASE_URL or run berth up", err=True)
-        raise typer.Exit(2)
+    database_url = connection(ctx).database_url()
     if not os.environ.get("BERTH_STORAGE__ROOT") and (data_dir / "storage").is_dir():
         os.environ["BERTH_STORAGE__ROOT"] = str(data_dir.resolve() / "storage")
     purge = parse_age(purge_age) if purge_age is not None else None

@@ -8,11 +8,9 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from berth.cli_support import quiet_logging
 from berth.client import connection
-from berth.runfile import resolve
 
 events_app = typer.Typer(
     help="Watch the event stream.\n\nExample: berth events tail --follow", no_args_is_help=True
@@ -21,8 +19,6 @@ projections_app = typer.Typer(
     help="Rebuild projections from the event store.\n\nExample: berth projections rebuild",
     no_args_is_help=True,
 )
-out = Console(highlight=False)
-err = Console(stderr=True)
 
 
 def format_event(envelope: dict[str, Any]) -> str:
@@ -52,10 +48,7 @@ def tail(
     """
     from berth_common.settings import Settings
 
-    _, _, nats_url = resolve(connection(ctx).data_dir_or_default)
-    if not nats_url:
-        err.print("[red]no NATS URL: set BERTH_NATS_URL or run berth up[/red]")
-        raise typer.Exit(2)
+    nats_url = connection(ctx).nats_url()
     settings = Settings()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(nats_url, settings.nats_stream, follow, last))
@@ -99,10 +92,7 @@ def rebuild(ctx: typer.Context) -> None:
     Example: berth projections rebuild
     """
     quiet_logging()
-    _, database_url, _ = resolve(connection(ctx).data_dir_or_default)
-    if not database_url:
-        err.print("[red]no database URL: set BERTH_DATABASE_URL or run berth up[/red]")
-        raise typer.Exit(2)
+    database_url = connection(ctx).database_url()
     for name, count in asyncio.run(rebuild_all(database_url)):
         print(f"{name}: {count} events applied")
 
