@@ -11,6 +11,7 @@ raw files and directories). Drivers that cannot presign or serve local files ret
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -23,7 +24,13 @@ import anyio
 import httpx
 import pytest
 
-from berth_common.storage import ObjectNotFound, StorageDriver, WriterState, WriterStateInvalid
+from berth_common.storage import (
+    ObjectNotFound,
+    StorageDriver,
+    StorageError,
+    WriterState,
+    WriterStateInvalid,
+)
 
 MiB = 1 << 20
 BAD_PATHS = [
@@ -84,6 +91,9 @@ class DriverSuite:
         left = await self.leftovers(driver)
         if left:
             pytest.fail(f"storage driver left objects behind: {left[:20]}")
+        unfinished = [p.path async for p in driver.pending("")]
+        if unfinished:
+            pytest.fail(f"storage driver left unfinished writes behind: {unfinished[:20]}")
 
     @pytest.fixture
     async def scratch(self, driver: StorageDriver) -> AsyncIterator[str]:
@@ -305,6 +315,108 @@ class DriverSuite:
         assert info is not None and info.size == 200 * MiB
         assert peak < 40 * MiB, f"peak Python memory {peak / MiB:.1f} MiB"
 
+    async def test_superseded_writer_never_adds_its_bytes(self, driver: StorageDriver, scratch: str) -> None:
+        """A writer whose process stalled while another resumed from the same state keeps
+        writing and flushing: the recorded states stay the truth, its bytes never become part
+        of the object (or, where a store cannot tell, the commit is refused)."""
+        path, head, live_bytes = f"{scratch}/upload/data", payload(6 * MiB + 1, 1), payload(1000, 2)
+        first = await driver.writer(path)
+        await first.write(head)
+        recorded = await first.flush()
+        await first.close()
+        stale = await driver.writer(path, recorded)
+        live = await driver.writer(path, recorded)
+        await live.write(live_bytes)
+        recorded = await live.flush()
+        await live.close()
+        for late in (payload(100, 3), payload(6 * MiB, 4)):  # a small tail, then whole parts
+            await stale.write(late)
+            with contextlib.suppress(StorageError):
+                await stale.flush()
+        await stale.close()
+        await _commit_or_refuse(driver, path, recorded, head + live_bytes)
+
+    async def test_resumed_writers_never_keep_stale_flushes(
+        self, driver: StorageDriver, scratch: str
+    ) -> None:
+        """A stale writer flushes AFTER the live one recorded its state; the next resumes."""
+        path, head = f"{scratch}/upload/data", payload(5000, 5)
+        first = await driver.writer(path)
+        await first.write(head)
+        recorded = await first.flush()
+        await first.close()
+        stale, live = await driver.writer(path, recorded), await driver.writer(path, recorded)
+        await live.write(b"live")
+        recorded = await live.flush()
+        await live.close()
+        await stale.write(b"STALE" * 1000)
+        with contextlib.suppress(StorageError):
+            await stale.flush()
+        await stale.close()
+        again = await driver.writer(path, recorded)
+        await again.write(b"+end")
+        recorded = await again.flush()
+        await again.close()
+        await _commit_or_refuse(driver, path, recorded, head + b"live+end")
+
+    # --- unfinished writes (found by cleanup) -----------------------------------------------
+
+    async def _unfinished(self, driver: StorageDriver, path: str, size: int) -> WriterState:
+        writer = await driver.writer(path)
+        await writer.write(payload(size, size))
+        state = await writer.flush()
+        await writer.write(b"never flushed")
+        await writer.close()
+        return state
+
+    @pytest.mark.parametrize("size", [1000, 6 * MiB + 5])
+    async def test_unfinished_write_is_found(self, driver: StorageDriver, scratch: str, size: int) -> None:
+        """Cleanup finds every write no one will resume, as an object (``list``) or as a pending
+        write (``pending``), never both; aborting and deleting leave nothing resumable."""
+        path = f"{scratch}/uploads/u1/data"
+        state = await self._unfinished(driver, path, size)
+        listed, pending = await list_all(driver, scratch), [p async for p in driver.pending(scratch)]
+        assert (listed, [p.path for p in pending]) in (([path], []), ([], [path]))
+        for found in pending:
+            assert found.started.tzinfo is not None
+            assert found.started <= datetime.now(UTC) + timedelta(minutes=5)
+            await driver.abort_pending(found)
+            await driver.abort_pending(found)  # already gone: fine
+        await driver.delete(f"{scratch}/uploads/u1")
+        assert [p async for p in driver.pending(scratch)] == []
+        with pytest.raises(WriterStateInvalid):
+            await driver.writer(path, state)
+
+    async def test_pending_is_per_prefix_and_ends_with_the_write(
+        self, driver: StorageDriver, scratch: str
+    ) -> None:
+        a, ab, c = f"{scratch}/a/data", f"{scratch}/a-b/data", f"{scratch}/c/data"
+        states = {path: await self._unfinished(driver, path, 2000) for path in (a, ab, c)}
+        visible = set(await list_all(driver, scratch))
+        pending = [p.path async for p in driver.pending(scratch)]
+        assert pending == sorted(pending) and visible.isdisjoint(pending)
+        assert sorted(visible.union(pending)) == sorted(states)
+        assert [p.path async for p in driver.pending(f"{scratch}/a")] == [p for p in [a] if p not in visible]
+        assert [p.path async for p in driver.pending(f"{scratch}/nothing")] == []
+        stale = [p async for p in driver.pending(a)]
+        committing = await driver.writer(a, states[a])
+        await committing.commit()
+        cancelling = await driver.writer(ab, states[ab])
+        await cancelling.cancel()
+        assert [p.path async for p in driver.pending(scratch)] in ([], [c])
+        for found in stale:  # listed before the commit: aborting it must not touch the object
+            await driver.abort_pending(found)
+        assert await read_all(driver, a) == payload(2000, 2000)
+        async for found in driver.pending(scratch):
+            await driver.abort_pending(found)
+        await driver.delete(f"{scratch}/c")
+        assert await list_all(driver, scratch) == [a]
+
+    @pytest.mark.parametrize("bad", BAD_PREFIXES)
+    async def test_invalid_pending_prefix_rejected(self, driver: StorageDriver, bad: str) -> None:
+        with pytest.raises(ValueError):
+            [p async for p in driver.pending(bad)]
+
     # --- move / delete / list -------------------------------------------------------------
 
     async def test_move(self, driver: StorageDriver, scratch: str) -> None:
@@ -425,6 +537,23 @@ class DriverSuite:
         digest, peak = await _peak_traced(driver, path, source(), count * MiB)
         assert digest == expected.hexdigest()
         assert peak < 20 * MiB, f"peak Python memory {peak / MiB:.1f} MiB"
+
+
+async def _commit_or_refuse(driver: StorageDriver, path: str, state: WriterState, expected: bytes) -> None:
+    """Resume ``state`` and commit: the object must be exactly ``expected``. A store that can
+    only detect a superseded writer's interference (S3: a part replaced under the recorded
+    ETag) refuses with ``WriterStateInvalid`` instead, at resume or commit; nothing is then
+    visible at ``path``, and cleanup removes the write."""
+    try:
+        writer = await driver.writer(path, state)
+        await writer.commit()
+    except WriterStateInvalid:
+        assert await driver.stat(path) is None
+        async for found in driver.pending(path):
+            await driver.abort_pending(found)
+        await driver.delete(path)
+        return
+    assert await read_all(driver, path) == expected
 
 
 async def _peak_traced(

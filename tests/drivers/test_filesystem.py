@@ -1,5 +1,6 @@
 """The shared driver suite on ``FilesystemDriver``, plus what only a filesystem can show:
-no stray files or directories, temp files invisible, the root never escaped, resumes cut back."""
+no stray files or directories, temp files invisible, the root never escaped, writers' segments
+sealed at each flush."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import anyio
 import pytest
 
 from berth_common.storage import FilesystemDriver, StorageDriver
-from tests.drivers.suite import DriverSuite, chunks_of, list_all, read_all
+from tests.drivers.suite import DriverSuite, chunks_of, list_all, payload, read_all
 
 
 def everything_under(root: Path) -> list[str]:
@@ -54,19 +55,40 @@ class TestFilesystemDriver(DriverSuite):
         assert seen[0] == [] and any("~" in name for name in seen[1])
         assert await list_all(driver, "") == [f"{scratch}/obj"]
 
-    async def test_resume_cuts_bytes_past_the_flush(self, driver: FilesystemDriver, scratch: str) -> None:
-        """A writer that died after its flush left bytes in the file; resuming cuts them off."""
+    async def test_flush_seals_a_segment_that_no_writer_touches_again(
+        self, driver: FilesystemDriver, scratch: str
+    ) -> None:
+        """A writer writes beside ``path`` into its own segment; after a flush its next bytes go
+        to a new segment, so the bytes a state names never change (a stale writer included)."""
         path = f"{scratch}/upload/data"
         writer = await driver.writer(path)
         await writer.write(b"kept")
-        state = await writer.flush()
+        first = await writer.flush()
         await writer.write(b"x" * 5000)
-        await writer.flush()  # durable on disk, but the caller never recorded this state
+        await writer.flush()  # durable, but the caller never recorded this state
         await writer.close()
-        assert (driver.root / path).stat().st_size == 5004
-        resumed = await driver.writer(path, state)
-        await resumed.close()
-        assert (driver.root / path).read_bytes() == b"kept"
+        folder = driver.root / scratch / "upload"
+        sizes = sorted(p.stat().st_size for p in folder.iterdir())
+        assert sizes == [4, 5000] and not (folder / "data").exists()
+        assert [name for name, _ in first.data["segments"]] == [
+            p.name.split("~")[1] for p in folder.iterdir() if p.stat().st_size == 4
+        ]
+        resumed = await driver.writer(path, first)
+        await resumed.commit()
+        assert everything_under(folder) == ["data"] and (folder / "data").read_bytes() == b"kept"
+
+    async def test_one_segment_commits_by_rename(self, driver: FilesystemDriver, scratch: str) -> None:
+        """A docker push's POST, PATCH (one flush), PUT: the commit moves the file, no copy."""
+        path = f"{scratch}/upload/data"
+        writer = await driver.writer(path)
+        await writer.write(payload(3 * 1024 * 1024, 1))
+        state = await writer.flush()
+        await writer.close()
+        (segment,) = (driver.root / scratch / "upload").iterdir()
+        inode = segment.stat().st_ino
+        writer = await driver.writer(path, state)
+        await writer.commit()
+        assert (driver.root / path).stat().st_ino == inode
 
     async def test_root_is_never_escaped(self, driver: FilesystemDriver, tmp_path: Path) -> None:
         outside = tmp_path / "outside"

@@ -1,12 +1,15 @@
 """Storage drivers: a small async protocol over byte objects, and where registry data lives.
 
-``create_driver("filesystem", root=...)`` builds a driver; wrap it in ``InstrumentedDriver`` for
-spans and metrics; ``layout`` maps digests and upload sessions to paths (DESIGN.md §3).
+``create_driver(kind, **options)`` builds a driver (filesystem, S3, Azure Blob); wrap it in
+``InstrumentedDriver`` for spans and metrics; ``layout`` maps digests and upload sessions to
+paths (DESIGN.md §3).
 """
 
 from .base import (
     ObjectInfo,
     ObjectNotFound,
+    PendingWrite,
+    StorageBackendError,
     StorageDriver,
     StorageError,
     Writer,
@@ -28,6 +31,8 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ParsedPath",
+    "PendingWrite",
+    "StorageBackendError",
     "StorageDriver",
     "StorageError",
     "Stores",

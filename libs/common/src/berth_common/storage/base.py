@@ -48,6 +48,20 @@ class ObjectNotFound(StorageError):
         super().__init__(f"object not found: {path}")
 
 
+class StorageBackendError(StorageError):
+    """The store failed or refused an operation for a reason that is not the caller's input:
+    unreachable, timed out, a 5xx, throttled, access denied, a missing bucket or container.
+
+    Attributes:
+        retryable: ``True`` when the same call may succeed later (connection errors, timeouts,
+            5xx, throttling); ``False`` for refusals that need an operator (credentials, bucket).
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
 class WriterStateInvalid(StorageError):
     """A writer could not resume from the given state: the bytes it names are gone or shorter
     than recorded, or an object store refused the recorded parts (e.g. a part was replaced)."""
@@ -70,6 +84,24 @@ class WriterState:
 
     size: int
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """An unfinished resumable write that ``list`` does not show (an S3 multipart upload and the
+    small objects holding its flushed tails; an Azure blob with only uncommitted blocks).
+
+    Attributes:
+        path: the object path the write would commit to.
+        started: when the oldest piece of it was stored, timezone-aware (UTC). Emulators may
+            report a fixed time (moto answers every multipart upload with 2010-11-10).
+        ref: the driver's handles on exactly the pieces seen (upload ids, tail keys), so
+            ``abort_pending`` removes those and nothing stored later.
+    """
+
+    path: str
+    started: datetime
+    ref: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -143,7 +175,9 @@ class StorageDriver(Protocol):
     """The operations every storage driver provides (filesystem, S3, Azure …).
 
     Errors: ``ValueError`` for an invalid path or argument; ``ObjectNotFound``;
-    ``WriterStateInvalid``; anything else is a backend failure the caller maps at its boundary.
+    ``WriterStateInvalid``; ``StorageBackendError`` for a store that failed (object-store
+    drivers map every exception of their client library to these; the filesystem driver lets
+    ``OSError`` through, e.g. a full disk).
     """
 
     name: str
@@ -211,6 +245,27 @@ class StorageDriver(Protocol):
 
     def local_path(self, path: str) -> Path | None:
         """The real file behind ``path`` for zero-copy serving, or ``None`` (non-local drivers)."""
+        ...
+
+    def pending(self, prefix: str) -> AsyncIterator[PendingWrite]:
+        """Unfinished writes at or below ``prefix`` (``""``: all) whose bytes ``list`` does not
+        show, one per path, sorted by path, for cleanup to find writes no one will resume.
+
+        A driver whose in-progress bytes are ordinary objects (the filesystem: a writer writes
+        its file in place) yields nothing: ``list`` and ``delete`` already reach them.
+        Every unfinished write is found by ``list`` or by ``pending``; a write that is resumed
+        or committed concurrently may be reported and must then not be aborted.
+
+        Raises:
+            ValueError: ``prefix`` is not ``""`` or a valid path (at call time).
+        """
+        ...
+
+    async def abort_pending(self, pending: PendingWrite) -> None:
+        """Discard the pieces ``pending`` names (as ``Writer.cancel`` would); a resume from any
+        state of that write then raises ``WriterStateInvalid``. Already gone is not an error.
+        The caller decides that no one will resume the write (Berth: no live upload session).
+        """
         ...
 
     async def close(self) -> None:

@@ -15,8 +15,16 @@ from typing import TypeVar
 
 from anyio import to_thread
 
-from . import _fsio
-from .base import ObjectInfo, ObjectNotFound, Writer, WriterState, validate_path, validate_prefix
+from . import _fsio, _fswriter
+from .base import (
+    ObjectInfo,
+    ObjectNotFound,
+    PendingWrite,
+    Writer,
+    WriterState,
+    validate_path,
+    validate_prefix,
+)
 
 _T = TypeVar("_T")
 _BUFFER = 1 << 20
@@ -107,17 +115,16 @@ class FilesystemDriver:
         return written
 
     async def writer(self, path: str, resume: WriterState | None = None) -> Writer:
-        """A ``Writer`` over the file at ``path`` (see ``StorageDriver.writer``); the file shows
-        the bytes written so far, and ``commit`` leaves it in place.
+        """A ``Writer`` of sealed segment files beside ``path`` (``_fswriter``); ``path`` itself
+        changes only at ``commit``. See ``StorageDriver.writer``.
 
         Raises:
-            WriterStateInvalid: resuming, the file is missing or shorter than ``resume.size``.
+            WriterStateInvalid: resuming, a recorded segment is missing or shorter than recorded.
         """
         full = self._full(path)
-        if resume is not None and resume.size < 0:
-            raise ValueError(f"negative resume size {resume.size}")
-        handle = await _run(_fsio.WriteHandle.open, full, path, None if resume is None else resume.size)
-        return _FileWriter(self, path, handle)
+        segments = _fswriter.parse_segments(resume or WriterState(0), path)
+        await _run(_fswriter.check_segments, full, path, segments)
+        return _FileWriter(self, path, full, segments)
 
     async def move(self, src: str, dst: str) -> None:
         """Rename ``src`` over ``dst`` (parents created); ``ObjectNotFound`` if ``src`` is no file."""
@@ -179,6 +186,24 @@ class FilesystemDriver:
         validate_path(path)
         return None
 
+    def pending(self, prefix: str) -> AsyncIterator[PendingWrite]:
+        """Paths at or below ``prefix`` with segment files of unfinished writers (one walk of
+        the folder tree below ``prefix``); ``ref`` holds the segment names, ``started`` the
+        oldest one's mtime. See ``StorageDriver.pending``.
+
+        Raises:
+            ValueError: ``prefix`` is not ``""`` or a valid path (at call time).
+        """
+        return self._pending(validate_prefix(prefix))
+
+    async def _pending(self, prefix: str) -> AsyncIterator[PendingWrite]:
+        for found in await _run(_fswriter.find_pending, self._root, prefix):
+            yield found
+
+    async def abort_pending(self, pending: PendingWrite) -> None:
+        """Remove the segment files ``pending.ref`` names (a committed object is never one)."""
+        await _run(_fswriter.remove_segments, self._full(pending.path), list(pending.ref), self._root)
+
     def local_path(self, path: str) -> Path | None:
         """The file that holds ``path`` (it may not exist: ``stat`` first); never outside ``root``."""
         return self._full(path)
@@ -188,53 +213,85 @@ class FilesystemDriver:
 
 
 class _FileWriter:
-    """``Writer`` of ``FilesystemDriver``: buffers up to the driver's buffer size, writes in a
-    worker thread, fsyncs on ``flush``/``commit``. The state it returns holds only the size."""
+    """``Writer`` of ``FilesystemDriver`` (``_fswriter``): buffers up to the driver's buffer
+    size, writes the current segment in a worker thread; ``flush`` fsyncs and seals it."""
 
-    def __init__(self, driver: FilesystemDriver, path: str, handle: _fsio.WriteHandle) -> None:
-        self.path, self._driver, self._handle = path, driver, handle
-        self._buf = bytearray()
+    def __init__(self, driver: FilesystemDriver, path: str, full: Path, segments: _fswriter.Segments) -> None:
+        self.path, self._driver, self._full = path, driver, full
+        self._sealed, self._buf = list(segments), bytearray()
+        self._current: tuple[str, _fsio.WriteHandle] | None = None
+        self._open = True
 
     @property
     def size(self) -> int:
-        """Bytes written in total (buffered ones included)."""
-        return self._handle.size + len(self._buf)
+        """Bytes written in total (resumed and buffered ones included)."""
+        current = self._current[1].size if self._current else 0
+        return sum(size for _, size in self._sealed) + current + len(self._buf)
 
     async def write(self, data: bytes) -> None:
-        """Append ``data``; large pieces go straight to the file, small ones are gathered first."""
+        """Append ``data``; large pieces go straight to the segment, small ones are gathered first."""
         self._check_open()
         limit = self._driver._buffer
         if not self._buf and len(data) >= limit:
-            await _run(self._handle.write, data)
+            await _run(self._write_through, data)
             return
         self._buf += data
         if len(self._buf) >= limit:
             buf, self._buf = self._buf, bytearray()
-            await _run(self._handle.write, buf)
+            await _run(self._write_through, buf)
 
     async def flush(self) -> WriterState:
-        """Write what is buffered and fsync (one thread hop); return ``WriterState(size)``."""
+        """Write what is buffered, fsync and seal the segment (one thread hop); return the state."""
         self._check_open()
         buf, self._buf = self._buf, bytearray()
-        await _run(self._handle.sync, buf)
-        return WriterState(self._handle.size)
+        await _run(self._seal, buf)
+        return WriterState(self.size, {"segments": [[name, size] for name, size in self._sealed]})
 
     async def commit(self) -> None:
-        """Flush and close: the file at ``path`` is the object."""
+        """Flush, then join the segments into the object at ``path`` (one rename for one segment)."""
         await self.flush()
-        self._handle.close()
+        self._open = False
+        await _run(_fswriter.assemble, self._full, self.path, self._sealed, self._driver.root)
 
     async def cancel(self) -> None:
-        """Close and remove the file (and emptied parents)."""
-        self._buf = bytearray()
-        self._handle.close()
-        await self._driver.delete(self.path)
+        """Remove every segment of ``path`` (this write's, resumed ones and stale writers')."""
+        self._open, self._buf = False, bytearray()
+        self._drop_current()
+        await _run(_fswriter.remove_segments, self._full, None, self._driver.root)
 
     async def close(self) -> None:
-        """Close the file; unflushed bytes are dropped (a resumed writer cuts the file back)."""
-        self._buf = bytearray()
-        self._handle.close()
+        """Drop the unsealed segment and the buffer; the sealed segments stay resumable."""
+        self._open, self._buf = False, bytearray()
+        self._drop_current()
+
+    def _write_through(self, data: bytes | bytearray) -> None:
+        if self._current is None:
+            self._current = _fswriter.new_segment(self._full)
+        self._current[1].write(data)
+
+    def _seal(self, rest: bytes | bytearray) -> None:
+        if rest:
+            self._write_through(rest)
+        if self._current is None:
+            return
+        name, handle = self._current
+        self._current = None
+        if handle.size == 0:
+            handle.close()
+            _fswriter.remove_segments(self._full, [name], self._driver.root)
+            return
+        handle.sync()
+        handle.close()
+        self._sealed.append((name, handle.size))
+
+    def _drop_current(self) -> None:
+        """Close and unlink the segment written since the last flush (runs inline: cleanup)."""
+        if self._current is not None:
+            name, handle = self._current
+            self._current = None
+            handle.close()
+            _fswriter.remove_segments(self._full, [name], self._driver.root)
 
     def _check_open(self) -> None:
-        if self._handle.fd < 0:
+        if not self._open:
             raise ValueError(f"the writer of {self.path} is closed")

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
-from .base import ObjectInfo, StorageDriver, Writer, WriterState
+from .base import ObjectInfo, PendingWrite, StorageDriver, Writer, WriterState
 
 _T = TypeVar("_T")
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -138,6 +138,14 @@ class InstrumentedDriver:
         """See ``StorageDriver.url_for``."""
         signed = self.inner.url_for(path, method=method, expires_in=expires_in, external_host=external_host)
         return await self._call("url_for", path, signed)
+
+    def pending(self, prefix: str) -> AsyncIterator[PendingWrite]:
+        """See ``StorageDriver.pending``."""
+        return self._iterate("pending", prefix, self.inner.pending(prefix))
+
+    async def abort_pending(self, pending: PendingWrite) -> None:
+        """See ``StorageDriver.abort_pending``."""
+        await self._call("abort_pending", pending.path, self.inner.abort_pending(pending))
 
     def local_path(self, path: str) -> Path | None:
         """See ``StorageDriver.local_path`` (not traced: no I/O)."""

@@ -1,0 +1,202 @@
+"""The filesystem driver's resumable writer: sealed segment files, joined at commit.
+
+A writer writes into its own segment file ``<name>~seg-<32 hex>`` beside the object (``~``
+keeps it out of ``list``). ``flush`` fsyncs and *seals* the segment: its writer never touches it
+again (the next bytes go into a new segment), and no other writer ever opens it for writing. So
+a superseded writer — one whose process stalled while another resumed from the same state — can
+only add segments nobody recorded; the segments a state names keep exactly the recorded bytes
+(the shape of S3 parts and Azure blocks, which a stale writer cannot change either).
+
+State (``WriterState.data``): ``{"segments": [[name, size], …]}``. ``commit`` appends segments
+2… to the first (``copy_file_range``: in the kernel, a reflink where the filesystem has them),
+renames it over the object and removes every other segment of the path (stale writers'
+included). A write flushed once — a docker push's single PATCH — commits with one rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ._fsio import TempFile, WriteHandle, fsync_dir, open_with_parents, prune_empty_dirs, replace_with_parents
+from .base import PendingWrite, WriterState, WriterStateInvalid
+
+_SEGMENT = re.compile(r"seg-[0-9a-f]{32}")
+_MARK = "~seg-"
+Segments = list[tuple[str, int]]
+
+
+def segment_file(full: Path, name: str) -> Path:
+    """The file of segment ``name`` of the object at ``full``."""
+    return full.with_name(f"{full.name}~{name}")
+
+
+def parse_segments(state: WriterState, path: str) -> Segments:
+    """The segments a state from ``flush`` names (possibly revived from JSON).
+
+    Raises:
+        ValueError: negative size.
+        WriterStateInvalid: not such a state, or the segments do not add up to ``state.size``.
+    """
+    if state.size < 0:
+        raise ValueError(f"negative resume size {state.size}")
+    try:
+        segments = _parse(state.data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WriterStateInvalid(path, f"not a filesystem writer state ({exc})") from None
+    if sum(size for _, size in segments) != state.size:
+        raise WriterStateInvalid(path, f"the recorded segments do not hold {state.size} bytes")
+    return segments
+
+
+def _parse(data: Mapping[str, Any]) -> Segments:
+    segments = [(str(name), int(size)) for name, size in data.get("segments") or []]
+    if any(not _SEGMENT.fullmatch(name) or size <= 0 for name, size in segments):
+        raise ValueError("segment")
+    return segments
+
+
+def check_segments(full: Path, path: str, segments: Segments) -> None:
+    """Every recorded segment is still there, at least as long as recorded.
+
+    Raises:
+        WriterStateInvalid: one is gone or shorter.
+    """
+    for name, size in segments:
+        try:
+            stored = os.stat(segment_file(full, name)).st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise WriterStateInvalid(path, f"segment {name} is gone") from None
+        if stored < size:
+            raise WriterStateInvalid(path, f"segment {name} holds {stored} bytes, {size} recorded")
+
+
+def new_segment(full: Path) -> tuple[str, WriteHandle]:
+    """Create a fresh, empty segment file of ``full`` (and its parents)."""
+    name = f"seg-{secrets.token_hex(16)}"
+    target = segment_file(full, name)
+    fd = open_with_parents(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    return name, WriteHandle(fd, target, 0, True)
+
+
+def assemble(full: Path, path: str, segments: Segments, root: Path) -> None:
+    """Make the recorded segments the object at ``full``, then remove every segment of it.
+
+    Raises:
+        WriterStateInvalid: a recorded segment is gone.
+    """
+    if not segments:
+        tmp = TempFile.create(full)
+        tmp.commit(full)
+    else:
+        first = segment_file(full, segments[0][0])
+        try:
+            fd = os.open(first, os.O_WRONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise WriterStateInvalid(path, "the first segment is gone") from None
+        try:
+            _join(fd, full, path, segments)
+        finally:
+            os.close(fd)
+        replace_with_parents(first, full)
+        fsync_dir(full.parent)
+    remove_segments(full, None, root)
+
+
+def _join(fd: int, full: Path, path: str, segments: Segments) -> None:
+    """Cut the first segment to its recorded size (a commit that crashed may have appended)
+    and append the others' recorded bytes. One segment, as sealed: nothing to do."""
+    offset = segments[0][1]
+    if len(segments) == 1 and os.fstat(fd).st_size == offset:
+        return
+    os.ftruncate(fd, offset)
+    for name, size in segments[1:]:
+        try:
+            src = os.open(segment_file(full, name), os.O_RDONLY)
+        except FileNotFoundError:
+            raise WriterStateInvalid(path, f"segment {name} is gone") from None
+        try:
+            _copy(src, fd, size, offset)
+        finally:
+            os.close(src)
+        offset += size
+    os.fsync(fd)
+
+
+def _copy(src: int, dst: int, size: int, at: int) -> None:
+    done = 0
+    while done < size:
+        try:
+            n = os.copy_file_range(src, dst, size - done, done, at + done)
+        except OSError:  # no copy_file_range between these files: copy through memory
+            n = os.pwrite(dst, os.pread(src, min(size - done, 1 << 20), done), at + done)
+        if n <= 0:
+            raise OSError(f"segment shorter than {size} bytes")
+        done += n
+
+
+def remove_segments(full: Path, names: list[str] | None, root: Path) -> None:
+    """Remove segments ``names`` of ``full`` (``None``: all of them), then emptied parents."""
+    if names is None:
+        try:
+            with os.scandir(full.parent) as entries:
+                prefix = full.name + _MARK
+                names = [e.name[len(full.name) + 1 :] for e in entries if e.name.startswith(prefix)]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+    for name in names:
+        if _SEGMENT.fullmatch(name):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(segment_file(full, name))
+    prune_empty_dirs(full.parent, root)
+
+
+def find_pending(root: Path, prefix: str) -> list[PendingWrite]:
+    """Every path at or below ``prefix`` (``""``: all) with segments, sorted by path."""
+    found: dict[str, tuple[float, list[str]]] = {}
+    if prefix:
+        parent, _, name = prefix.rpartition("/")
+        _scan(root / parent if parent else root, parent, found, only=name)
+        if (root / prefix).is_dir():
+            _walk(root / prefix, prefix, found)
+    else:
+        _walk(root, "", found)
+    return [
+        PendingWrite(path, datetime.fromtimestamp(mtime, tz=UTC), tuple(names))
+        for path, (mtime, names) in sorted(found.items())
+    ]
+
+
+def _walk(directory: Path, rel: str, found: dict[str, tuple[float, list[str]]]) -> None:
+    for sub in _scan(directory, rel, found, only=None):
+        _walk(directory / sub, f"{rel}/{sub}" if rel else sub, found)
+
+
+def _scan(
+    directory: Path, rel: str, found: dict[str, tuple[float, list[str]]], only: str | None
+) -> list[str]:
+    """Note the segments in ``directory`` (of object ``only``, or all); return subdirectories."""
+    subdirs: list[str] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                    continue
+                stem, mark, rest = entry.name.partition(_MARK)
+                if not mark or not _SEGMENT.fullmatch("seg-" + rest) or (only is not None and stem != only):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                    path = f"{rel}/{stem}" if rel else stem
+                    first, names = found.get(path, (mtime, []))
+                    found[path] = (min(first, mtime), [*names, "seg-" + rest])
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return subdirs
