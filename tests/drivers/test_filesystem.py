@@ -116,7 +116,7 @@ def test_parents_pruned_by_a_concurrent_delete_are_made_again(
     ``mkdir(parents=True)`` made ``uploads``, the prune removed it, the next level failed)."""
     from berth_common.storage import _fsio
 
-    real_mkdir, pruned = os.mkdir, []
+    real_mkdir, pruned = os.mkdir, list[Path]()
 
     def mkdir_racing_a_prune(path: Any, mode: int = 0o777, **kw: Any) -> None:
         target = Path(path)

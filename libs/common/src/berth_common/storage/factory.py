@@ -40,9 +40,16 @@ def _s3(options: dict[str, Any]) -> StorageDriver:
     return S3Driver(S3Settings.from_options(options))
 
 
+def _azure(options: dict[str, Any]) -> StorageDriver:
+    from .azure import AzureDriver, AzureSettings
+
+    return AzureDriver(AzureSettings.from_options(options))
+
+
 _KINDS: dict[str, Callable[[dict[str, Any]], StorageDriver]] = {
     "filesystem": _filesystem,
     "s3": _s3,
+    "azure": _azure,
 }
 
 
