@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from berth_common.storage import FilesystemDriver, StorageDriver
+from berth_common.storage import FilesystemDriver, StorageDriver, WriterState, WriterStateInvalid
 from tests.drivers.suite import DriverSuite, chunks_of, list_all, payload, read_all
 
 
@@ -89,6 +89,24 @@ class TestFilesystemDriver(DriverSuite):
         writer = await driver.writer(path, state)
         await writer.commit()
         assert (driver.root / path).stat().st_ino == inode
+
+    async def test_a_write_recorded_in_place_by_earlier_versions_resumes(
+        self, driver: FilesystemDriver, scratch: str
+    ) -> None:
+        """Upload sessions opened before segments recorded only a size (state ``{}``): their
+        bytes are the file at the path, possibly with unflushed bytes past that size."""
+        path = f"{scratch}/upload/data"
+        await driver.write(path, chunks_of(b"recorded" + b"unflushed"))
+        writer = await driver.writer(path, WriterState(8, {}))
+        await writer.write(b"+more")
+        state = await writer.flush()
+        await writer.close()
+        writer = await driver.writer(path, state)
+        await writer.commit()
+        assert await read_all(driver, path) == b"recorded+more"
+        assert everything_under(driver.root / scratch) == ["upload", "upload/data"]
+        with pytest.raises(WriterStateInvalid):
+            await driver.writer(f"{scratch}/upload/gone", WriterState(8, {}))
 
     async def test_root_is_never_escaped(self, driver: FilesystemDriver, tmp_path: Path) -> None:
         outside = tmp_path / "outside"

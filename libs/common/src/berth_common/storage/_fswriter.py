@@ -24,7 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._fsio import TempFile, WriteHandle, fsync_dir, open_with_parents, prune_empty_dirs, replace_with_parents
+from ._fsio import (
+    TempFile,
+    WriteHandle,
+    fsync_dir,
+    open_with_parents,
+    prune_empty_dirs,
+    regular_stat,
+    replace_with_parents,
+)
 from .base import PendingWrite, WriterState, WriterStateInvalid
 
 _SEGMENT = re.compile(r"seg-[0-9a-f]{32}")
@@ -75,6 +83,23 @@ def check_segments(full: Path, path: str, segments: Segments) -> None:
             raise WriterStateInvalid(path, f"segment {name} is gone") from None
         if stored < size:
             raise WriterStateInvalid(path, f"segment {name} holds {stored} bytes, {size} recorded")
+
+
+def adopt_in_place(full: Path, path: str, size: int) -> Segments:
+    """Resume a write recorded by earlier versions, whose writer wrote the file at ``path``
+    itself (state data ``{}``): hard-link that file in as a segment, cut to ``size``.
+
+    Raises:
+        WriterStateInvalid: no such file, or shorter than ``size``.
+    """
+    st = regular_stat(full)
+    if st is None or st.st_size < size:
+        raise WriterStateInvalid(path, "its data is gone or shorter than recorded")
+    name = f"seg-{secrets.token_hex(16)}"
+    os.link(full, segment_file(full, name))
+    if st.st_size > size:
+        os.truncate(segment_file(full, name), size)
+    return [(name, size)]
 
 
 def new_segment(full: Path) -> tuple[str, WriteHandle]:

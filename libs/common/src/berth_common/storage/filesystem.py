@@ -122,8 +122,12 @@ class FilesystemDriver:
             WriterStateInvalid: resuming, a recorded segment is missing or shorter than recorded.
         """
         full = self._full(path)
-        segments = _fswriter.parse_segments(resume or WriterState(0), path)
-        await _run(_fswriter.check_segments, full, path, segments)
+        state = resume or WriterState(0)
+        if state.size > 0 and not state.data:  # recorded by the in-place writer of earlier versions
+            segments = await _run(_fswriter.adopt_in_place, full, path, state.size)
+        else:
+            segments = _fswriter.parse_segments(state, path)
+            await _run(_fswriter.check_segments, full, path, segments)
         return _FileWriter(self, path, full, segments)
 
     async def move(self, src: str, dst: str) -> None:
