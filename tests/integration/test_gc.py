@@ -53,6 +53,26 @@ async def _image(berth: BerthApp, repo: str, tag: str, layer: bytes) -> tuple[st
     return r.headers["docker-content-digest"], cdigest, ldigest
 
 
+async def commit_session_data(berth: BerthApp, upload_id: str) -> str:
+    """What the closing PUT's commit does just before it moves the bytes into place, and so
+    where a crash between the move and the commit's transaction starts: the session's recorded
+    bytes become the object at its data path (``committed_data``). Returns that path in the
+    session's store."""
+    from berth_common.storage import Location, WriterState
+
+    row = await berth.app.state.resources.pool.fetchrow(
+        "SELECT u.store, s.size, s.writer, s.generation FROM blob.upload_state s"
+        " JOIN blob.uploads u USING (id) WHERE s.id = $1",
+        upload_id,
+    )
+    data = json.loads(row["writer"]) if isinstance(row["writer"], str) else row["writer"]
+    location = Location.parse(row["store"])
+    path = location.upload_data(upload_id, row["generation"])
+    writer = await berth.stores.driver(location).writer(path, WriterState(row["size"], data or {}))
+    await writer.commit()
+    return path
+
+
 async def _collect(berth: BerthApp, now: datetime = LATER):  # type: ignore[no-untyped-def]
     return await collect_garbage(berth.app.state.resources.store, berth.stores, timedelta(hours=1), now=now)
 
@@ -142,7 +162,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
         assert (await c.patch(location, content=data)).status_code == 202
         upload_id = location.rsplit("/", 1)[1]
         await storage.move(
-            f"uploads/{upload_id}/data",  # the crash: moved, not committed
+            await commit_session_data(berth, upload_id),  # the crash: moved, not committed
             f"blobs/sha256/{digest[7:9]}/{digest[7:]}",
         )
         real, collected = uploads_module.require_feed, []

@@ -23,7 +23,7 @@ import pytest
 
 from berth_blob.domain.gc import GC_LOCK, collect_garbage
 from berth_common.storage import Stores
-from tests.integration.test_gc import OCI_MANIFEST, _blob, _image
+from tests.integration.test_gc import OCI_MANIFEST, _blob, _image, commit_session_data
 from tests.support.berth_app import BerthApp, berth_app
 
 pytestmark = pytest.mark.integration
@@ -404,7 +404,7 @@ async def test_sweep_spares_content_a_crashed_commit_just_moved_into_place() -> 
         data = os.urandom(4096)
         digest = sha(data)
         location, upload_id = await _patched_session(berth, "cc", data)
-        data_path = f"uploads/{upload_id}/data"
+        data_path = await commit_session_data(berth, upload_id)  # the commit's first step
         two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
         os.utime(storage.local_path(data_path), (two_hours_ago, two_hours_ago))  # idle 2 h
         await storage.move(data_path, content_path("cc", digest))  # crash right after the move
@@ -577,7 +577,7 @@ async def test_resumed_commit_without_hash_state_after_a_crash_is_not_a_500() ->
         await berth.app.state.resources.pool.execute(
             "UPDATE blob.upload_state SET hash_state = NULL WHERE id = $1", upload_id
         )
-        await storage.move(f"uploads/{upload_id}/data", content_path("rs", digest))  # crash
+        await storage.move(await commit_session_data(berth, upload_id), content_path("rs", digest))  # crash
         await gc(berth)  # the sweep removes the placed content nobody recorded
         r = await c.put(location, params={"digest": digest})
         assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", r.text

@@ -60,9 +60,9 @@ async def test_sweep_removes_only_what_no_row_names_after_the_grace_period() -> 
         assert (result.unlinked, result.deleted) == (0, 0)
         assert result.swept_files == 2 and result.bytes_freed == 5000 + 700 + 300
         assert await storage.stat(orphan_path) is None
-        assert [p async for p in storage.list("uploads")] == [
-            f"uploads/{open_session.rsplit('/', 1)[1]}/data"
-        ], "only the open session stays"
+        uploads = [p async for p in storage.list("uploads")]
+        uploads += [p.path async for p in storage.pending("uploads")]  # unfinished writes
+        assert uploads == [f"uploads/{open_session.rsplit('/', 1)[1]}/data"], "only the open session stays"
         assert await storage.stat(kept_path) is not None
         got = await c.get(f"/v2/sw/x/blobs/{kept_digest}")
         assert got.status_code == 200 and got.content == kept
@@ -112,3 +112,24 @@ async def test_sweep_without_rows_for_a_whole_feed_prefix_leaves_other_feeds_alo
         result = await _collect(berth)
         assert (result.deleted, result.swept_files) == (0, 1)
         assert await storage.stat(path_a) is None and await storage.stat(path_b) is not None
+
+
+async def test_sweep_aborts_unfinished_writes_no_session_names() -> None:
+    """A crash between a session's end and the removal of its folder can leave an unfinished
+    write (filesystem segments; an S3 multipart upload): ``list`` does not show it, the driver
+    reports it as pending, and the sweep aborts it once it is older than the grace period."""
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("swp")
+        c, storage = berth.client, berth.storage
+        open_session = (await c.post("/v2/swp/x/blobs/uploads/")).headers["location"]
+        assert (await c.patch(open_session, content=b"partial")).status_code == 202
+        orphan = f"uploads/{uuid.uuid4()}/data"
+        writer = await storage.writer(orphan)
+        await writer.write(b"z" * 4000)
+        await writer.flush()
+        await writer.close()
+        assert [p.path async for p in storage.pending(orphan)] == [orphan]
+        assert (await _collect(berth, now=datetime.now(UTC))).swept_files == 0  # inside the grace period
+        assert (await _collect(berth)).swept_files == 1
+        left = [p.path async for p in storage.pending("uploads")]
+        assert left == [f"uploads/{open_session.rsplit('/', 1)[1]}/data"]

@@ -19,7 +19,11 @@ place and commits, so a commit in flight either committed (its row is seen) or h
 anything yet. An upload session's row is created before its first byte is written and its id is
 never reused, so a folder without a row never gains one. Nothing here was ever registry state
 (no event named these files), so removals are logged and counted, not recorded as events.
-Temporary files of interrupted driver writes are not listed by the driver and not swept.
+Temporary files of interrupted driver writes are not listed by the driver and not swept; the
+bytes of an upload session's unfinished write (filesystem segments, an S3 multipart upload,
+uncommitted Azure blocks) are not listed either: the driver reports them as pending writes
+(``StorageDriver.pending``), and a session folder whose pending write no row names and that
+started before the cutoff is aborted and removed like a listed one.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import asyncpg
 import structlog
 
 from berth_blob.domain.locks import lock_blob
-from berth_common.storage import StorageDriver, Stores, is_upload_id, parse
+from berth_common.storage import PendingWrite, StorageDriver, Stores, is_upload_id, parse
 
 log = structlog.get_logger("berth.gc")
 
@@ -69,13 +73,19 @@ async def sweep_orphans(pool: asyncpg.Pool, stores: Stores, cutoff: datetime) ->
     """
     content = uploads = freed = 0
     for name in stores.names:
-        storage = stores.driver(name)
+        storage, removed = stores.driver(name), set[str]()
         async for item in _candidates(name, storage):
             size = await _remove(pool, storage, item, cutoff)
             if size is not None and isinstance(item, _Content):
                 content, freed = content + 1, freed + size
-            elif size is not None:
+            elif size is not None and isinstance(item, _Session):
                 uploads, freed = uploads + 1, freed + size
+                removed.add(item.prefix)
+        async for pending in storage.pending(""):
+            prefix = await _remove_pending(pool, storage, name, pending, cutoff)
+            if prefix is not None and prefix not in removed:
+                uploads += 1
+                removed.add(prefix)
     if content or uploads:
         log.info("gc.swept", content_files=content, upload_folders=uploads, bytes=freed)
     return SweepResult(content, uploads, freed)
@@ -148,3 +158,26 @@ async def _remove_session(
     await storage.delete(item.prefix)
     log.warning("gc.orphan_upload_removed", upload_id=item.upload_id, bytes=size)
     return size
+
+
+async def _remove_pending(
+    pool: asyncpg.Pool, storage: StorageDriver, store: str, pending: PendingWrite, cutoff: datetime
+) -> str | None:
+    """Abort an unfinished write under an upload folder that no session row names, started
+    before ``cutoff``, and remove the folder; its prefix, or None if it stays."""
+    parsed = parse(store, pending.path)
+    if (
+        parsed is None
+        or parsed.upload_id is None
+        or parsed.session_prefix is None
+        or pending.started >= cutoff
+    ):
+        return None
+    if is_upload_id(parsed.upload_id) and await pool.fetchval(
+        "SELECT 1 FROM blob.uploads WHERE id = $1", parsed.upload_id
+    ):
+        return None
+    await storage.abort_pending(pending)
+    await storage.delete(parsed.session_prefix)
+    log.warning("gc.orphan_upload_removed", upload_id=parsed.upload_id, unfinished_write=pending.path)
+    return parsed.session_prefix
