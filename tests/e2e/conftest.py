@@ -26,10 +26,10 @@ from nats.js.errors import NotFoundError
 from tests.e2e import oci_layout
 from tests.e2e.clients import Podman
 from tests.support.berth_process import BerthProcess, berth_process
+from tests.support.databases import NATS_URL, PG_ADMIN, database_url
 from tests.support.reference import reference_registry
 
-ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-NATS_URL = "nats://127.0.0.1:4222"
+ADMIN_DATABASE_URL = PG_ADMIN  # the machine's, or a container's (tests/support/stores.py)
 MOUNT_QUERY = "SELECT count(*) FROM eventstore.events WHERE type = 'blob.mounted'"
 
 Kind = Literal["berth", "reference"]
@@ -132,7 +132,7 @@ def scratch_database() -> Iterator[str]:
     name = f"berth_e2e_{secrets.token_hex(6)}"
     _run_sync(_admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield database_url(name)
     finally:
         _run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
