@@ -1,6 +1,6 @@
 """The shared driver suite on ``FilesystemDriver``, plus what only a filesystem can show:
 no stray files or directories, temp files invisible, the root never escaped, writers' segments
-sealed at each flush."""
+claimed before they are continued."""
 
 from __future__ import annotations
 
@@ -55,40 +55,55 @@ class TestFilesystemDriver(DriverSuite):
         assert seen[0] == [] and any("~" in name for name in seen[1])
         assert await list_all(driver, "") == [f"{scratch}/obj"]
 
-    async def test_flush_seals_a_segment_that_no_writer_touches_again(
+    async def test_a_writer_continues_a_segment_only_with_its_claim(
         self, driver: FilesystemDriver, scratch: str
     ) -> None:
-        """A writer writes beside ``path`` into its own segment; after a flush its next bytes go
-        to a new segment, so the bytes a state names never change (a stale writer included)."""
+        """After a flush, writing on in the same segment needs the claim at that size; a second
+        writer resumed from that state (a takeover) writes a new segment, and the commit of the
+        recorded state has exactly the recorded bytes."""
         path = f"{scratch}/upload/data"
         writer = await driver.writer(path)
         await writer.write(b"kept")
-        first = await writer.flush()
-        await writer.write(b"x" * 5000)
+        recorded = await writer.flush()
+        await writer.write(b"x" * 5000)  # claims the segment at 4 and writes on in it
         await writer.flush()  # durable, but the caller never recorded this state
         await writer.close()
         folder = driver.root / scratch / "upload"
-        sizes = sorted(p.stat().st_size for p in folder.iterdir())
-        assert sizes == [4, 5000] and not (folder / "data").exists()
-        assert [name for name, _ in first.data["segments"]] == [
-            p.name.split("~")[1] for p in folder.iterdir() if p.stat().st_size == 4
-        ]
-        resumed = await driver.writer(path, first)
-        await resumed.commit()
-        assert everything_under(folder) == ["data"] and (folder / "data").read_bytes() == b"kept"
+        assert sorted(p.stat().st_size for p in folder.iterdir() if ".claim-" not in p.name) == [5004]
+        takeover = await driver.writer(path, recorded)
+        await takeover.write(b"+new")
+        state = await takeover.flush()
+        await takeover.close()
+        assert len(state.data["segments"]) == 2
+        assert sorted(p.stat().st_size for p in folder.iterdir() if ".claim-" not in p.name) == [4, 5004]
+        final = await driver.writer(path, state)
+        await final.commit()
+        assert everything_under(folder) == ["data"] and (folder / "data").read_bytes() == b"kept+new"
 
-    async def test_one_segment_commits_by_rename(self, driver: FilesystemDriver, scratch: str) -> None:
-        """A docker push's POST, PATCH (one flush), PUT: the commit moves the file, no copy."""
-        path = f"{scratch}/upload/data"
-        writer = await driver.writer(path)
-        await writer.write(payload(3 * 1024 * 1024, 1))
-        state = await writer.flush()
-        await writer.close()
-        (segment,) = (driver.root / scratch / "upload").iterdir()
-        inode = segment.stat().st_ino
+    async def test_sequential_resumes_grow_one_file_committed_by_rename(
+        self, driver: FilesystemDriver, scratch: str
+    ) -> None:
+        """A chunked upload's PATCHes (one writer each, flushed once), a PATCH that fails before
+        its flush, then the PUT: one segment file throughout, and the commit moves it (no copy)."""
+        path, folder = f"{scratch}/upload/data", driver.root / scratch / "upload"
+        state, parts = None, [payload(3 * 1024 * 1024, n) for n in range(3)]
+        for part in parts:
+            writer = await driver.writer(path, state)
+            await writer.write(part)
+            state = await writer.flush()
+            await writer.close()
+            segment_files = [p for p in folder.iterdir() if ".claim-" not in p.name]
+            assert len(segment_files) == 1 and len(state.data["segments"]) == 1
+        failed = await driver.writer(path, state)
+        await failed.write(payload(5000, 9))  # the client went away: no flush
+        await failed.close()
+        inode = segment_files[0].stat().st_ino
         writer = await driver.writer(path, state)
+        await writer.write(b"end")
         await writer.commit()
         assert (driver.root / path).stat().st_ino == inode
+        assert (driver.root / path).read_bytes() == b"".join(parts) + b"end"
+        assert everything_under(folder) == ["data"]
 
     async def test_a_write_recorded_in_place_by_earlier_versions_resumes(
         self, driver: FilesystemDriver, scratch: str

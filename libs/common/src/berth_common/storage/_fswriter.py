@@ -1,16 +1,21 @@
-"""The filesystem driver's resumable writer: sealed segment files, joined at commit.
+"""The filesystem driver's resumable writer: segment files beside the object, claimed before
+they are continued, joined at commit.
 
-A writer writes into its own segment file ``<name>~seg-<32 hex>`` beside the object (``~``
-keeps it out of ``list``). ``flush`` fsyncs and *seals* the segment: its writer never touches it
-again (the next bytes go into a new segment), and no other writer ever opens it for writing. So
-a superseded writer — one whose process stalled while another resumed from the same state — can
-only add segments nobody recorded; the segments a state names keep exactly the recorded bytes
-(the shape of S3 parts and Azure blocks, which a stale writer cannot change either).
+A writer writes into a segment file ``<name>~seg-<32 hex>`` beside the object (``~`` keeps it
+out of ``list``); ``flush`` fsyncs it and records ``[name, size]``. Bytes below a recorded size
+are never written again, and past it only by the one writer that *claims* the segment at that
+size: an exclusively created marker ``<name>~seg-<hex>.claim-<size>``. A writer resumed from a
+state continues its last segment if it wins that claim - the usual case: each PATCH of a chunked
+upload appends to the same file - and otherwise (a superseded writer, one whose process stalled
+while another resumed from the same state, claimed it first) starts a new segment. So what a
+superseded writer writes never lands in a segment a caller recorded (the shape of S3 parts and
+Azure blocks, which a stale writer cannot change either).
 
-State (``WriterState.data``): ``{"segments": [[name, size], …]}``. ``commit`` appends segments
-2… to the first (``copy_file_range``: in the kernel, a reflink where the filesystem has them),
-renames it over the object and removes every other segment of the path (stale writers'
-included). A write flushed once — a docker push's single PATCH — commits with one rename.
+State (``WriterState.data``): ``{"segments": [[name, size], ...]}``. ``commit`` claims the first
+segment at its recorded size, appends the others (``copy_file_range``: in the kernel, a reflink
+where the filesystem has them) and renames it over the object - one rename for a write that
+never changed hands; if another writer holds that claim, the recorded bytes are copied into a
+fresh file instead. Every segment and marker of the path (stale writers' included) then goes.
 """
 
 from __future__ import annotations
@@ -110,6 +115,41 @@ def new_segment(full: Path) -> tuple[str, WriteHandle]:
     return name, WriteHandle(fd, target, 0, True)
 
 
+def claim(full: Path, name: str, size: int) -> bool:
+    """Take the one right to write segment ``name`` of ``full`` from ``size`` on; ``False`` if
+    another writer took it (or the folder is gone)."""
+    marker = full.with_name(f"{full.name}~{name}.claim-{size}")
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def release(full: Path, name: str, size: int) -> None:
+    """Give up the claim on segment ``name`` at ``size`` (a writer that ends without recording
+    anything past it: the next resumer may continue the segment)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        os.unlink(full.with_name(f"{full.name}~{name}.claim-{size}"))
+
+
+def continue_segment(full: Path, path: str, name: str, size: int) -> WriteHandle | None:
+    """Claim segment ``name`` at ``size`` and open it to write there (bytes past ``size`` are
+    another writer's unflushed ones: cut); ``None`` if the claim is someone else's.
+
+    Raises:
+        WriterStateInvalid: the segment is gone.
+    """
+    if not claim(full, name, size):
+        return None
+    try:
+        fd = os.open(segment_file(full, name), os.O_WRONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        raise WriterStateInvalid(path, f"segment {name} is gone") from None
+    os.ftruncate(fd, size)
+    return WriteHandle(fd, segment_file(full, name), size, False)
+
+
 def assemble(full: Path, path: str, segments: Segments, root: Path) -> None:
     """Make the recorded segments the object at ``full``, then remove every segment of it.
 
@@ -117,31 +157,37 @@ def assemble(full: Path, path: str, segments: Segments, root: Path) -> None:
         WriterStateInvalid: a recorded segment is gone.
     """
     if not segments:
-        tmp = TempFile.create(full)
-        tmp.commit(full)
-    else:
+        TempFile.create(full).commit(full)
+    elif claim(full, *segments[0]):
         first = segment_file(full, segments[0][0])
         try:
             fd = os.open(first, os.O_WRONLY)
         except (FileNotFoundError, NotADirectoryError):
             raise WriterStateInvalid(path, "the first segment is gone") from None
         try:
-            _join(fd, full, path, segments)
+            _join(fd, full, path, segments[0][1], segments[1:])
         finally:
             os.close(fd)
         replace_with_parents(first, full)
         fsync_dir(full.parent)
+    else:  # a superseded writer holds the first segment past its recorded size: copy
+        tmp = TempFile.create(full)
+        try:
+            _join(tmp.fd, full, path, 0, segments)
+        except BaseException:
+            tmp.discard()
+            raise
+        tmp.commit(full)
     remove_segments(full, None, root)
 
 
-def _join(fd: int, full: Path, path: str, segments: Segments) -> None:
-    """Cut the first segment to its recorded size (a commit that crashed may have appended)
-    and append the others' recorded bytes. One segment, as sealed: nothing to do."""
-    offset = segments[0][1]
-    if len(segments) == 1 and os.fstat(fd).st_size == offset:
+def _join(fd: int, full: Path, path: str, offset: int, segments: Segments) -> None:
+    """Cut ``fd`` to ``offset`` bytes and append the recorded bytes of ``segments``; fsync.
+    Nothing to append and nothing to cut: nothing to do (the segment was fsynced at its flush)."""
+    if not segments and os.fstat(fd).st_size == offset:
         return
     os.ftruncate(fd, offset)
-    for name, size in segments[1:]:
+    for name, size in segments:
         try:
             src = os.open(segment_file(full, name), os.O_RDONLY)
         except FileNotFoundError:
@@ -167,18 +213,21 @@ def _copy(src: int, dst: int, size: int, at: int) -> None:
 
 
 def remove_segments(full: Path, names: list[str] | None, root: Path) -> None:
-    """Remove segments ``names`` of ``full`` (``None``: all of them), then emptied parents."""
-    if names is None:
-        try:
-            with os.scandir(full.parent) as entries:
-                prefix = full.name + _MARK
-                names = [e.name[len(full.name) + 1 :] for e in entries if e.name.startswith(prefix)]
-        except (FileNotFoundError, NotADirectoryError):
-            return
-    for name in names:
-        if _SEGMENT.fullmatch(name):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                os.unlink(segment_file(full, name))
+    """Remove segments ``names`` of ``full`` (``None``: all) with their claim markers, then
+    emptied parents."""
+    stems = (
+        (f"{full.name}{_MARK}",)
+        if names is None
+        else tuple(f"{full.name}~{n}" for n in names if _SEGMENT.fullmatch(n))
+    )
+    try:
+        with os.scandir(full.parent) as entries:
+            doomed = [e.name for e in entries if stems and e.name.startswith(stems)]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in doomed:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(full.parent / name)
     prune_empty_dirs(full.parent, root)
 
 

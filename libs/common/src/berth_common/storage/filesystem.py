@@ -115,7 +115,7 @@ class FilesystemDriver:
         return written
 
     async def writer(self, path: str, resume: WriterState | None = None) -> Writer:
-        """A ``Writer`` of sealed segment files beside ``path`` (``_fswriter``); ``path`` itself
+        """A ``Writer`` of claimed segment files beside ``path`` (``_fswriter``); ``path`` itself
         changes only at ``commit``. See ``StorageDriver.writer``.
 
         Raises:
@@ -218,19 +218,24 @@ class FilesystemDriver:
 
 class _FileWriter:
     """``Writer`` of ``FilesystemDriver`` (``_fswriter``): buffers up to the driver's buffer
-    size, writes the current segment in a worker thread; ``flush`` fsyncs and seals it."""
+    size and writes in a worker thread, into its last segment if it wins the claim on it, else
+    into a new one; ``flush`` fsyncs and records the segment."""
 
     def __init__(self, driver: FilesystemDriver, path: str, full: Path, segments: _fswriter.Segments) -> None:
         self.path, self._driver, self._full = path, driver, full
-        self._sealed, self._buf = list(segments), bytearray()
-        self._current: tuple[str, _fsio.WriteHandle] | None = None
+        self._segments, self._buf = list(segments), bytearray()
+        self._current: tuple[str, _fsio.WriteHandle, bool] | None = None  # name, handle, continues last
         self._open = True
 
     @property
     def size(self) -> int:
         """Bytes written in total (resumed and buffered ones included)."""
-        current = self._current[1].size if self._current else 0
-        return sum(size for _, size in self._sealed) + current + len(self._buf)
+        recorded = sum(size for _, size in self._segments)
+        if self._current is None:
+            return recorded + len(self._buf)
+        _, handle, continues = self._current
+        base = recorded - self._segments[-1][1] if continues else recorded
+        return base + handle.size + len(self._buf)
 
     async def write(self, data: bytes) -> None:
         """Append ``data``; large pieces go straight to the segment, small ones are gathered first."""
@@ -245,17 +250,17 @@ class _FileWriter:
             await _run(self._write_through, buf)
 
     async def flush(self) -> WriterState:
-        """Write what is buffered, fsync and seal the segment (one thread hop); return the state."""
+        """Write what is buffered, fsync and record the segment (one thread hop); return the state."""
         self._check_open()
         buf, self._buf = self._buf, bytearray()
         await _run(self._seal, buf)
-        return WriterState(self.size, {"segments": [[name, size] for name, size in self._sealed]})
+        return WriterState(self.size, {"segments": [[name, size] for name, size in self._segments]})
 
     async def commit(self) -> None:
         """Flush, then join the segments into the object at ``path`` (one rename for one segment)."""
         await self.flush()
         self._open = False
-        await _run(_fswriter.assemble, self._full, self.path, self._sealed, self._driver.root)
+        await _run(_fswriter.assemble, self._full, self.path, self._segments, self._driver.root)
 
     async def cancel(self) -> None:
         """Remove every segment of ``path`` (this write's, resumed ones and stale writers')."""
@@ -264,37 +269,54 @@ class _FileWriter:
         await _run(_fswriter.remove_segments, self._full, None, self._driver.root)
 
     async def close(self) -> None:
-        """Drop the unsealed segment and the buffer; the sealed segments stay resumable."""
+        """Drop the buffer and a new segment not yet recorded; recorded segments stay resumable."""
         self._open, self._buf = False, bytearray()
         self._drop_current()
 
     def _write_through(self, data: bytes | bytearray) -> None:
         if self._current is None:
-            self._current = _fswriter.new_segment(self._full)
+            self._current = self._open_segment()
         self._current[1].write(data)
+
+    def _open_segment(self) -> tuple[str, _fsio.WriteHandle, bool]:
+        if self._segments:
+            name, size = self._segments[-1]
+            handle = _fswriter.continue_segment(self._full, self.path, name, size)
+            if handle is not None:
+                return name, handle, True
+        name, handle = _fswriter.new_segment(self._full)
+        return name, handle, False
 
     def _seal(self, rest: bytes | bytearray) -> None:
         if rest:
             self._write_through(rest)
         if self._current is None:
             return
-        name, handle = self._current
+        name, handle, continues = self._current
         self._current = None
-        if handle.size == 0:
+        if handle.size == 0:  # a new segment that got no byte
             handle.close()
             _fswriter.remove_segments(self._full, [name], self._driver.root)
             return
         handle.sync()
         handle.close()
-        self._sealed.append((name, handle.size))
+        if continues:
+            self._segments[-1] = (name, handle.size)
+        else:
+            self._segments.append((name, handle.size))
 
     def _drop_current(self) -> None:
-        """Close and unlink the segment written since the last flush (runs inline: cleanup)."""
+        """Close the segment written since the last flush (runs inline: cleanup). A new one is
+        removed; a continued one keeps its recorded bytes and its claim is given back (the next
+        claimer cuts what this writer wrote past them)."""
         if self._current is not None:
-            name, handle = self._current
+            name, handle, continues = self._current
             self._current = None
             handle.close()
-            _fswriter.remove_segments(self._full, [name], self._driver.root)
+            if continues:
+                _fswriter.release(self._full, name, self._segments[-1][1])
+            else:
+                _fswriter.remove_segments(self._full, [name], self._driver.root)
 
     def _check_open(self) -> None:
         if not self._open:
