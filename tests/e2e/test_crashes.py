@@ -7,6 +7,7 @@ projections equal a rebuild from the event store (no projection row without its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -51,12 +52,22 @@ def _kill_mid_request(
         sock.sendall(request_head + body)
         deadline = time.monotonic() + 30
         while upload_dir is not None and time.monotonic() < deadline:
-            data = upload_dir / "data"
-            if data.exists() and data.stat().st_size > 0:
+            if _stored_bytes(upload_dir) > 0:
                 break
             time.sleep(0.05)
         os.killpg(berth.proc.pid, signal.SIGKILL)
         berth.proc.wait(10)
+
+
+def _stored_bytes(upload_dir: Path) -> int:
+    """Bytes in the session's data files (the filesystem writer's segments, ``data~seg-…``)."""
+    total = 0
+    with contextlib.suppress(FileNotFoundError):
+        for p in upload_dir.iterdir():
+            if p.name.startswith("data") and ".claim-" not in p.name:
+                with contextlib.suppress(FileNotFoundError):
+                    total += p.stat().st_size
+    return total
 
 
 def _head(method: str, path: str, token: str, length: int, extra: str = "") -> bytes:
@@ -113,7 +124,7 @@ def _crash_and_recover(workdir: Path, dsn: str, stream: str) -> None:
     ) as berth:
         status = httpx.get(f"{berth.url}{location}", auth=auth)
         assert status.status_code == 204 and status.headers["range"] == "0-0", status.text
-        assert (upload_dir / "data").stat().st_size > 0  # unacknowledged bytes the kill left
+        assert _stored_bytes(upload_dir) > 0  # unacknowledged bytes the kill left
         # The killed process still held the session's lease: this PATCH waits until it expires
         # (at most uploads.lease_seconds, 10 s) before it writes — hence the long timeout.
         patch = httpx.patch(

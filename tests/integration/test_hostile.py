@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from berth.token_auth import scopes_for
+from tests.integration.test_gc import commit_session_data
 from tests.support.berth_app import BerthApp, berth_app
 
 pytestmark = pytest.mark.integration
@@ -88,8 +89,9 @@ async def _session_with_crash_leftovers(berth: BerthApp, repo: str) -> str:
     r = await berth.client.patch(location, content=b"hello", headers={"Content-Range": "0-4"})
     assert r.status_code == 202 and r.headers["range"] == "0-4", r.text
     upload_id = location.rsplit("/", 1)[1]
-    data = berth.settings.storage.root / "uploads" / upload_id / "data"
-    with data.open("ab") as f:
+    folder = berth.settings.storage.root / "uploads" / upload_id
+    (segment,) = [p for p in folder.iterdir() if p.name.startswith("data~seg-") and ".claim-" not in p.name]
+    with segment.open("ab") as f:  # the filesystem writer's segment file (storage/_fswriter.py)
         f.write(b"-garbage from a killed request-")
     return location
 
@@ -263,14 +265,14 @@ async def test_completing_after_a_crash_between_move_and_commit() -> None:
         hexdigest = _sha256(b"hello").split(":")[1]
         target = root / "blobs/sha256" / hexdigest[:2] / hexdigest
         target.parent.mkdir(parents=True)
-        (root / "uploads" / upload_id / "data").rename(target)
+        (root / await commit_session_data(berth, upload_id)).rename(target)  # the commit's first step
         r = await berth.client.put(f"{location}?digest={_sha256(b'hello')}")
         assert r.status_code == 201, r.text
         assert (await berth.client.get(f"/v2/moved/img/blobs/{_sha256(b'hello')}")).content == b"hello"
         r = await berth.client.post("/v2/moved/img/blobs/uploads/")
         location = r.headers["location"]
         await berth.client.patch(location, content=b"bye", headers={"Content-Range": "0-2"})
-        (root / "uploads" / location.rsplit("/", 1)[1] / "data").unlink()
+        await berth.storage.delete(f"uploads/{location.rsplit('/', 1)[1]}")  # the session's data is gone
         r = await berth.client.put(f"{location}?digest={_sha256(b'bye')}")
         assert _error_code(r, 400) == "BLOB_UPLOAD_INVALID"
         assert _error_code(await berth.client.get(location), 404) == "BLOB_UPLOAD_UNKNOWN"
