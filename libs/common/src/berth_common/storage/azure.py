@@ -101,6 +101,9 @@ class AzureDriver:
             raise translate(exc, path) from exc
         with mapped(path):
             async for piece in download.chunks():
+                if len(piece) <= chunk_size:
+                    yield piece
+                    continue
                 view = memoryview(piece)
                 for start in range(0, len(view), chunk_size):
                     yield bytes(view[start : start + chunk_size])
