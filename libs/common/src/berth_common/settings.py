@@ -28,7 +28,7 @@ class StorageSettings(BaseModel):
     """One blob store (docs/CONFIGURATION.md, "Stores"). ``kind`` picks the driver; ``root`` is
     the filesystem driver's folder; every other key is an option of the driver
     (``berth_common.storage.create_driver``: ``bucket``, ``prefix``, ``endpoint``, ``region``,
-    ``access_key_file`` … for ``s3``; ``container``, ``account_url`` … for ``azure``).
+    ``access_key_file`` … for ``s3``; ``account_name``, ``container``, ``endpoint`` … for ``azure``).
 
     ``redirect``: for stores that can presign, a blob GET answers ``307`` to a presigned URL
     (clients fetch from the store); ``False`` streams the blob through Berth (for stores clients

@@ -1,6 +1,6 @@
 """Build a storage driver from configuration: ``create_driver(kind, **options)``.
 
-Kinds and their options (every option is documented in docs/CONFIGURATION.md, "Stores"):
+Kinds and their options (every option is documented in docs/CONFIGURATION.md, "Storage drivers"):
 
 - ``"filesystem"``: ``root`` (a directory; created if missing).
 - ``"s3"``: ``bucket``, ``prefix``, ``endpoint``, ``secure``, ``region``, ``access_key``,
