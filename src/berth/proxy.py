@@ -47,7 +47,13 @@ LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 
 @dataclass(frozen=True)
 class Upstreams:
-    """Base URLs of the services (``http://127.0.0.1:5001``); ``gc`` and ``ui`` may be absent."""
+    """Base URLs of the services (``http://127.0.0.1:5001``); ``gc`` and ``ui`` may be absent.
+
+    Each may list several replicas separated by commas (``http://a:5001,http://b:5001``): the
+    proxy spreads requests over them in turn; a request without a body goes on to the next
+    replica when one refuses the connection (a request with a body cannot be replayed: ``503``,
+    which clients retry).
+    """
 
     api: str
     blob: str
@@ -55,10 +61,15 @@ class Upstreams:
     gc: str | None = None
     ui: str | None = None
 
+    def urls_for(self, service: Service) -> list[str]:
+        """The base URLs (no trailing slash) of ``service``'s replicas; empty if not configured."""
+        bases: str | None = getattr(self, service)
+        return [b.strip().rstrip("/") for b in (bases or "").split(",") if b.strip()]
+
     def url_for(self, service: Service) -> str | None:
-        """The base URL (no trailing slash) of ``service``, or ``None`` if not configured."""
-        base: str | None = getattr(self, service)
-        return base.rstrip("/") if base else None
+        """The first replica's base URL of ``service``, or ``None`` if not configured."""
+        urls = self.urls_for(service)
+        return urls[0] if urls else None
 
 
 class RoutingProxy:
@@ -73,6 +84,7 @@ class RoutingProxy:
     ):
         self.upstreams = upstreams
         self.trust_forwarded = trust_forwarded
+        self._turn: dict[str, int] = {}  # service -> the replica that answers next
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -107,22 +119,37 @@ class RoutingProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _replicas(self, service: Service) -> list[str]:
+        """``service``'s replicas, starting with the one whose turn it is (round robin)."""
+        urls = self.upstreams.urls_for(service)
+        turn = self._turn.get(service, 0)
+        self._turn[service] = turn + 1
+        return urls[turn % len(urls) :] + urls[: turn % len(urls)] if urls else []
+
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = service_for_path(scope["path"])
-        base = self.upstreams.url_for(service)
-        if base is None:
+        replicas = self._replicas(service)
+        if not replicas:
             await _error(send, Unavailable(f"no {service} service is configured"))
             return
-        request = self.client.build_request(
-            scope["method"],
-            base + _target(scope),
-            headers=forward_headers(scope, trust_forwarded=self.trust_forwarded),
-            content=_body(receive) if _has_body(scope) else None,
-        )
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            log.warning("proxy.upstream_failed", service=service, error=repr(exc))
+        body = _body(receive) if _has_body(scope) else None
+        response = None
+        for base in replicas if body is None else replicas[:1]:  # a body cannot be sent twice
+            request = self.client.build_request(
+                scope["method"],
+                base + _target(scope),
+                headers=forward_headers(scope, trust_forwarded=self.trust_forwarded),
+                content=body,
+            )
+            try:
+                response = await self.client.send(request, stream=True)
+                break
+            except httpx.ConnectError as exc:
+                log.warning("proxy.replica_refused", service=service, replica=base, error=repr(exc))
+            except httpx.HTTPError as exc:
+                log.warning("proxy.upstream_failed", service=service, error=repr(exc))
+                break
+        if response is None:
             await _error(send, Unavailable(f"the {service} service is unavailable; retry later"))
             return
         try:

@@ -265,8 +265,14 @@ def serve(
     host: Host = "127.0.0.1",
     port: Port = 5000,
     workers: Workers = 1,
-    api: Annotated[str | None, typer.Option(metavar="URL", help="proxy only: api service URL")] = None,
-    blob: Annotated[str | None, typer.Option(metavar="URL", help="proxy only: blob service URL")] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(metavar="URL[,URL…]", help="proxy only: api service URL(s), replicas comma-separated"),
+    ] = None,
+    blob: Annotated[
+        str | None,
+        typer.Option(metavar="URL[,URL…]", help="proxy only: blob service URL(s), replicas comma-separated"),
+    ] = None,
     auth: Annotated[str | None, typer.Option(metavar="URL", help="proxy only: auth service URL")] = None,
     gc: Annotated[str | None, typer.Option(metavar="URL", help="proxy only: gc service URL")] = None,
     ui: Annotated[str | None, typer.Option(metavar="URL", help="proxy only: ui service URL")] = None,

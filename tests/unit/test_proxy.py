@@ -146,3 +146,32 @@ async def test_unreachable_service_is_503_unavailable() -> None:
         r = await client.get("/v2/")
     assert r.status_code == 503
     assert r.json()["errors"][0]["code"] == "UNAVAILABLE"
+
+
+async def test_replicas_take_turns_and_a_refusing_one_is_skipped() -> None:
+    """``--blob http://a,http://b``: requests alternate between the replicas; while one refuses
+    connections (killed, restarting) the other answers every request without a body; one with a
+    body that went to the refusing replica is a clean 503 (the body cannot be replayed)."""
+    down: set[str] = set()
+
+    async def replica(request: httpx.Request) -> httpx.Response:
+        if request.url.host in down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await echo(request)
+
+    upstreams = Upstreams(
+        api="http://api.internal", blob="http://b1.internal, http://b2.internal/", auth="http://auth.internal"
+    )
+    proxy = RoutingProxy(upstreams, transport=httpx.MockTransport(replica))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy), base_url="http://r.example") as c:
+        path = "/v2/f/i/blobs/sha256:" + "a" * 64
+        seen = [(await c.get(path)).json()["upstream"] for _ in range(4)]
+        assert seen == ["b1.internal", "b2.internal", "b1.internal", "b2.internal"]
+        down.add("b1.internal")
+        seen = [(await c.get(path)).json()["upstream"] for _ in range(3)]
+        assert seen == ["b2.internal"] * 3
+        puts = [await c.put(path, content=b"body") for _ in range(2)]
+        assert sorted(p.status_code for p in puts) == [200, 503]
+        assert [p.json()["length"] for p in puts if p.status_code == 200] == [4]
+        down.add("b2.internal")
+        assert (await c.get(path)).status_code == 503
