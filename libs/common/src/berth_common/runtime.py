@@ -51,7 +51,13 @@ class Resources:
         await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
         bus = None
         if with_bus and settings.nats_url:
-            bus = await connect_bus(settings.nats_url, settings.nats_stream, subject_prefix(settings))
+            bus = await connect_bus(
+                settings.nats_url,
+                settings.nats_stream,
+                subject_prefix(settings),
+                max_message_bytes=settings.bus.max_message_bytes,
+                catch_up_seconds=settings.bus.catch_up_seconds,
+            )
         return cls(settings, pool, EventStore(pool), bus)
 
     def spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:

@@ -105,6 +105,21 @@ class EmbeddedSettings(BaseModel):
     postgres_socket_dir: Path | None = None
 
 
+class BusSettings(BaseModel):
+    """The event bus (docs/ARCHITECTURE.md, "Events are the source of truth").
+
+    ``max_message_bytes``: an event whose bus envelope (JSON) would be larger is published
+    without its payload (``payload_omitted``) and consumers read it from the event store; the
+    bound used is never above the NATS server's ``max_payload`` less a margin for headers.
+    ``catch_up_seconds``: how often an idle consumer checks that its durable exists and that
+    the event store holds no event of its types beyond its position that the bus never
+    delivered (and applies those).
+    """
+
+    max_message_bytes: int = Field(default=64 * 1024, ge=4096)
+    catch_up_seconds: float = Field(default=30.0, gt=0)
+
+
 class AuthSettings(BaseModel):
     """Token auth (docs/SECURITY.md): ``service`` is the token audience, ``issuer`` its ``iss``.
 
@@ -168,6 +183,7 @@ class Settings(BaseSettings):
     stores: dict[str, StorageSettings] = {}
     uploads: UploadSettings = UploadSettings()
     gc: GcSettings = GcSettings()
+    bus: BusSettings = BusSettings()
     auth: AuthSettings = AuthSettings()
     http: HttpSettings = HttpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()

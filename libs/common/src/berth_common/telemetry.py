@@ -3,6 +3,12 @@
 * Every HTTP request is measured by ``RequestMetrics`` into the histogram
   ``berth_http_request_duration_seconds{service, method, route, status}``, labelled by the
   route *template* (``/v2/{name:path}/manifests/{reference}``) so cardinality stays bounded.
+* The event flow (docs/ARCHITECTURE.md, "Observability"): ``berth_relay_publish_failures_total``,
+  ``berth_relay_lag_events``, ``berth_relay_lag_seconds`` (set by the relay leader),
+  ``berth_consumer_lag_events{consumer}`` and ``berth_consumer_apply_failures_total{consumer}``
+  (set by the active instance of each durable consumer). Gauges that one elected process sets
+  use multiprocess mode ``mostrecent``, so a scrape of a multi-worker server shows the leader's
+  value, not a stale one of a worker that lost leadership or died.
 * Tracing is on when an OTLP endpoint is configured (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, the OpenTelemetry SDK's own variables): FastAPI and
   asyncpg are instrumented and spans are exported over OTLP/HTTP. Events record the W3C
@@ -17,7 +23,7 @@ import time
 
 import structlog
 from fastapi import FastAPI
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("berth.telemetry")
@@ -33,6 +39,31 @@ RESPONSE_BYTES = Counter(
     "berth_http_response_bytes_total",
     "Response body bytes sent (zero-copy included)",
     ["service", "route"],
+)
+RELAY_PUBLISH_FAILURES = Counter(
+    "berth_relay_publish_failures_total",
+    "Failed attempts of the outbox relay to read or publish events (each is retried)",
+)
+RELAY_LAG_EVENTS = Gauge(
+    "berth_relay_lag_events",
+    "Events committed to the event store but not yet published to the bus (relay leader)",
+    multiprocess_mode="mostrecent",
+)
+RELAY_LAG_SECONDS = Gauge(
+    "berth_relay_lag_seconds",
+    "Age of the oldest committed event not yet published (0 when caught up; relay leader)",
+    multiprocess_mode="mostrecent",
+)
+CONSUMER_LAG_EVENTS = Gauge(
+    "berth_consumer_lag_events",
+    "Messages of a durable consumer not yet delivered and applied (its active instance)",
+    ["consumer"],
+    multiprocess_mode="mostrecent",
+)
+CONSUMER_APPLY_FAILURES = Counter(
+    "berth_consumer_apply_failures_total",
+    "Failed attempts of a durable consumer to apply an event (each is retried in place)",
+    ["consumer"],
 )
 _tracing_on = False
 

@@ -13,29 +13,48 @@ stream already holds (matched by position *and* event id), so nothing is publish
 after the duplicate window. A NATS outage only delays publishing: the relay retries from its
 checkpoint with backoff; nothing is lost. It wakes on ``NOTIFY berth_events`` (sent by every
 append) and polls as a fallback.
+
+A bus message is bounded (``envelopes``): an event too large to carry inline is published
+without its payload, so no single event can stop the relay. A publish that keeps failing is
+an error line with the event's position and type (rate-limited, ``failures.FailureLog``) and
+the metric ``berth_relay_publish_failures_total``; ``berth_relay_lag_events`` and
+``berth_relay_lag_seconds`` say how far the bus is behind the store (from the head position
+read with each batch, no extra query). When the stream is gone (NATS restarted with an empty
+store, a deleted stream: ``NotFoundError`` from ``stream_info``, "no responders" on publish),
+the relay makes it again with the same configuration and goes on from its checkpoint;
+consumers catch up what the lost stream held from the event store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
+import nats.errors
 import structlog
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from berth_common.bus import Bus
 from berth_common.db import Connection, keeps_session_state
-from berth_common.events.catalogue import event_class
-from berth_common.eventstore.store import NOTIFY_CHANNEL, read_all
+from berth_common.eventstore.envelopes import (
+    EncodedBatch,
+    EncodedEvent,
+    bus_envelope,
+    read_batch,
+    read_encoded,
+)
+from berth_common.eventstore.failures import FailureLog, connection_gone, describe
+from berth_common.eventstore.store import NOTIFY_CHANNEL
+from berth_common.telemetry import RELAY_LAG_EVENTS, RELAY_LAG_SECONDS, RELAY_PUBLISH_FAILURES
 
 RELAY_LOCK: Final = 0x62657274_72656C61  # "berthrela"
 CHECKPOINT: Final = "relay"
 log = structlog.get_logger("berth.relay")
+__all__ = ["EncodedEvent", "LeadershipLost", "OutboxRelay", "bus_envelope", "read_encoded"]
 
 
 class LeadershipLost(RuntimeError):
@@ -53,9 +72,12 @@ class OutboxRelay:
         batch: events per read.
         save_seconds: longest interval between checkpoint writes under steady traffic.
         settle_seconds: pause after a notification before reading (requests go first).
+        log_every_seconds: least interval between two error lines about one failing event.
+        logger: where those lines go (default: the ``berth.relay`` structlog logger).
 
     ``published`` counts events sent (re-sends included), ``failures`` failed attempts (NATS or
-    PostgreSQL errors, retried); ``leader`` says whether this relay holds the lock now.
+    PostgreSQL errors, retried); ``leader`` says whether this relay holds the lock now;
+    ``streams_made`` counts lost streams it made again.
     """
 
     def __init__(
@@ -67,6 +89,8 @@ class OutboxRelay:
         batch: int = 500,
         save_seconds: float = 1.0,
         settle_seconds: float = 0.002,
+        log_every_seconds: float = 10.0,
+        logger: Any = None,
     ):
         self.pool, self.bus, self.poll, self.batch = pool, bus, poll_seconds, batch
         self.save_seconds, self.settle = save_seconds, settle_seconds
@@ -74,8 +98,10 @@ class OutboxRelay:
         self._saved = 0  # the position last written to the table
         self._saved_at = 0.0
         self._wake = asyncio.Event()
-        self.published = self.failures = 0
+        self.published = self.failures = self.streams_made = 0
         self.leader = False
+        self._current: EncodedEvent | None = None  # being published
+        self._failure_log = FailureLog(logger or log, "relay.publish_failed", log_every_seconds)
 
     async def run(self) -> None:
         """Run until cancelled: wait for leadership, then relay forever.
@@ -95,6 +121,8 @@ class OutboxRelay:
                 await self._relay_forever(conn)
             finally:
                 self.leader = False
+                RELAY_LAG_EVENTS.set(0)  # the next leader reports
+                RELAY_LAG_SECONDS.set(0)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.save_checkpoint(), 2.0)
                 with contextlib.suppress(Exception):
@@ -116,10 +144,9 @@ class OutboxRelay:
                     await self.save_checkpoint()
                 backoff = self.poll
             except Exception as exc:
-                if leader.is_closed():
+                if connection_gone(leader):
                     raise LeadershipLost("relay lock connection closed") from exc
-                self.failures += 1
-                log.warning("relay.publish_failed", error=repr(exc), retry_in=backoff)
+                await self._failed(exc, backoff)
                 synced = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -137,20 +164,61 @@ class OutboxRelay:
                     # follow at once join the batch) instead of reading in front of it.
                     await asyncio.sleep(self.settle)
 
+    async def _failed(self, exc: Exception, retry_in: float) -> None:
+        """Count and report a failed attempt; make the stream again if it is gone."""
+        self.failures += 1
+        RELAY_PUBLISH_FAILURES.inc()
+        event = self._current
+        self._failure_log.failed(
+            event.position if event else ("read", self._position),
+            position=event.position if event else None,
+            type=event.type if event else None,
+            after=self._position,
+            error=describe(exc),
+            retry_in=retry_in,
+        )
+        if stream_lost(exc):
+            try:
+                if await self.bus.ensure_stream():
+                    self.streams_made += 1
+                    log.warning("relay.stream_recreated", stream=self.bus.stream, checkpoint=self._position)
+            except Exception as again:
+                log.warning("relay.stream_recreate_failed", stream=self.bus.stream, error=repr(again))
+
     async def relay_once(self) -> int:
         """Publish one batch after the checkpoint; return how many events were published.
 
-        Only the leader may call this (``run`` does); raises whatever NATS or PostgreSQL raise.
+        Only the leader may call this (``run`` does); raises whatever NATS or PostgreSQL raise
+        (the event being published is then ``_current``).
         """
+        self._current = None
         async with self.pool.acquire() as conn:
             if self._position is None:
                 self._position = self._saved = await checkpoint(conn)
-            events = await read_encoded(conn, self._position, self.batch)
-        for event in events:
+            batch = await read_batch(conn, self._position, self.batch, self.bus.message_limit)
+        self._observe_lag(batch)
+        for event in batch.events:
+            self._current = event
             await self.bus.publish_encoded(*event.headers, data=event.data)
             self.published += 1
             self._position = event.position
-        return len(events)
+        self._current = None
+        if batch.events:
+            self._failure_log.recovered()
+            RELAY_LAG_EVENTS.set(max(0, batch.head - batch.events[-1].position))
+            if batch.head <= batch.events[-1].position:
+                RELAY_LAG_SECONDS.set(0)
+        return len(batch.events)
+
+    def _observe_lag(self, batch: EncodedBatch) -> None:
+        """Lag gauges as of the read: events after the checkpoint, age of the first of them."""
+        position = self._position or 0
+        RELAY_LAG_EVENTS.set(max(0, batch.head - position))
+        if batch.events:
+            age = (datetime.now(UTC) - batch.events[0].recorded_at).total_seconds()
+            RELAY_LAG_SECONDS.set(max(0.0, age))
+        else:
+            RELAY_LAG_SECONDS.set(0)
 
     async def save_checkpoint(self) -> None:
         """Write the in-memory checkpoint to ``eventstore.checkpoints`` if it moved."""
@@ -164,7 +232,12 @@ class OutboxRelay:
     async def sync_checkpoint(self) -> int:
         """Move the checkpoint past the stream's last message if it is one of our events.
 
-        Covers a crash between publish and checkpoint, however long ago. Returns the checkpoint.
+        Covers a crash between publish and checkpoint, however long ago. A stream that holds
+        nothing (made again after it was lost) or whose last message is not ours (another
+        database's) leaves the checkpoint where the table says. Returns the checkpoint.
+
+        Raises:
+            nats.js.errors.NotFoundError: the stream does not exist.
         """
         self._position = None  # until we know: the table and the stream say where we are
         async with self.pool.acquire() as conn:
@@ -209,61 +282,7 @@ async def advance(conn: Connection, position: int) -> None:
     )
 
 
-@dataclass(frozen=True)
-class EncodedEvent:
-    """An event as the relay publishes it: ``data`` is the bus envelope's JSON."""
-
-    position: int
-    event_id: str
-    type: str
-    traceparent: str | None
-    data: bytes
-
-    @property
-    def headers(self) -> tuple[str, int, str, str | None]:
-        """``(type, position, event_id, traceparent)``: ``Bus.publish_encoded``'s leading args."""
-        return self.type, self.position, self.event_id, self.traceparent
-
-
-# The bus envelope (``RecordedEvent.envelope`` + ``bus_envelope``), built by PostgreSQL from the
-# stored JSON: no decoding into models and re-encoding per event in the relay. Only events of
-# an older schema version (to be upcast) take the Python path.
-_ENCODED_SQL = """
-SELECT position, event_id::text AS event_id, type, schema_version,
-       metadata->>'traceparent' AS traceparent,
-       (jsonb_build_object(
-            'position', position, 'stream', stream, 'version', version, 'type', type,
-            'schema_version', schema_version, 'event_id', event_id,
-            'recorded_at', recorded_at, 'metadata', metadata,
-            'payload', CASE WHEN jsonb_typeof(payload->'body') = 'string'
-                            THEN jsonb_set(payload, '{body}', '""') ELSE payload END)
-        || CASE WHEN jsonb_typeof(payload->'body') = 'string'
-                THEN '{"body_omitted": true}'::jsonb ELSE '{}'::jsonb END)::text AS envelope
-  FROM eventstore.events WHERE position > $1 ORDER BY position LIMIT $2
-"""
-
-
-async def read_encoded(conn: Connection, after: int, limit: int) -> list[EncodedEvent]:
-    """Committed events after ``after`` in position order, as bus envelopes (JSON bytes).
-
-    Events stored with an older schema version are upcast in Python (``read_all``), so the
-    bus always carries the current version of every payload.
-    """
-    rows = await conn.fetch(_ENCODED_SQL, after, limit)
-    out: list[EncodedEvent] = []
-    for row in rows:
-        if row["schema_version"] == event_class(row["type"]).schema_version:
-            data = row["envelope"].encode()
-        else:
-            [old] = await read_all(conn, row["position"] - 1, 1)
-            data = json.dumps(bus_envelope(old.envelope()), separators=(",", ":")).encode()
-        out.append(EncodedEvent(row["position"], row["event_id"], row["type"], row["traceparent"], data))
-    return out
-
-
-def bus_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The envelope as published: large manifest bodies are left out (``body_omitted``)."""
-    payload = envelope["payload"]
-    if isinstance(payload.get("body"), str):
-        envelope = {**envelope, "payload": {**payload, "body": ""}, "body_omitted": True}
-    return envelope
+def stream_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the stream is gone: ``stream_info`` found nothing, or a publish got
+    no answer from any stream ("no responders")."""
+    return isinstance(exc, NotFoundError | NoStreamResponseError | nats.errors.NoRespondersError)
