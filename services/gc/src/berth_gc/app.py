@@ -5,8 +5,10 @@ No public surface beyond health and metrics. ``start`` migrates and runs its dur
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import FastAPI
 
+from berth_common.bus import Bus
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
 from berth_common.http.service_app import service_app
@@ -32,22 +34,16 @@ def setup(app: FastAPI) -> None:
 async def start(resources: Resources) -> None:
     """Migrate and start the durable consumer (when a bus is configured)."""
     await apply_migrations(resources.pool, migrations())
-    bus = resources.bus
-    if bus is not None:
-        consumer = ProjectionConsumer(
-            resources.pool,
-            bus,
-            _durable(bus.stream),
-            "gc.consumer_positions",
-            project,
-            TYPES,
-            checkpoint=CONSUMER,
-        )
-        resources.spawn("gc-consumer", consumer.run)
+    if resources.bus is not None:
+        resources.spawn("gc-consumer", references_consumer(resources.pool, resources.bus).run)
 
 
-def _durable(stream: str) -> str:
-    return f"{CONSUMER}-{stream}".replace(".", "_")
+def references_consumer(pool: asyncpg.Pool, bus: Bus) -> ProjectionConsumer:
+    """The durable consumer ``gc-references-<stream>`` that feeds ``gc.blob_references``."""
+    durable = f"{CONSUMER}-{bus.stream}".replace(".", "_")
+    return ProjectionConsumer(
+        pool, bus, durable, "gc.consumer_positions", project, TYPES, checkpoint=CONSUMER
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

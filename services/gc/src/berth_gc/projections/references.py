@@ -1,18 +1,26 @@
-"""The gc service's reference projection, applied from the bus by a durable consumer."""
+"""The gc service's reference projection, applied from the bus by a durable consumer.
+
+``gc.blob_references`` holds ``(repository, manifest, blob)`` for every manifest of every
+existing feed: ``manifest.pushed`` adds a manifest's blobs, ``manifest.deleted`` removes them,
+and ``feed.deleted`` removes every row of the feed's repositories (the api deletes a feed's
+manifests with the feed, without a ``manifest.deleted`` each). Applied in position order, live
+and by ``berth projections rebuild`` alike, so a feed deleted and re-created keeps only what
+was pushed to the new one.
+"""
 
 from __future__ import annotations
 
 from berth_common.db import Connection
-from berth_common.events import Event, ManifestDeleted, ManifestPushed
+from berth_common.events import Event, FeedDeleted, ManifestDeleted, ManifestPushed
 from berth_common.eventstore import EventContext, ProjectionSpec
 
 TABLES = ("gc.blob_references",)
-TYPES = ("manifest.pushed", "manifest.deleted")
+TYPES = ("manifest.pushed", "manifest.deleted", "feed.deleted")
 CONSUMER = "gc-references"
 
 
 async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
-    """Record (or forget) the blobs a manifest references."""
+    """Record (or forget) the blobs a manifest references; forget a deleted feed's."""
     match event:
         case ManifestPushed():
             rows = [(event.repository, event.digest, b) for b in dict.fromkeys(event.blobs)]
@@ -27,6 +35,14 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
                 "DELETE FROM gc.blob_references WHERE repository = $1 AND manifest = $2",
                 event.repository,
                 event.digest,
+            )
+        case FeedDeleted():
+            # Repositories of feed f are "f/…": in C collation the range ["f/", "f0") of the
+            # primary key ('0' follows '/'), one index range scan.
+            await conn.execute(
+                "DELETE FROM gc.blob_references WHERE repository >= $1 AND repository < $2",
+                f"{event.feed}/",
+                f"{event.feed}0",
             )
         case _:
             pass
