@@ -27,11 +27,13 @@ import pytest
 
 from berth.ops_cli import rebuild_all
 from berth.token_auth import RegistryAuth
-from tests.e2e.test_separate_services import Process, _start, _stop, _wait_ready, fresh_backends
+from tests.e2e.test_separate_services import fresh_backends
 from tests.integration.test_rebuild import snapshot
 from tests.spec.helpers import push_image
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER
 from tests.support.databases import NATS_URL
+from tests.support.serve_process import ServeProcess as Process
+from tests.support.serve_process import start, stop, wait_ready
 
 pytestmark = pytest.mark.e2e
 QUIET_TIMEOUT = 120.0  # seconds for B to catch up after the takeover (a deadline, not a measure)
@@ -172,10 +174,10 @@ async def test_a_second_process_takes_over_and_a_lost_stream_is_survived(tmp_pat
             assert 'berth_consumer_lag_events{consumer="gc-references-' in metrics
         finally:
             await conn.close()
-            await asyncio.to_thread(_stop, processes)
+            await asyncio.to_thread(stop, processes)
 
 
 def _started(name: str, env: dict[str, str], workdir: Path) -> Process:
-    process = _start(name, ["all"], env, workdir)
-    _wait_ready([process], "/v2/")
+    process = start(name, ["all"], env, workdir)
+    wait_ready([process], "/v2/")
     return process

@@ -62,12 +62,14 @@ def largest_manifest() -> tuple[bytes, list[str]]:
 
 
 async def link(store: EventStore, repository: str, blobs: list[str]) -> None:
+    """Link ``blobs`` to ``repository`` in its feed's current incarnation."""
+    feed = repository.split("/", 1)[0]
+    incarnation = str(await store.pool.fetchval("SELECT incarnation FROM api.v_feeds WHERE name = $1", feed))
     for start in range(0, len(blobs), LINKS_PER_TRANSACTION):
         async with store.unit_of_work(blob_project) as uow:
             for d in blobs[start : start + LINKS_PER_TRANSACTION]:
-                await uow.emit(
-                    f"bloblink:{repository}@{d}", BlobLinked(repository=repository, digest=d, size=1)
-                )
+                linked = BlobLinked(repository=repository, digest=d, size=1, incarnation=incarnation)
+                await uow.emit(f"bloblink:{repository}@{d}", linked)
 
 
 async def gc_at(pool: asyncpg.Pool, position: int) -> bool:
