@@ -111,9 +111,9 @@ def _comparable(value: Any) -> Any:
 async def gc_caught_up(conn: asyncpg.Connection, stream: str) -> None:
     """Wait until the system is quiescent: the relay has published the last event, every bus
     consumer of ``stream`` (gc's projection, the blob service's reaction to ``feed.deleted``,
-    which itself appends events) has nothing pending or unacknowledged, and no new event
-    appeared meanwhile. (Consumers receive only their own types, so their recorded positions
-    stop at the last event they apply; JetStream says whether they are done.)"""
+    which itself appends events) has nothing pending or unacknowledged and has recorded the
+    last event of its types in the store (a type its durable does not receive, gc's
+    ``feed.deleted`` on NATS 2.9, comes by catch-up), and no new event appeared meanwhile."""
     bus = await nats.connect(NATS_URL)
     try:
         js = bus.jetstream()
@@ -124,13 +124,29 @@ async def gc_caught_up(conn: asyncpg.Connection, stream: str) -> None:
             )
             consumers = await js.consumers_info(stream)
             idle = consumers and all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers)
-            if relayed >= last and idle:
+            if relayed >= last and idle and await _recorded_last(conn):
                 await asyncio.sleep(0.3)
                 if await conn.fetchval("SELECT max(position) FROM eventstore.events") == last:
                     return
             await asyncio.sleep(0.05)
     finally:
         await bus.close()
+
+
+async def _recorded_last(conn: asyncpg.Connection) -> bool:
+    """gc's and the blob feed consumer's positions have reached the last event of their types."""
+    from berth_gc.projections.references import CONSUMER, TYPES
+
+    return bool(
+        await conn.fetchval(
+            "SELECT coalesce((SELECT position FROM gc.consumer_positions WHERE name = $1), 0)"
+            " >= coalesce((SELECT max(position) FROM eventstore.events WHERE type = ANY($2::text[])), 0)"
+            " AND coalesce((SELECT position FROM blob.consumer_positions WHERE name = 'blob-feeds'), 0)"
+            " >= coalesce((SELECT max(position) FROM eventstore.events WHERE type = 'feed.deleted'), 0)",
+            CONSUMER,
+            list(TYPES),
+        )
+    )
 
 
 async def test_rebuild_equals_live_projections() -> None:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from berth.allinone import create_app
 from berth.token_auth import RegistryAuth
-from berth_common.settings import Settings, StorageSettings
+from berth_common.settings import BusSettings, Settings, StorageSettings
 from berth_common.storage import StorageDriver, Stores
 from tests.support.databases import NATS_URL, delete_stream, temporary_database, unique
 
@@ -70,7 +70,7 @@ async def berth_app(
                 storage=StorageSettings(root=Path(tmp) / "storage"),
                 relay_poll_seconds=0.2,
                 admin_password=admin_password,
-                **settings_changes,
+                **({"bus": BusSettings(catch_up_seconds=0.5)} | settings_changes),
             )
             app = create_app(settings)
             try:

@@ -14,7 +14,7 @@ from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
 from berth_common.http.service_app import service_app
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
-from berth_gc.projections.references import CONSUMER, SPEC, TYPES, project
+from berth_gc.projections.references import BUS_TYPES, CONSUMER, SPEC, TYPES, project
 
 
 def migrations() -> list[Migration]:
@@ -39,10 +39,14 @@ async def start(resources: Resources) -> None:
 
 
 def references_consumer(pool: asyncpg.Pool, bus: Bus) -> ProjectionConsumer:
-    """The durable consumer ``gc-references-<stream>`` that feeds ``gc.blob_references``."""
+    """The durable consumer ``gc-references-<stream>`` that feeds ``gc.blob_references``.
+
+    On NATS 2.9 (one filter subject) its durable receives ``manifest.*`` only; ``feed.deleted``
+    (rare) is applied by catch-up from the event store, in position order all the same.
+    """
     durable = f"{CONSUMER}-{bus.stream}".replace(".", "_")
     return ProjectionConsumer(
-        pool, bus, durable, "gc.consumer_positions", project, TYPES, checkpoint=CONSUMER
+        pool, bus, durable, "gc.consumer_positions", project, TYPES, checkpoint=CONSUMER, bus_types=BUS_TYPES
     )
 
 

@@ -67,6 +67,11 @@ class ProjectionConsumer:
         catch_up_seconds: idle interval between checks of the durable and the store (default
             ``bus.catch_up_seconds``, setting ``bus.catch_up_seconds``).
         logger: where error lines about failing events go (default: ``berth.consumer``).
+        bus_types: on a NATS server that takes one filter subject (2.9), the types the durable
+            receives (default: all ``types``). The others then reach the consumer by catch-up
+            only — before the next message it receives, or at the next idle check — so rare
+            types of another aggregate (gc's ``feed.deleted``) need not open the durable to the
+            whole stream.
 
     ``applied`` counts events applied (committed), ``from_store`` those of them the bus had not
     delivered (read from the store), ``failures`` failed attempts (each retried), ``durables_made``
@@ -87,10 +92,12 @@ class ProjectionConsumer:
         checkpoint: str | None = None,
         catch_up_seconds: float | None = None,
         logger: Any = None,
+        bus_types: Iterable[str] | None = None,
     ) -> None:
         self.pool, self.bus, self.name = pool, bus, name
         self.key = checkpoint or name
         self.table, self.projector, self.types = checkpoint_table, projector, frozenset(types)
+        self.bus_types = frozenset(bus_types) if bus_types is not None else self.types
         self.retry_seconds = retry_seconds
         self.catch_up_seconds = bus.catch_up_seconds if catch_up_seconds is None else catch_up_seconds
         self.applied = self.from_store = self.failures = self.durables_made = 0
@@ -123,27 +130,31 @@ class ProjectionConsumer:
         if self._lock is not None and connection_gone(self._lock):
             raise ConsumerLockLost(f"{self.name}: advisory lock connection closed")
 
-    @property
-    def filter_subject(self) -> str:
-        """The subjects this consumer needs, as one JetStream filter (NATS 2.9 takes one).
-
-        ``{"manifest.pushed", "manifest.deleted"}`` → ``<prefix>.manifest.>``; one type →
-        its subject; types of several aggregates → ``<prefix>.>`` (the rest is skipped here).
-        """
-        aggregates = {t.split(".", 1)[0] for t in self.types}
-        if len(self.types) == 1:
-            return f"{self.bus.prefix}.{next(iter(self.types))}"
+    def _one_filter(self, types: frozenset[str]) -> str:
+        """``types`` as one JetStream filter: one type → its subject; types of one aggregate
+        (``manifest.pushed``, ``manifest.deleted``) → ``<prefix>.manifest.>``; else ``<prefix>.>``."""
+        aggregates = {t.split(".", 1)[0] for t in types}
+        if len(types) == 1:
+            return f"{self.bus.prefix}.{next(iter(types))}"
         if len(aggregates) == 1:
             return f"{self.bus.prefix}.{aggregates.pop()}.>"
         return f"{self.bus.prefix}.>"
 
+    @property
+    def filter_subject(self) -> str:
+        """The durable's one filter on a server that takes one (NATS 2.9): ``bus_types``'."""
+        return self._one_filter(self.bus_types)
+
     def filter_subjects(self) -> list[str]:
-        """The durable's filter: ``[filter_subject]``, or, where that would be the whole stream
-        and the server takes several filters (NATS ≥ 2.10), the exact subject of each type."""
-        subject = self.filter_subject
-        if subject == f"{self.bus.prefix}.>" and self.bus.multiple_filters:
-            return sorted(f"{self.bus.prefix}.{t}" for t in self.types)
-        return [subject]
+        """The durable's filter: on NATS 2.9 ``[filter_subject]``; on a server that takes
+        several (≥ 2.10) the one filter of ``types`` or, if that is the whole stream, the
+        exact subject of each type (then every type arrives by bus)."""
+        if not self.bus.multiple_filters:
+            return [self.filter_subject]
+        one = self._one_filter(self.types)
+        if one != f"{self.bus.prefix}.>":
+            return [one]
+        return sorted(f"{self.bus.prefix}.{t}" for t in self.types)
 
     async def _subscribe(self) -> Any:
         """Bind the durable pull consumer, filtered server-side to ``filter_subjects()``,

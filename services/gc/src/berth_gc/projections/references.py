@@ -16,6 +16,7 @@ from berth_common.eventstore import EventContext, ProjectionSpec
 
 TABLES = ("gc.blob_references",)
 TYPES = ("manifest.pushed", "manifest.deleted", "feed.deleted")
+BUS_TYPES = ("manifest.pushed", "manifest.deleted")  # the durable's filter where NATS takes one
 CONSUMER = "gc-references"
 
 
