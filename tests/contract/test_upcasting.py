@@ -115,6 +115,10 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
                     continue
                 payload = json.loads((golden / f"{type_name}.v{cls.schema_version}.json").read_text())
                 await uow.emit(f"golden:{type_name}", decode(type_name, cls.schema_version, payload))
+        async with store.unit_of_work(
+            metadata=Metadata(actor="bob", request_id="r" * 2 * limit, traceparent=meta.traceparent)
+        ) as uow:
+            await uow.emit("feed:metadata", FeedUpdated(feed="metadata", changes={}))
         deploy(RenamedV2, {1: upcast_v1})
         expected = [bus_envelope(e.envelope(), limit) for e in await store.read_all()]
         async with pool.acquire() as conn:
@@ -135,8 +139,10 @@ async def test_relay_envelopes_built_in_sql_equal_the_python_ones(deploy: Any) -
     assert json.loads(encoded[0].data)["payload"] == {"title": "old", "note": "upcast from v1"}
     assert all(len(e.data) <= limit for e in encoded)
     omitted = [json.loads(e.data) for e in encoded if json.loads(e.data).get("payload_omitted")]
-    assert [o["stream"] for o in omitted] == ["test:2", "feed:large"]
-    assert all("payload" not in o and o["metadata"]["actor"] == "alice" for o in omitted)
+    assert [o["stream"] for o in omitted] == ["test:2", "feed:large", "feed:metadata"]
+    assert all("payload" not in o for o in omitted)
+    assert [o.get("metadata", {}).get("actor") for o in omitted] == ["alice", "alice", None]
+    assert omitted[-1]["metadata_omitted"] is True and "metadata" not in omitted[-1]
     assert not any("body_omitted" in json.loads(e.data) for e in encoded)
 
 

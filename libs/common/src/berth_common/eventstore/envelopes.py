@@ -53,38 +53,31 @@ class EncodedEvent:
 @dataclass(frozen=True)
 class EncodedBatch:
     """Events after a position, as envelopes, and ``head``: the last committed position when
-    the batch was read (so the relay knows its lag without another query)."""
+    the batch was read (so the relay knows its lag without another query; the position read
+    after when there is nothing after it)."""
 
     head: int
     events: list[EncodedEvent]
 
 
-# One query: the store's head (a backward scan of the primary key) and the next batch. An
-# event's full envelope is built once; only when it is over the bound ($3) is the bare one
-# (without payload, then without metadata) built too.
+# One query: the next batch and the store's head (an InitPlan: one backward scan of the
+# primary key). An event's full envelope is built once, as before the bound; only when it is
+# over the bound ($3) is the bare one (without payload, then without metadata) built too.
 _BATCH_SQL = """
-WITH batch AS (
-    SELECT position, event_id, type, schema_version, recorded_at, payload,
-           metadata->>'traceparent' AS traceparent,
-           jsonb_build_object(
-               'position', position, 'stream', stream, 'version', version, 'type', type,
-               'schema_version', schema_version, 'event_id', event_id,
-               'recorded_at', recorded_at, 'metadata', metadata) AS bare
-      FROM eventstore.events WHERE position > $1 ORDER BY position LIMIT $2
-)
-SELECT h.head, b.position, b.event_id::text AS event_id, b.type, b.schema_version,
-       b.recorded_at, b.traceparent,
-       CASE WHEN octet_length(f.envelope) <= $3 THEN f.envelope
-            WHEN octet_length((b.bare || '{"payload_omitted": true}')::text) <= $3
-                 THEN (b.bare || '{"payload_omitted": true}')::text
-            ELSE ((b.bare - 'metadata')
-                  || '{"payload_omitted": true, "metadata_omitted": true}')::text
+SELECT position, event_id::text AS event_id, type, schema_version, recorded_at,
+       metadata->>'traceparent' AS traceparent,
+       (SELECT max(position) FROM eventstore.events) AS head,
+       CASE WHEN octet_length(full_envelope) <= $3 THEN full_envelope
+            ELSE eventstore.bare_envelope(position, stream, version, type, schema_version,
+                                          event_id, recorded_at, metadata, $3)
        END AS envelope
-  FROM (SELECT coalesce(max(position), 0) AS head FROM eventstore.events) h
-  LEFT JOIN batch b ON true
-  LEFT JOIN LATERAL (SELECT (b.bare || jsonb_build_object('payload', b.payload))::text AS envelope) f
-         ON true
- ORDER BY b.position
+  FROM (SELECT *, jsonb_build_object(
+                   'position', position, 'stream', stream, 'version', version, 'type', type,
+                   'schema_version', schema_version, 'event_id', event_id,
+                   'recorded_at', recorded_at, 'metadata', metadata, 'payload', payload
+               )::text AS full_envelope
+          FROM eventstore.events WHERE position > $1 ORDER BY position LIMIT $2) b
+ ORDER BY position
 """
 
 
@@ -98,8 +91,6 @@ async def read_batch(
     rows = await conn.fetch(_BATCH_SQL, after, limit, max_bytes)
     events: list[EncodedEvent] = []
     for row in rows:
-        if row["position"] is None:  # the store holds nothing after ``after``
-            continue
         if row["schema_version"] == event_class(row["type"]).schema_version:
             data = row["envelope"].encode()
         else:
@@ -110,7 +101,7 @@ async def read_batch(
                 row["position"], row["event_id"], row["type"], row["traceparent"], row["recorded_at"], data
             )
         )
-    return EncodedBatch(int(rows[0]["head"]), events)
+    return EncodedBatch(int(rows[0]["head"]) if rows else after, events)
 
 
 async def read_encoded(
