@@ -38,7 +38,7 @@ def format_event(envelope: dict[str, Any]) -> str:
         )
     else:
         payload = {k: _short(v) for k, v in envelope.get("payload", {}).items() if k != "body"}
-        summary = json.dumps(payload, separators=(",", ":"))
+        summary = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     actor = (envelope.get("metadata") or {}).get("actor") or "-"
     return (
         f"{envelope['position']:>8} {envelope['recorded_at'][:23]} {envelope['type']:<22}"

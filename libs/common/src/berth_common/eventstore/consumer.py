@@ -30,13 +30,13 @@ import asyncpg
 import nats.errors
 import structlog
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from berth_common.bus import Bus
 from berth_common.db import Connection, keeps_session_state
 from berth_common.events import RecordedEvent, decode
 from berth_common.eventstore.catchup import BATCH, lock_and_read, record
+from berth_common.eventstore.durables import filter_subjects, one_filter, subscribe
 from berth_common.eventstore.envelopes import is_omitted
 from berth_common.eventstore.failures import FailureLog, connection_gone, describe
 from berth_common.eventstore.store import EventContext, Projector, context_of
@@ -130,61 +130,18 @@ class ProjectionConsumer:
         if self._lock is not None and connection_gone(self._lock):
             raise ConsumerLockLost(f"{self.name}: advisory lock connection closed")
 
-    def _one_filter(self, types: frozenset[str]) -> str:
-        """``types`` as one JetStream filter: one type → its subject; types of one aggregate
-        (``manifest.pushed``, ``manifest.deleted``) → ``<prefix>.manifest.>``; else ``<prefix>.>``."""
-        aggregates = {t.split(".", 1)[0] for t in types}
-        if len(types) == 1:
-            return f"{self.bus.prefix}.{next(iter(types))}"
-        if len(aggregates) == 1:
-            return f"{self.bus.prefix}.{aggregates.pop()}.>"
-        return f"{self.bus.prefix}.>"
-
     @property
     def filter_subject(self) -> str:
-        """The durable's one filter on a server that takes one (NATS 2.9): ``bus_types``'."""
-        return self._one_filter(self.bus_types)
+        """The durable's filter on a server that takes one (NATS 2.9): ``bus_types``'."""
+        return one_filter(self.bus.prefix, self.bus_types)
 
     def filter_subjects(self) -> list[str]:
-        """The durable's filter: on NATS 2.9 ``[filter_subject]``; on a server that takes
-        several (≥ 2.10) the one filter of ``types`` or, if that is the whole stream, the
-        exact subject of each type (then every type arrives by bus)."""
-        if not self.bus.multiple_filters:
-            return [self.filter_subject]
-        one = self._one_filter(self.types)
-        if one != f"{self.bus.prefix}.>":
-            return [one]
-        return sorted(f"{self.bus.prefix}.{t}" for t in self.types)
+        """The durable's filter on the connected server (``durables.filter_subjects``)."""
+        return filter_subjects(self.bus, self.types, self.bus_types)
 
     async def _subscribe(self) -> Any:
-        """Bind the durable pull consumer, filtered server-side to ``filter_subjects()``,
-        making the stream and the durable if they do not exist.
-
-        A durable made with another filter (an older Berth, another server version) is
-        replaced by one that starts after its acknowledged floor; what that skips or repeats
-        is caught up from the store or skipped by position.
-        """
-        await self.bus.ensure_stream()
-        subjects, start = self.filter_subjects(), None
-        with contextlib.suppress(NotFoundError):
-            info = await self.bus.js.consumer_info(self.bus.stream, self.name)
-            config = info.config
-            current = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
-            if sorted(current) != subjects:
-                start = (info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1
-                await self.bus.js.delete_consumer(self.bus.stream, self.name)
-                log.info("consumer.refiltered", consumer=self.name, subjects=subjects, start=start)
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.EXPLICIT,
-            max_ack_pending=1000,
-            ack_wait=60,
-            deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            filter_subjects=subjects if len(subjects) > 1 else None,
-        )
-        return await self.bus.js.pull_subscribe(
-            subjects[0], durable=self.name, stream=self.bus.stream, config=config
-        )
+        """Bind the durable (``durables.subscribe``), making it and the stream if missing."""
+        return await subscribe(self.bus, self.name, self.filter_subjects())
 
     async def _consume(self) -> None:
         sub = await self._subscribe()
