@@ -21,9 +21,11 @@ import os
 import asyncpg
 import pytest
 
+from berth_blob.domain.feeds import require_feed
 from berth_blob.projections.tables import project as blob_project
 from berth_common.events import BlobLinked
 from berth_common.eventstore import EventStore, rebuild
+from berth_common.oci.reference import RepositoryName
 from berth_common.settings import Settings
 from berth_gc.projections.references import CONSUMER
 from berth_gc.projections.references import SPEC as GC_SPEC
@@ -62,13 +64,19 @@ def largest_manifest() -> tuple[bytes, list[str]]:
 
 
 async def link(store: EventStore, repository: str, blobs: list[str]) -> None:
-    """Link ``blobs`` to ``repository`` in its feed's current incarnation."""
-    feed = repository.split("/", 1)[0]
-    incarnation = str(await store.pool.fetchval("SELECT incarnation FROM api.v_feeds WHERE name = $1", feed))
+    """Link ``blobs`` to ``repository`` in its feed's current incarnation and store."""
+    async with store.pool.acquire() as conn:
+        feed = await require_feed(conn, RepositoryName.parse(repository))
     for start in range(0, len(blobs), LINKS_PER_TRANSACTION):
         async with store.unit_of_work(blob_project) as uow:
             for d in blobs[start : start + LINKS_PER_TRANSACTION]:
-                linked = BlobLinked(repository=repository, digest=d, size=1, incarnation=incarnation)
+                linked = BlobLinked(
+                    repository=repository,
+                    digest=d,
+                    size=1,
+                    incarnation=feed.incarnation,
+                    store=feed.location.key,
+                )
                 await uow.emit(f"bloblink:{repository}@{d}", linked)
 
 
