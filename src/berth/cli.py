@@ -37,6 +37,7 @@ from berth import (
     gc_cli,
     identity_cli,
     login_cli,
+    migrate_cli,
     ops_cli,
     server_cli,
     tag_cli,
@@ -163,6 +164,7 @@ app.command("logout")(login_cli.logout)
 for _name, _room in ROOMS:
     app.add_typer(_room, name=_name)
 app.command("revoke")(access_cli.revoke)
+app.command("migrate")(migrate_cli.migrate)
 
 
 def main() -> None:

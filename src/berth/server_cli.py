@@ -106,6 +106,8 @@ def up(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     _require_free_port(host, port)
+    if tls_files:  # its expiry is exported (berth_tls_certificate_expiry_timestamp_seconds)
+        _watch_certificate(tls_files.cert)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
     want_nats = not os.environ.get("BERTH_NATS_URL")
     console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
@@ -168,6 +170,12 @@ def _embedded(
         nats_port=nats_port,
         postgres_socket_dir=socket_dir or pinned.postgres_socket_dir,
     )
+
+
+def _watch_certificate(cert: Path) -> None:
+    """Add ``cert`` to ``BERTH_METRICS__TLS_CERTIFICATES`` (read by every worker's settings)."""
+    listed = [c for c in os.environ.get("BERTH_METRICS__TLS_CERTIFICATES", "").split(",") if c.strip()]
+    os.environ["BERTH_METRICS__TLS_CERTIFICATES"] = ",".join([*listed, str(cert)])
 
 
 def _client_host(host: str, tls_files: TlsFiles | None) -> str:

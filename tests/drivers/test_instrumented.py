@@ -76,3 +76,24 @@ async def test_early_exit_from_read_ends_span(tmp_path: Path) -> None:
     (span,) = [s for s in exporter.get_finished_spans() if s.name == "storage.read"]
     assert span.status.status_code is StatusCode.UNSET
     await driver.delete("obj")
+
+
+async def test_errors_are_counted_by_operation_and_class(tmp_path: Path) -> None:
+    """``berth_storage_operation_errors_total``: failed operations count, a reader closed early
+    does not (the storage-errors alert, deploy/prometheus/rules.yaml, rests on it)."""
+    registry = CollectorRegistry()
+    driver = InstrumentedDriver(FilesystemDriver(tmp_path), registry=registry)
+    await driver.write("obj", chunks_of(b"x" * 100))
+    with pytest.raises(ObjectNotFound):
+        await read_all(driver, "missing")
+    stream = driver.read("obj", chunk_size=10)
+    await stream.__anext__()
+    await stream.aclose()  # type: ignore[attr-defined]
+
+    def errors(operation: str) -> float | None:
+        labels = {"driver": "filesystem", "operation": operation, "error": "ObjectNotFound"}
+        return registry.get_sample_value("berth_storage_operation_errors_total", labels)
+
+    reads = {"driver": "filesystem", "operation": "read"}
+    assert errors("read") == 1  # the early close was timed, not counted as an error
+    assert registry.get_sample_value("berth_storage_operation_seconds_count", reads) == 2

@@ -1,4 +1,8 @@
-"""structlog configuration shared by every service (``BERTH_LOG_LEVEL``, ``BERTH_LOG_FORMAT``)."""
+"""structlog configuration shared by every service (``BERTH_LOG_LEVEL``, ``BERTH_LOG_FORMAT``).
+
+Every line written while a span is current carries its ``trace_id`` and ``span_id`` (hex, as
+trace backends show them), so a log line leads to its trace.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import structlog
 
 def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Route structlog and stdlib logging to stderr, as console lines or JSON."""
+    from berth_common.telemetry.tracing import add_trace_ids
+
     level = (level or os.environ.get("BERTH_LOG_LEVEL", "INFO")).upper()
     fmt = fmt or os.environ.get("BERTH_LOG_FORMAT", "console")
     renderer = (
@@ -19,6 +25,7 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_trace_ids,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.format_exc_info,
             renderer,

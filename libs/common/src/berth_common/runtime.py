@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
@@ -21,12 +22,19 @@ from berth_common.db import apply_migrations, create_pool, ensure_database, load
 from berth_common.eventstore import EventStore, OutboxRelay
 from berth_common.settings import Settings
 
+if TYPE_CHECKING:
+    from berth_common.telemetry.sampler import Sampler
+
 log = structlog.get_logger("berth.runtime")
 
 
 @dataclass
 class Resources:
-    """Everything a service needs at run time (see module docstring)."""
+    """Everything a service needs at run time (see module docstring).
+
+    ``samplers``: coroutines that refresh gauges read on a timer (``telemetry.sampler``); a
+    service adds its own in ``start`` (the blob service counts open upload sessions).
+    """
 
     settings: Settings
     pool: asyncpg.Pool
@@ -34,6 +42,7 @@ class Resources:
     bus: Bus | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    samplers: list[Sampler] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings, *, with_bus: bool = True) -> Resources:

@@ -154,6 +154,60 @@ class UiSettings(BaseModel):
     page_size: int = Field(default=50, ge=5, le=1000)
 
 
+class TelemetrySettings(BaseModel):
+    """Traces (docs/OPERATIONS.md, "Traces"): on when an OTLP endpoint is configured.
+
+    ``otlp_endpoint``: the collector's base URL (``http://collector:4318`` for HTTP,
+    ``http://collector:4317`` for gRPC); unset: the SDK's ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+    ``otlp_protocol``: ``http/protobuf`` or ``grpc``; unset: ``OTEL_EXPORTER_OTLP_PROTOCOL``,
+    else ``http/protobuf``. ``sample_ratio``: the share of new traces recorded (0 to 1; a request
+    that arrives with a sampled ``traceparent`` is always recorded). ``instance_id``: the
+    ``service.instance.id`` resource attribute; unset: ``<host name>-<pid>``.
+    """
+
+    otlp_endpoint: str | None = None
+    otlp_protocol: Literal["http/protobuf", "grpc"] | None = None
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    instance_id: str | None = None
+
+
+class MetricsSettings(BaseModel):
+    """``/metrics`` (docs/OPERATIONS.md, "Metrics").
+
+    ``token`` / ``token_file``: when set, ``/metrics`` answers only requests with
+    ``Authorization: Bearer <token>`` (the file's content, stripped, for a mounted secret).
+    ``feed_labels``: feeds whose bytes in and out get their own ``feed`` label; every other
+    feed is counted as ``other`` (bounded cardinality). ``feed_bytes``: count bytes per feed
+    at all. ``sample_seconds``: how often gauges read on a timer are refreshed (pool use, open
+    upload sessions, certificate expiry). ``tls_certificates``: PEM certificate files whose
+    notAfter is exported (``berth up --tls`` adds its own; add an ingress's mounted secret).
+    """
+
+    token: str | None = None
+    token_file: Path | None = None
+    feed_labels: Annotated[list[str], NoDecode] = []
+    feed_bytes: bool = True
+    sample_seconds: float = Field(default=5.0, gt=0)
+    tls_certificates: Annotated[list[Path], NoDecode] = []
+
+    @field_validator("feed_labels", "tls_certificates", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> list[str]:
+        """Accept ``"a,b"`` (the environment) or a list (YAML)."""
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        return [str(i).strip() for i in items if str(i).strip()]
+
+    def bearer_token(self) -> str | None:
+        """The token ``/metrics`` requires, or ``None``.
+
+        Raises:
+            OSError: ``token_file`` cannot be read.
+        """
+        if self.token:
+            return self.token
+        return self.token_file.read_text().strip() if self.token_file else None
+
+
 class Settings(BaseSettings):
     """All of Berth's settings.
 
@@ -168,6 +222,9 @@ class Settings(BaseSettings):
             the environment takes a comma-separated list (``BERTH_TRUSTED_PROXIES=10.0.0.0/8,::1``).
         relay_poll_seconds: how often the outbox relay looks for new events when not notified.
         log_level, log_format: structlog output (``console`` or ``json``).
+        migrate_on_start: each service applies its schema migrations when it starts; with
+            ``false`` it waits until they are applied (by ``berth migrate``, e.g. a Kubernetes
+            Job run before the rollout) instead.
     """
 
     model_config = SettingsConfigDict(env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore")
@@ -188,6 +245,9 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     ui: UiSettings = UiSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    migrate_on_start: bool = True
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)

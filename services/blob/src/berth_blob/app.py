@@ -14,6 +14,7 @@ from berth_blob.consumers.feeds import feed_consumer
 from berth_blob.domain.cleanup import purge_forever
 from berth_blob.domain.gc import collect_forever
 from berth_blob.domain.uploads import Uploads
+from berth_blob.metrics import upload_sessions_sampler
 from berth_blob.projections.tables import SPEC
 from berth_blob.routes import blobs, uploads
 from berth_common.db import Migration, apply_migrations, load_migrations
@@ -56,6 +57,7 @@ async def start(resources: Resources, app: FastAPI) -> None:
     app.state.blob_stores = stores
     resources.at_close(stores.close)
     app.state.blob_uploads = Uploads(resources.store, stores, resources.settings.uploads)
+    resources.samplers.append(upload_sessions_sampler(resources.pool))
     uploads = resources.settings.uploads
     max_age = timedelta(seconds=uploads.max_age_seconds)
     resources.spawn(

@@ -57,5 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await start(resources)
 
     return service_app(
-        "gc", settings or Settings(), setup=setup, start=starting, appends_events=False, docs=False
+        "gc",
+        settings or Settings(),
+        setup=setup,
+        start=starting,
+        appends_events=False,
+        docs=False,
+        requires_bus=True,
     )

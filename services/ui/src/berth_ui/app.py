@@ -80,5 +80,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     setup(app)
-    install_surface(app, "ui", access_log=settings.access_log)
+    install_surface(app, "ui", settings=settings)
     return app

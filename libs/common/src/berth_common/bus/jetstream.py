@@ -29,6 +29,8 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from berth_common.telemetry.tracing import traced_publish
+
 DUPLICATE_WINDOW_SECONDS = 600.0
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024
 DEFAULT_CATCH_UP_SECONDS: Final = 30.0
@@ -118,6 +120,7 @@ class Bus:
             json.dumps(envelope, separators=(",", ":")).encode(),
         )
 
+    @traced_publish
     async def publish_encoded(
         self, event_type: str, position: int, event_id: str, traceparent: str | None, data: bytes
     ) -> int:

@@ -4,7 +4,14 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
-from berth_common.db.migrations import Migration, apply_migrations, load_migrations
+from berth_common.db.migrations import (
+    Migration,
+    apply_migrations,
+    known_migrations,
+    load_migrations,
+    missing_migrations,
+    set_wait_for_migrations,
+)
 from berth_common.db.pool import create_pool, ensure_database, keeps_session_state
 
 if TYPE_CHECKING:
@@ -22,5 +29,8 @@ __all__ = [
     "create_pool",
     "ensure_database",
     "keeps_session_state",
+    "known_migrations",
     "load_migrations",
+    "missing_migrations",
+    "set_wait_for_migrations",
 ]

@@ -41,6 +41,7 @@ from berth_common.eventstore.envelopes import is_omitted
 from berth_common.eventstore.failures import FailureLog, connection_gone, describe
 from berth_common.eventstore.store import EventContext, Projector, context_of
 from berth_common.telemetry import CONSUMER_APPLY_FAILURES, CONSUMER_LAG_EVENTS
+from berth_common.telemetry.tracing import traced_apply
 
 log = structlog.get_logger("berth.consumer")
 
@@ -247,6 +248,7 @@ class ProjectionConsumer:
             retry_in=retry_in,
         )
 
+    @traced_apply
     async def handle(self, envelope: dict[str, Any]) -> bool:
         """Apply one bus envelope if it is new and of interest; return whether it was applied.
 

@@ -29,6 +29,7 @@ import asyncpg
 
 from berth_common.db import Connection
 from berth_common.events import Event, Metadata, RecordedEvent, decode
+from berth_common.telemetry.tracing import traced_append
 
 APPEND_LOCK: Final = 0x62657274_68657674  # "berthevt"
 NOTIFY_CHANNEL: Final = "berth_events"
@@ -166,6 +167,7 @@ async def run_with_retry(
     raise AssertionError("unreachable")
 
 
+@traced_append
 async def _commit(conn: Connection, pending: list[_Pending]) -> None:
     """Commit the open transaction, appending ``pending`` (if any) under the append lock.
 

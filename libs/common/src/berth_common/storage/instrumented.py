@@ -1,7 +1,10 @@
-"""``InstrumentedDriver``: any ``StorageDriver`` with an OpenTelemetry span and a latency metric
-around every operation.
+"""``InstrumentedDriver``: any ``StorageDriver`` with an OpenTelemetry span, a latency metric and
+an error counter around every operation.
 
-Metric: ``berth_storage_operation_seconds{driver,operation}`` (prometheus-client ``Histogram``);
+Metrics: ``berth_storage_operation_seconds{driver,operation}`` (prometheus-client ``Histogram``)
+and ``berth_storage_operation_errors_total{driver,operation,error}`` (``error``: the exception's
+class name, e.g. ``StorageBackendError``, ``OSError``; cancellations and a reader closed early
+are not errors);
 spans: ``storage.<operation>`` from tracer ``berth.storage`` with ``storage.driver``,
 ``storage.operation``, ``storage.path`` and, where known, ``storage.bytes`` attributes.
 For ``read`` and ``list`` the span and the timing cover the whole iteration.
@@ -17,13 +20,14 @@ from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .base import ObjectInfo, PendingWrite, StorageDriver, Writer, WriterState
 
 _T = TypeVar("_T")
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _HISTOGRAMS: dict[int, Histogram] = {}
+_ERRORS: dict[int, Counter] = {}
 
 
 def operation_histogram(registry: CollectorRegistry = REGISTRY) -> Histogram:
@@ -40,6 +44,19 @@ def operation_histogram(registry: CollectorRegistry = REGISTRY) -> Histogram:
     return _HISTOGRAMS[key]
 
 
+def error_counter(registry: CollectorRegistry = REGISTRY) -> Counter:
+    """The one ``berth_storage_operation_errors_total`` counter of ``registry`` (made on first use)."""
+    key = id(registry)
+    if key not in _ERRORS:
+        _ERRORS[key] = Counter(
+            "berth_storage_operation_errors_total",
+            "Storage driver operations that raised, by driver, operation and exception class.",
+            ["driver", "operation", "error"],
+            registry=registry,
+        )
+    return _ERRORS[key]
+
+
 class InstrumentedDriver:
     """Wraps ``inner`` (same protocol, same errors); pass ``tracer_provider``/``registry`` in tests."""
 
@@ -54,6 +71,7 @@ class InstrumentedDriver:
         self.name = inner.name
         self._tracer = trace.get_tracer("berth.storage", tracer_provider=tracer_provider)
         self._histogram = operation_histogram(registry)
+        self._errors = error_counter(registry)
 
     def _attributes(self, operation: str, path: str) -> dict[str, Any]:
         return {"storage.driver": self.name, "storage.operation": operation, "storage.path": path}
@@ -63,6 +81,9 @@ class InstrumentedDriver:
         start = time.perf_counter()
         try:
             yield
+        except Exception as exc:  # not BaseException: cancellation and GeneratorExit are no errors
+            self._errors.labels(self.name, operation, type(exc).__name__).inc()
+            raise
         finally:
             self._histogram.labels(self.name, operation).observe(time.perf_counter() - start)
 

@@ -37,6 +37,7 @@ from berth_common.events.identities import RefreshTokenIssued
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.reference import RepositoryName
 from berth_common.settings import AuthSettings
+from berth_common.telemetry import token_trace_claim
 
 ACTION_PRIVILEGE = {"pull": "view", "push": "add", "delete": "delete"}
 
@@ -96,6 +97,7 @@ async def issue(
         "iat": int(now.timestamp()),
         "jti": str(uuid.uuid4()),
         "access": access,
+        **token_trace_claim(),  # requests with this token continue this trace (docs/OPERATIONS.md)
     }
     token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
     return {

@@ -28,6 +28,7 @@ from berth_auth.domain.credentials import (
 )
 from berth_auth.domain.limits import LoginLimits
 from berth_auth.domain.tokens import grant, issue, issue_refresh, redeem_refresh
+from berth_auth.routes.counted import counted
 from berth_common.auth.scopes import ScopeInvalid, parse_scopes
 from berth_common.errors import Unauthorized
 from berth_common.events import Metadata
@@ -85,6 +86,7 @@ async def _respond(request: Request, identity: Identity, scopes: list[str], refr
 
 
 @router.get("/token")
+@counted
 async def get_token(request: Request) -> JSONResponse:
     """A bearer token for the requested scopes (anonymous without credentials)."""
     params = request.query_params
@@ -98,6 +100,7 @@ async def get_token(request: Request) -> JSONResponse:
 
 
 @router.post("/token")
+@counted
 async def post_token(request: Request) -> JSONResponse:
     """OAuth2 password or refresh_token grant (form-encoded); see the module docstring."""
     form = {k: v[-1] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}

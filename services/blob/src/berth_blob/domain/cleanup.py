@@ -24,6 +24,7 @@ from berth_blob.projections.tables import project
 from berth_common.events import Metadata, UploadExpired
 from berth_common.eventstore import EventStore
 from berth_common.storage import Stores
+from berth_common.telemetry import gc_job
 
 PURGE_LOCK: Final = 0x62657274_70757267  # "berthpurg"
 # Idle sessions nobody is writing to now (a live lease means a request is streaming a body).
@@ -44,6 +45,7 @@ class PurgeResult:
     bytes_freed: int
 
 
+@gc_job("upload_purge", lambda r: (r.expired, r.bytes_freed))
 async def purge_expired_uploads(
     store: EventStore,
     stores: Stores,

@@ -36,6 +36,7 @@ from berth_common.db import Connection, keeps_session_state
 from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore
 from berth_common.storage import Location, Stores
+from berth_common.telemetry import gc_job
 
 GC_LOCK: Final = 0x62657274_67637275  # "berthgcru"
 log = structlog.get_logger("berth.gc")
@@ -55,6 +56,7 @@ class GcResult:
     swept_files: int = 0
 
 
+@gc_job("gc", lambda r: (r.deleted + r.swept_files, r.bytes_freed))
 async def collect_garbage(
     store: EventStore,
     stores: Stores,
