@@ -20,6 +20,7 @@ whichever process, however much later. Without tracing each is a plain call.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
@@ -101,6 +102,7 @@ def setup_tracing(service: str, settings: TelemetrySettings) -> bool:
     propagate.set_global_textmap(TokenTraceContext())
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     HTTPXClientInstrumentor().instrument()
+    logging.getLogger("opentelemetry.attributes").setLevel(logging.ERROR)  # truncated SQL: expected
     _provider = provider
     log.info("tracing.enabled", service=service, endpoint=endpoint, protocol=otlp_protocol(settings))
     return True
@@ -166,14 +168,14 @@ def traced_append(
     commit: Callable[[Any, list[Any]], Awaitable[None]],
 ) -> Callable[[Any, list[Any]], Awaitable[None]]:
     """Decorate the event store's commit ``(conn, pending)``: span ``eventstore.append`` with
-    the events' count and types (``pending``: objects with ``.event.type``) when any are pending."""
+    the events' count and types (``pending``: objects with ``.event.type_name``) when any are pending."""
 
     @functools.wraps(commit)
     async def traced(conn: Any, pending: list[Any]) -> None:
         if _provider is None or not pending:
             await commit(conn, pending)
             return
-        types = sorted({p.event.type for p in pending})
+        types = sorted({p.event.type_name for p in pending})
         attributes: dict[str, Any] = {"berth.event.count": len(pending), "berth.event.types": types}
         with _tracer.start_as_current_span("eventstore.append", attributes=attributes):
             await commit(conn, pending)
