@@ -112,14 +112,14 @@ def test_one_push_is_one_trace_across_processes_and_the_bus(tmp_path: Path) -> N
 
 
 def _run(workdir: Path, database_url: str, stream: str) -> None:
-    with otlp_receiver() as (spans, http_endpoint, grpc_endpoint):
-        with traced_services(workdir, database_url, stream, http_endpoint, grpc_endpoint) as (
-            proxy,
-            services,
-        ):
-            _push(workdir, proxy)
-            trace = _push_trace(spans)
-            logs = {p.name: p.log_path.read_text() for p in services}
+    with contextlib.ExitStack() as stack:
+        spans, http_url, grpc_url = stack.enter_context(otlp_receiver())
+        proxy, services = stack.enter_context(
+            traced_services(workdir, database_url, stream, http_url, grpc_url)
+        )
+        _push(workdir, proxy)
+        trace = _push_trace(spans)
+        logs = {p.name: p.log_path.read_text() for p in services}
     tree = spans.tree(trace[0].trace_id, skip_scopes=("opentelemetry.instrumentation.asyncpg",))
     print("\n" + tree)
     (workdir / "push-trace.txt").write_text(tree)

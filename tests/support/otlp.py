@@ -137,7 +137,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, spans: Spans) -> None:
         self.spans = spans
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+    def Export(self, request: Any, context: Any) -> Any:
         self.spans.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
