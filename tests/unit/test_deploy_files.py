@@ -195,24 +195,29 @@ def test_compose_runs_each_service_behind_the_proxy() -> None:
     assert {"postgres", "nats", "minio"} <= set(services)
 
 
-# --- Kubernetes -----------------------------------------------------------------------------
+# --- Kubernetes: one directory of plain manifests per topology -------------------------------
+
+TOPOLOGIES = ("single-node", "scaled")
 
 
 @functools.cache
-def k8s_documents() -> list[dict[str, Any]]:
+def k8s_documents(topology: str) -> list[dict[str, Any]]:
     return [
-        d for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d
+        d
+        for f in sorted((DEPLOY / "k8s" / topology).glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d
     ]
 
 
-def k8s_kind(kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == kind}
+def k8s_kind(kind: str, topology: str = "scaled") -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in k8s_documents(topology) if d["kind"] == kind}
 
 
-def deployment_service(k8s_service: str) -> str:
+def deployment_service(k8s_service: str, topology: str) -> str:
     """The Berth service behind Kubernetes Service ``k8s_service`` (from its pods' args)."""
-    selector = k8s_kind("Service")[k8s_service]["spec"]["selector"]
-    for deployment in k8s_kind("Deployment").values():
+    selector = k8s_kind("Service", topology)[k8s_service]["spec"]["selector"]
+    for deployment in k8s_kind("Deployment", topology).values():
         template = deployment["spec"]["template"]
         if selector.items() <= template["metadata"]["labels"].items():
             args: list[str] = template["spec"]["containers"][0]["args"]
@@ -220,9 +225,9 @@ def deployment_service(k8s_service: str) -> str:
     raise AssertionError(f"no Deployment behind Service {k8s_service}")
 
 
-def ingress_pick(path: str) -> str | None:
+def ingress_pick(path: str, topology: str) -> str | None:
     """The backend Service ingress-nginx picks: longest path first, anchored, case-insensitive."""
-    rules = k8s_kind("Ingress")["berth"]["spec"]["rules"]
+    rules = k8s_kind("Ingress", topology)["berth"]["spec"]["rules"]
     paths = [p for rule in rules for p in rule["http"]["paths"]]
     for p in sorted(paths, key=lambda p: len(p["path"]), reverse=True):
         if re.match(p["path"], path, re.IGNORECASE):
@@ -231,29 +236,34 @@ def ingress_pick(path: str) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("topology", TOPOLOGIES)
 @pytest.mark.parametrize(("method", "path", "service"), SAMPLES, ids=IDS)
-def test_ingress_routes_agree(method: str, path: str, service: Service) -> None:
-    backend = ingress_pick(path)
+def test_ingress_routes_agree(method: str, path: str, service: Service, topology: str) -> None:
+    backend = ingress_pick(path, topology)
     assert backend is not None, f"the Ingress routes nothing for {path}"
-    assert deployment_service(backend) == service
+    assert deployment_service(backend, topology) == service
 
 
-def test_ingress_is_regex_and_spells_the_regexes() -> None:
-    ingress = k8s_kind("Ingress")["berth"]
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_ingress_is_regex_and_spells_the_regexes(topology: str) -> None:
+    ingress = k8s_kind("Ingress", topology)["berth"]
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
     paths = {"^" + p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
     assert {BLOB_PATH_REGEX, AUTH_PATH_REGEX, UI_PATH_REGEX} <= paths
 
 
-def test_k8s_deployments_serve_one_service_each_with_probes() -> None:
-    deployments = k8s_kind("Deployment")
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_k8s_deployments_serve_one_service_each_with_probes(topology: str) -> None:
+    deployments = k8s_kind("Deployment", topology)
     assert {f"berth-{s}" for s in SERVICES} == set(deployments)
     for name, deployment in deployments.items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["args"][:2] == ["serve", name.removeprefix("berth-")]
-        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert (
             deployment["spec"]["selector"]["matchLabels"].items()
             <= deployment["spec"]["template"]["metadata"]["labels"].items()
         )
-        assert k8s_kind("Service")[name]["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+        service = k8s_kind("Service", topology)[name]["spec"]["ports"][0]
+        assert service["targetPort"] == container["ports"][0]["name"]
