@@ -185,7 +185,7 @@ async def test_sampled_gauges_pool_uploads_and_certificate_expiry(tmp_path: Path
     not_after = datetime(2031, 5, 1, 12, tzinfo=UTC)
     cert = tmp_path / "tls.crt"
     _certificate(cert, not_after)
-    async with berth_app(with_bus=False, metrics=MetricsSettings(tls_certificates=[str(cert)])) as berth:
+    async with berth_app(with_bus=False, metrics=MetricsSettings(tls_certificates=[cert])) as berth:
         await berth.create_feed("samp")
         for _ in range(2):
             assert (await berth.client.post("/v2/samp/img/blobs/uploads/")).status_code == 202

@@ -154,7 +154,7 @@ def otlp_receiver() -> Iterator[tuple[Spans, str, str]]:
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(spans), grpc_server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(spans), grpc_server)  # type: ignore[no-untyped-call]
     grpc_port = grpc_server.add_insecure_port(f"127.0.0.1:{free_port()}")
     grpc_server.start()
     try:

@@ -2,7 +2,7 @@
 
 One table, ``berth_common.http.routing.service_for_path``; checked here against the all-in-one
 app's routers, ``deploy/nginx.conf`` (compose's proxy, matched as nginx matches locations) and
-``deploy/k8s/ingress.yaml`` (matched as ingress-nginx with ``use-regex`` does: anchored,
+``deploy/k8s/<topology>/ingress.yaml`` (matched as ingress-nginx with ``use-regex`` does: anchored,
 case-insensitive, longest path first). Reads files only; no network.
 """
 
@@ -188,7 +188,7 @@ def test_compose_runs_each_service_behind_the_proxy() -> None:
             assert "BERTH_DATABASE_URL" not in svc["environment"]
         else:
             assert {"BERTH_DATABASE_URL", "BERTH_NATS_URL"} <= set(svc["environment"])
-        assert "/healthz" in " ".join(svc["healthcheck"]["test"])
+        assert "/readyz" in " ".join(svc["healthcheck"]["test"])
     assert (DEPLOY.parent / services["api"]["build"]["context"].removeprefix("../")).is_dir()
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["proxy"]["volumes"]
     assert "--jetstream" in services["nats"]["command"]
@@ -267,3 +267,34 @@ def test_k8s_deployments_serve_one_service_each_with_probes(topology: str) -> No
         )
         service = k8s_kind("Service", topology)[name]["spec"]["ports"][0]
         assert service["targetPort"] == container["ports"][0]["name"]
+
+
+# --- the image ------------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[list[str]]:
+    """deploy/Dockerfile's instructions, one list per stage (continuation lines joined)."""
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    stages: list[list[str]] = []
+    for line in lines:
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
+
+
+def test_image_is_multi_stage_non_root_without_build_tools() -> None:
+    build, runtime = dockerfile_stages()
+    assert any("uv sync --frozen --no-dev" in line for line in build)
+    assert runtime[0].startswith("FROM python:") and runtime[0].endswith("AS runtime")
+    assert not any("uv" in line.split() or "apt-get" in line for line in runtime)  # no tools copied in
+    copies = [line for line in runtime if line.startswith("COPY")]
+    assert copies == ["COPY --from=build /opt/berth /opt/berth"]
+    user = next(line for line in runtime if line.startswith("USER ")).split()[1]
+    assert user.split(":")[0].isdigit() and int(user.split(":")[0]) >= 10000
+    assert runtime[-2:] == [
+        'ENTRYPOINT ["berth"]',
+        'CMD ["serve", "all", "--host", "0.0.0.0", "--port", "5000"]',
+    ]

@@ -5,7 +5,7 @@ The same routing exists in three forms, all derived from or checked against this
 - the all-in-one process (``berth.allinone``) mounts every service's routers in one app, and
   the routers' own paths agree with :func:`service_for_path` (``tests/unit/test_deploy_files.py``);
 - ``berth serve proxy`` (``berth.proxy``) calls :func:`service_for_path` for every request;
-- ``deploy/compose.yaml``'s nginx and ``deploy/k8s/ingress.yaml`` spell the same rules as
+- ``deploy/compose.yaml``'s nginx and ``deploy/k8s/*/ingress.yaml`` spell the same rules as
   location blocks / Ingress paths; the deploy-files test checks them against this module.
 
 Rules, first match wins:
