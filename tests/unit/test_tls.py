@@ -162,3 +162,21 @@ def test_trust_instructions_name_every_client(tmp_path: Path) -> None:
         f"SSL_CERT_FILE={files.ca}",
     ):
         assert needle in text
+
+
+def test_berth_up_exports_the_expiry_of_its_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``berth up --tls`` adds its server certificate to ``metrics.tls_certificates`` (kept with
+    any the operator listed), so every worker exports its notAfter."""
+    from berth.cli import _watch_certificate
+    from berth_common.settings import Settings
+    from berth_common.telemetry.sampler import certificate_expiry
+
+    files = tls.configure(tmp_path, enabled=True, names=[], host="127.0.0.1")
+    assert files is not None
+    monkeypatch.setenv("BERTH_METRICS__TLS_CERTIFICATES", "/etc/ingress/tls.crt")
+    _watch_certificate(files.cert)
+    watched = Settings().metrics.tls_certificates
+    assert watched == [Path("/etc/ingress/tls.crt"), files.cert]
+    assert certificate_expiry(files.cert) == load(files.cert).not_valid_after_utc.timestamp()
