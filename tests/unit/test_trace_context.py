@@ -61,3 +61,27 @@ def test_log_lines_carry_trace_and_span_ids(capsys: pytest.CaptureFixture[str]) 
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
     assert "trace_id" not in outside
     configure_logging("INFO", "console")
+
+
+def test_sampling_ratio_and_resource_come_from_the_settings() -> None:
+    """``telemetry.sample_ratio`` samples new traces by id, a sampled parent always wins; the
+    resource names the service and the replica."""
+    from opentelemetry.sdk.trace.sampling import Decision
+
+    from berth_common.settings import TelemetrySettings
+    from berth_common.telemetry.tracing import _exporter, tracer_provider
+
+    none = tracer_provider("api", TelemetrySettings(sample_ratio=0.0, instance_id="api-7f9c-1"))
+    attributes = dict(none.resource.attributes)
+    assert attributes["service.name"] == "berth-api" and attributes["service.instance.id"] == "api-7f9c-1"
+    root = none.sampler.should_sample(None, 0x4BF92F3577B34DA6A3CE929D0E0E4736, "GET /v2/")
+    assert root.decision is Decision.DROP
+    sampled_parent = TokenTraceContext().extract({"traceparent": TRACEPARENT})
+    child = none.sampler.should_sample(sampled_parent, 0x4BF92F3577B34DA6A3CE929D0E0E4736, "GET /v2/")
+    assert child.decision is Decision.RECORD_AND_SAMPLE
+    every = tracer_provider("blob", TelemetrySettings(sample_ratio=1.0))
+    assert every.sampler.should_sample(None, 1, "x").decision is Decision.RECORD_AND_SAMPLE
+    assert type(_exporter("http://c:4317", "grpc")).__module__.endswith("grpc.trace_exporter")
+    assert type(_exporter("http://c:4318", "http/protobuf")).__module__.endswith("http.trace_exporter")
+    with pytest.raises(ValueError):
+        _exporter("http://c:4318", "thrift")

@@ -80,23 +80,9 @@ def setup_tracing(service: str, settings: TelemetrySettings) -> bool:
         return _provider is not None
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    resource = Resource.create(
-        {
-            "service.name": f"berth-{service}",
-            "service.namespace": "berth",
-            "service.instance.id": settings.instance_id or f"{socket.gethostname()}-{os.getpid()}",
-        }
-    )
-    provider = TracerProvider(
-        resource=resource,
-        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
-        span_limits=SpanLimits(max_attribute_length=2048),  # SQL text may hold a manifest
-    )
+    provider = tracer_provider(service, settings)
     provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint, otlp_protocol(settings))))
     trace.set_tracer_provider(provider)
     propagate.set_global_textmap(TokenTraceContext())
@@ -106,6 +92,29 @@ def setup_tracing(service: str, settings: TelemetrySettings) -> bool:
     _provider = provider
     log.info("tracing.enabled", service=service, endpoint=endpoint, protocol=otlp_protocol(settings))
     return True
+
+
+def tracer_provider(service: str, settings: TelemetrySettings) -> Any:
+    """An SDK ``TracerProvider`` (no processor yet) with Berth's resource and sampler:
+    ``service.name`` ``berth-<service>``, ``service.namespace`` ``berth``,
+    ``service.instance.id`` (the setting, else ``<host name>-<pid>``), parent-based
+    ``TraceIdRatioBased(sample_ratio)``, attribute values cut at 2 KiB."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    resource = Resource.create(
+        {
+            "service.name": f"berth-{service}",
+            "service.namespace": "berth",
+            "service.instance.id": settings.instance_id or f"{socket.gethostname()}-{os.getpid()}",
+        }
+    )
+    return TracerProvider(
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+        span_limits=SpanLimits(max_attribute_length=2048),  # SQL text may hold a manifest
+    )
 
 
 def _exporter(endpoint: str, protocol: str) -> Any:
