@@ -40,6 +40,7 @@ from tests.support.compose_topology import (
 from tests.support.databases import NATS_URL
 from tests.support.net import free_port, wait_http
 from tests.support.serve_process import REPO_ROOT, ServeProcess, stop, wait_ready
+from tests.support.stores import s3_server
 
 ADMIN_PASSWORD = "compose-admin"
 
@@ -84,6 +85,16 @@ def process(
         stop([served])
 
 
+def _s3_secret_files(workdir: Path, access_key: str, secret_key: str) -> dict[str, Path]:
+    """The compose secrets of the S3 credentials, holding the S3 server's own keys."""
+    files = {}
+    for name, value in (("s3-access-key", access_key), ("s3-secret-key", secret_key)):
+        path = workdir / name
+        path.write_text(value + "\n")
+        files[f"/run/secrets/{name}"] = path
+    return files
+
+
 def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "OTEL_"))}
 
@@ -103,8 +114,14 @@ def test_compose_topology_runs_as_processes(tmp_path: Path) -> None:
     proxy_port = free_port()
     with scratch_database() as dsn, scratch_stream() as stream, contextlib.ExitStack() as stack:
         backends = Backends(dsn, NATS_URL, stream, tmp_path, urls={"proxy": f"http://127.0.0.1:{proxy_port}"})
-        if not storage_supported(compose["services"]["blob"]["environment"]):
-            print("Berth's settings take no S3 store yet: blob and gc share a filesystem store")
+        blob_env = compose["services"]["blob"]["environment"]
+        if storage_supported(blob_env):
+            s3 = stack.enter_context(s3_server())  # moto here; MinIO where containers run
+            s3.minio().make_bucket(blob_env["BERTH_STORAGE__BUCKET"])
+            backends.s3_endpoint = s3.endpoint
+            secrets |= _s3_secret_files(tmp_path, s3.access_key, s3.secret_key)
+        else:
+            print("Berth's settings take no S3 store: blob and gc share a filesystem store")
         _migrate(compose, backends, secrets)
         ports: dict[str, list[int]] = {}
         served: list[ServeProcess] = []

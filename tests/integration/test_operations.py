@@ -29,6 +29,7 @@ from berth_blob.domain.cleanup import purge_expired_uploads
 from berth_blob.domain.gc import collect_garbage
 from berth_common.db import set_wait_for_migrations
 from berth_common.settings import MetricsSettings
+from berth_common.storage import Stores
 from berth_common.telemetry.sampler import sample_once
 from tests.support.berth_app import BerthApp, berth_app
 from tests.support.databases import temporary_database
@@ -139,7 +140,7 @@ class UnreachableStore:
 async def test_gc_and_purge_runs_are_recorded_with_what_they_freed() -> None:
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("gcm")
-        store, storage = berth.app.state.resources.store, berth.app.state.blob_storage
+        store, storage = berth.app.state.resources.store, berth.app.state.blob_stores
         await _blob(berth, "gcm/img", b"x" * 4096)  # linked, referenced by no manifest
         started = await berth.client.post("/v2/gcm/img/blobs/uploads/")
         assert (await berth.client.patch(started.headers["location"], content=b"y" * 100)).status_code == 202
@@ -147,8 +148,9 @@ async def test_gc_and_purge_runs_are_recorded_with_what_they_freed() -> None:
         later = datetime.now(UTC) + timedelta(days=2)
         await purge_expired_uploads(store, storage, timedelta(hours=1), now=later)
         await collect_garbage(store, storage, timedelta(hours=1), now=later)
+        unreachable = Stores({"default": UnreachableStore()})  # type: ignore[dict-item]
         with pytest.raises(OSError):  # a failing run (here: the store is unreachable)
-            await collect_garbage(store, UnreachableStore(), timedelta(hours=1), now=later)  # type: ignore[arg-type]
+            await collect_garbage(store, unreachable, timedelta(hours=1), now=later)
         after = await scrape(berth)
 
     def delta(name: str, **labels: str) -> float:

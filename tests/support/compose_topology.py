@@ -9,11 +9,12 @@ nginx with ``deploy/nginx.conf``. Only what a container network provides is tran
   ``nats`` → its NATS (a fresh stream), ``proxy`` → the nginx process, ``minio`` → an S3 server;
 * the container port 5000 → a free port per process (compose publishes only the proxy);
   ``--host 0.0.0.0`` → ``127.0.0.1``; the proxy's network (``BERTH_TRUSTED_PROXIES``) → loopback;
-* ``/run/secrets/<name>`` → the file the compose ``secrets:`` entry names.
+* ``/run/secrets/<name>`` → the file the compose ``secrets:`` entry names (the S3 keys: the test
+  S3 server's own).
 
-The S3 server is moto (``moto_server``), MinIO not being installable here. While Berth's
-settings have no S3 store (``storage.kind`` is filesystem only), the blob and gc processes share
-a filesystem store instead and ``storage_note`` says so.
+MinIO is not installable here: the S3 server is ``tests.support.stores.s3_server`` (moto as a
+process, or MinIO where a container engine runs). Should Berth's settings not take the declared
+store (``storage_supported``), blob and gc share a filesystem store instead (the test says so).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Backends:
     nats_url: str
     stream: str
     workdir: Path
-    s3_endpoint: str | None = None  # moto, when Berth's settings take an S3 store
+    s3_endpoint: str | None = None  # the test S3 server, when Berth's settings take the store
     urls: dict[str, str] = field(default_factory=dict)  # compose host -> http://127.0.0.1:port
 
 

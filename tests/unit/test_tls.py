@@ -169,7 +169,7 @@ def test_berth_up_exports_the_expiry_of_its_certificate(
 ) -> None:
     """``berth up --tls`` adds its server certificate to ``metrics.tls_certificates`` (kept with
     any the operator listed), so every worker exports its notAfter."""
-    from berth.cli import _watch_certificate
+    from berth.server_cli import _watch_certificate
     from berth_common.settings import Settings
     from berth_common.telemetry.sampler import certificate_expiry
 
