@@ -2,9 +2,7 @@
 
 Every metric name in ``deploy/grafana/berth.json`` and ``deploy/prometheus/rules.yaml`` must be
 in the ``/metrics`` text of a running Berth (the all-in-one app, every service's metrics) or be
-a recording rule of rules.yaml. The relay and consumer metrics of the bus rework
-(``PENDING_BUS_METRICS``) may still be absent: they are exported by the outbox relay and the
-consumers, which land separately; once they are, nothing is skipped.
+a recording rule of rules.yaml; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -21,15 +19,6 @@ from tests.support.berth_app import berth_app
 
 pytestmark = pytest.mark.integration
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-PENDING_BUS_METRICS = frozenset(
-    {
-        "berth_relay_publish_failures_total",
-        "berth_relay_lag_events",
-        "berth_relay_lag_seconds",
-        "berth_consumer_lag_events",
-        "berth_consumer_apply_failures_total",
-    }
-)
 METRIC = re.compile(r"(?<![\w:])(berth_[a-z0-9_]+|[a-z_]+:berth_[a-z0-9_]+:[a-z0-9_]+)")
 SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -71,5 +60,5 @@ async def test_every_metric_in_the_dashboard_and_rules_is_exported() -> None:
     expressions = dashboard_expressions() + [r["expr"] for r in rules()]
     assert len(dashboard_expressions()) >= 20
     used = {m for e in expressions for m in METRIC.findall(str(e))}
-    unknown = sorted(m for m in used if m not in names and m not in recorded and m not in PENDING_BUS_METRICS)
+    unknown = sorted(m for m in used if m not in names and m not in recorded)
     assert not unknown, f"not exported by Berth: {unknown}"
