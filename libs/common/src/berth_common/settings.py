@@ -208,6 +208,26 @@ class MetricsSettings(BaseModel):
         return self.token_file.read_text().strip() if self.token_file else None
 
 
+class ConnectorSettings(BaseModel):
+    """Connectors to upstream registries (docs/CONFIGURATION.md, docs/ARCHITECTURE.md "Connectors").
+
+    ``key``: Fernet keys (urlsafe base64, 32 bytes) that encrypt upstream passwords at rest,
+    comma-separated: the first encrypts, every one decrypts (rotation). ``key_file``: a file of
+    such keys, one a line (same order rule); read when ``key`` is unset. Neither set:
+    ``<data_dir>/secrets/connectors.key`` if it exists (``berth up`` makes it).
+    ``timeout_seconds``: connect and read timeout of each upstream request.
+    ``fetch_lease_seconds``: a fetch's single-flight lease, renewed every third of it; a fetch
+    whose process died is taken over after at most this long. ``fetch_wait_seconds``: how long
+    a pull waits for another process's fetch of the same object before ``503 UNAVAILABLE``.
+    """
+
+    key: str | None = None
+    key_file: Path | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    fetch_lease_seconds: float = Field(default=15.0, ge=0.3)
+    fetch_wait_seconds: float = Field(default=600.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of Berth's settings.
 
@@ -220,6 +240,8 @@ class Settings(BaseSettings):
         external_url: the URL clients see (``Location`` headers); unset means derive from the request.
         trusted_proxies: IPs/CIDRs whose ``X-Forwarded-*`` headers are believed (default loopback);
             the environment takes a comma-separated list (``BERTH_TRUSTED_PROXIES=10.0.0.0/8,::1``).
+        default_feed: the feed that serves names whose first component is not a feed (Docker Hub
+            mirror mode: ``library/busybox``, ``pause``); unset: such names are unknown.
         relay_poll_seconds: how often the outbox relay looks for new events when not notified.
         log_level, log_format: structlog output (``console`` or ``json``).
         migrate_on_start: each service applies its schema migrations when it starts; with
@@ -248,6 +270,9 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = TelemetrySettings()
     metrics: MetricsSettings = MetricsSettings()
     migrate_on_start: bool = True
+
+    connectors: ConnectorSettings = ConnectorSettings()
+    default_feed: str | None = None
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)

@@ -2,10 +2,17 @@
 
 from berth_common.events import identities  # noqa: F401  (registers the auth service's events)
 from berth_common.events.base import Event, Metadata, RecordedEvent
-from berth_common.events.blobs import BlobDeleted, BlobLinked, BlobMounted, BlobUnlinked
+from berth_common.events.blobs import BlobCached, BlobDeleted, BlobLinked, BlobMounted, BlobUnlinked
 from berth_common.events.catalogue import all_types, decode, event_class, register, upcaster
+from berth_common.events.connectors import ConnectorAdded, ConnectorRemoved
 from berth_common.events.feeds import FeedCreated, FeedDeleted, FeedUpdated
-from berth_common.events.repositories import ManifestDeleted, ManifestPushed, TagDeleted, TagUpdated
+from berth_common.events.repositories import (
+    ManifestCached,
+    ManifestDeleted,
+    ManifestPushed,
+    TagDeleted,
+    TagUpdated,
+)
 from berth_common.events.uploads import (
     ChunkReceived,
     UploadCancelled,
@@ -15,15 +22,19 @@ from berth_common.events.uploads import (
 )
 
 __all__ = [
+    "BlobCached",
     "BlobDeleted",
     "BlobLinked",
     "BlobMounted",
     "BlobUnlinked",
     "ChunkReceived",
+    "ConnectorAdded",
+    "ConnectorRemoved",
     "Event",
     "FeedCreated",
     "FeedDeleted",
     "FeedUpdated",
+    "ManifestCached",
     "ManifestDeleted",
     "ManifestPushed",
     "Metadata",

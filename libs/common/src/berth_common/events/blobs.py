@@ -38,6 +38,23 @@ def _blob_linked_v1(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @register
+class BlobCached(BlobLinked):
+    """A blob fetched from a connector was verified, stored (unless the store held it already)
+    and linked to ``repository``: a ``blob.linked`` that also records the content (as
+    ``upload.completed`` does for a push) and where it came from.
+
+    Attributes:
+        origin: the upstream repository it came from.
+        connector_id: the feed's connector that fetched it.
+    """
+
+    type_name = "blob.cached"
+    schema_version = 1
+    origin: str
+    connector_id: str
+
+
+@register
 class BlobMounted(Event):
     """The blob was linked into ``repository`` from ``from_repository`` without an upload.
 

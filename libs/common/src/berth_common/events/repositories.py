@@ -7,8 +7,10 @@ the event store alone (manifests are small: ≤ 4 MiB by default); the relay omi
 
 from __future__ import annotations
 
+from typing import Any
+
 from berth_common.events.base import Event
-from berth_common.events.catalogue import register
+from berth_common.events.catalogue import register, upcaster
 
 
 @register
@@ -37,6 +39,23 @@ class ManifestPushed(Event):
 
 
 @register
+class ManifestCached(ManifestPushed):
+    """A manifest (or index) fetched from a connector was stored in ``repository``: a
+    ``manifest.pushed`` with where it came from, so every reader of pushed manifests (the api
+    projection, GC's references) treats it the same. Its blobs need not be in the repository
+    (they are fetched when pulled).
+
+    Attributes:
+        origin: the upstream repository it came from (``https://registry-1.docker.io/library/busybox``).
+        connector_id: the feed's connector that fetched it.
+    """
+
+    type_name = "manifest.cached"
+    origin: str
+    connector_id: str
+
+
+@register
 class ManifestDeleted(Event):
     """The manifest ``digest`` was deleted from ``repository`` (its tags go with it)."""
 
@@ -47,13 +66,26 @@ class ManifestDeleted(Event):
 
 @register
 class TagUpdated(Event):
-    """``tag`` now points at ``digest``; ``previous_digest`` is None for a new tag."""
+    """``tag`` now points at ``digest``; ``previous_digest`` is None for a new tag.
+
+    ``origin`` (v2): the upstream repository whose tag this mirrors, when a connector set it
+    (a pull through the connector, or a revalidation that saw the tag move upstream); ``None``
+    for a push. Only tags with an origin are revalidated: local content wins.
+    """
 
     type_name = "tag.updated"
+    schema_version = 2
     repository: str
     tag: str
     digest: str
     previous_digest: str | None = None
+    origin: str | None = None
+
+
+@upcaster("tag.updated", 1)
+def _tag_updated_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: tags before connectors were all pushed."""
+    return {**payload, "origin": None}
 
 
 @register
