@@ -27,20 +27,23 @@ from starlette.routing import BaseRoute
 
 from berth_common.auth.seam import Action, Caller, authorize
 from berth_common.errors import NameInvalid, NameUnknown
+from berth_common.mirror import resolve_repository
 from berth_common.oci.reference import RepositoryName
 
 Handler = Callable[[Request, RepositoryName, Caller], Awaitable[Response]]
 
 
-def _parse_name(request: Request, name: str) -> RepositoryName:
-    """The repository ``name`` names. Raises ``NameInvalid`` (400), but ``NameUnknown`` (404) for
-    a HEAD: its answer has no body to say why the name is invalid, and clients report a bare 400
-    on a HEAD as "400 (Bad Request)" and stop. A name that cannot be a repository holds nothing,
-    so 404 is true (Distribution answers so too), and the client's next request — the upload
-    POST of a push, the GET of a pull — gets ``NAME_INVALID`` with its reason, which skopeo,
-    podman and docker print (``tests/e2e/test_skopeo_errors.py``)."""
+async def resolve_name(request: Request, name: str) -> RepositoryName:
+    """The repository ``name`` addresses, mirror mode included (``berth_common.mirror``; a
+    lookup only when ``default_feed`` is set). Raises ``NameInvalid`` (400), but ``NameUnknown``
+    (404) for a HEAD: its answer has no body to say why the name is invalid, and clients report
+    a bare 400 on a HEAD as "400 (Bad Request)" and stop. A name that cannot be a repository
+    holds nothing, so 404 is true (Distribution answers so too), and the client's next request —
+    the upload POST of a push, the GET of a pull — gets ``NAME_INVALID`` with its reason, which
+    skopeo, podman and docker print (``tests/e2e/test_skopeo_errors.py``)."""
+    resources = request.app.state.resources
     try:
-        return RepositoryName.parse(name)
+        return await resolve_repository(resources.pool, name, resources.settings.default_feed)
     except NameInvalid as exc:
         if request.method == "HEAD":
             raise NameUnknown(exc.message) from None
@@ -52,9 +55,9 @@ def registry_route(
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` on ``router`` for ``methods`` at ``path`` (which has ``{name:path}``).
 
-    The endpoint parses ``name`` (``NameInvalid``, 400; 404 for a HEAD, see ``_parse_name``) and
-    authorises ``action`` on it (``Unauthorized``, 401, with the Bearer challenge) before calling
-    the handler. Not listed in
+    The endpoint parses ``name`` (``NameInvalid``, 400; 404 for a HEAD; mirror mode resolves
+    names without a feed — see ``resolve_name``) and authorises ``action`` on it
+    (``Unauthorized``, 401, with the Bearer challenge) before calling the handler. Not listed in
     the OpenAPI schema (registry routes never were). Returns ``handler`` unchanged.
     """
 
@@ -66,7 +69,7 @@ def registry_route(
             # (``berth_common.telemetry``) label requests by ``scope["route"].path``.
             request.scope["route"] = route[0]
             name = request.path_params["name"]
-            repository = _parse_name(request, name)
+            repository = await resolve_name(request, name)
             caller = await authorize(request, name, action)
             return await handler(request, repository, caller)
 

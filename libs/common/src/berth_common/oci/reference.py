@@ -8,7 +8,7 @@ components, ``FEED/IMAGE``, where the first one names the feed (ProGet's word fo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from berth_common.errors import DigestInvalid, ManifestInvalid, NameInvalid
 from berth_common.oci.digest import Digest
@@ -33,15 +33,24 @@ class RepositoryName:
     Attributes:
         feed: the first path component (``"dmc"`` in ``"dmc/tools/ubuntu"``).
         image: everything after it, possibly with more slashes (``"tools/ubuntu"``).
+        addressed: the name as the client wrote it when it differs (mirror mode,
+            ``berth_common.mirror``: ``library/busybox`` for ``hub/library/busybox``);
+            ``None`` otherwise. Not part of equality or order.
 
     Build with :meth:`parse`; the constructor does not validate.
     """
 
     feed: str
     image: str
+    addressed: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.feed}/{self.image}"
+
+    @property
+    def url_name(self) -> str:
+        """The name in the client's URLs and token scopes: ``addressed``, else ``feed/image``."""
+        return self.addressed or f"{self.feed}/{self.image}"
 
     @classmethod
     def parse(cls, name: str) -> RepositoryName:
@@ -54,24 +63,34 @@ class RepositoryName:
             NameInvalid: not a string, too long, breaks the grammar, or has a single component
                 (the message then says names are ``FEED/IMAGE``).
         """
-        if not isinstance(name, str):
-            raise NameInvalid(f"repository name must be a string, got {type(name).__name__}")
-        if len(name) > MAX_NAME_LENGTH:
-            raise NameInvalid(
-                f"repository name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed"
-            )
-        if not _NAME.fullmatch(name):
-            raise NameInvalid(
-                f"invalid repository name {_short(name)!r}: components must match "
-                "[a-z0-9]+((.|_|__|-+)[a-z0-9]+)* and be separated by single slashes"
-            )
+        check_name(name)
         feed, sep, image = name.partition("/")
         if not sep:
             raise NameInvalid(
                 f"invalid repository name {name!r}: repository names are FEED/IMAGE, the first"
-                f" component being a feed (e.g. FEED/{name}; create one with berth feed create FEED)"
+                f" component being a feed (e.g. FEED/{name}; create one with berth feed create FEED);"
+                " to serve names without a feed (docker's registry-mirrors, Docker Hub names such as"
+                " 'busybox'), configure a default feed: BERTH_DEFAULT_FEED=FEED"
+                " (docs/CONFIGURATION.md, default_feed)"
             )
         return cls(feed, image)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it matches the spec's ``<name>`` grammar (any number of components,
+    at most ``MAX_NAME_LENGTH`` characters). Raises ``NameInvalid`` otherwise."""
+    if not isinstance(name, str):
+        raise NameInvalid(f"repository name must be a string, got {type(name).__name__}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameInvalid(
+            f"repository name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+        )
+    if not _NAME.fullmatch(name):
+        raise NameInvalid(
+            f"invalid repository name {_short(name)!r}: components must match "
+            "[a-z0-9]+((.|_|__|-+)[a-z0-9]+)* and be separated by single slashes"
+        )
+    return name
 
 
 def is_valid_tag(tag: str) -> bool:
