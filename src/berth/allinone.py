@@ -40,7 +40,7 @@ async def start_services(resources: Resources, app: FastAPI) -> None:
 
     The outbox relay candidate is started by ``service_app`` after this.
     """
-    await api.start(resources)
+    await api.start(resources, app)
     await blob.start(resources, app)
     await auth.start(resources)
     await gc.start(resources)

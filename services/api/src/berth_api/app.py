@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from berth_api.domain.pullthrough import PullThrough
 from berth_api.projections.tables import SPEC
-from berth_api.routes import admin, base, browse, history, listing, manifests
+from berth_api.routes import admin, base, browse, connectors, history, listing, manifests
+from berth_common.connectors.secrets import SecretBox
+from berth_common.connectors.singleflight import FetchLeases
+from berth_common.connectors.upstream import Upstream
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.service_app import service_app
@@ -33,20 +37,34 @@ def setup(app: FastAPI) -> None:
     app.include_router(base.router)
     app.include_router(listing.router)
     app.include_router(admin.router)
+    app.include_router(connectors.router)
     app.include_router(browse.router)
     app.include_router(history.router)
 
 
-async def start(resources: Resources) -> None:
-    """Apply migrations. The api service has no background loops of its own."""
+async def start(resources: Resources, app: FastAPI) -> None:
+    """Apply migrations; put the connectors' key box and the manifest pull-through on
+    ``app.state``. The api service has no background loops of its own."""
     await apply_migrations(resources.pool, migrations())
+    settings = resources.settings
+    box = SecretBox.from_settings(settings)
+    upstream = Upstream(box, settings.connectors.timeout_seconds)
+    resources.at_close(upstream.aclose)
+    leases = FetchLeases(
+        resources.pool, "api.connector_fetches",
+        settings.connectors.fetch_lease_seconds, settings.connectors.fetch_wait_seconds,
+    )  # fmt: skip
+    app.state.connector_box = box
+    app.state.api_pullthrough = PullThrough(
+        resources.store, upstream, leases, settings.uploads.max_manifest_bytes
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone api service (``berth serve api``)."""
 
     async def starting(resources: Resources, app: FastAPI) -> None:
-        await start(resources)
+        await start(resources, app)
 
     return service_app(
         "api", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=True

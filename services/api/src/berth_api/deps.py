@@ -8,6 +8,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from berth_common.eventstore import EventStore
+from berth_common.http.endpoints import resolve_name
 from berth_common.oci.reference import RepositoryName
 from berth_common.runtime import Resources
 
@@ -28,9 +29,10 @@ async def get_store(request: Request) -> EventStore:
     return get_resources(request).store
 
 
-async def get_repository(name: str) -> RepositoryName:
-    """The ``{name}`` path parameter as a repository name. Raises ``NameInvalid``."""
-    return RepositoryName.parse(name)
+async def get_repository(request: Request, name: str) -> RepositoryName:
+    """The ``{name}`` path parameter as a repository name (mirror mode included, see
+    ``berth_common.mirror``). Raises ``NameInvalid``."""
+    return await resolve_name(request, name)
 
 
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]

@@ -11,10 +11,13 @@ from typing import Any
 
 from berth_common.db import Connection
 from berth_common.events import (
+    ConnectorAdded,
+    ConnectorRemoved,
     Event,
     FeedCreated,
     FeedDeleted,
     FeedUpdated,
+    ManifestCached,
     ManifestDeleted,
     ManifestPushed,
     TagDeleted,
@@ -22,12 +25,22 @@ from berth_common.events import (
 )
 from berth_common.eventstore import EventContext, ProjectionSpec
 
-TABLES = ("api.feeds", "api.repositories", "api.manifests", "api.manifest_references", "api.tags")
+TABLES = (
+    "api.feeds",
+    "api.feed_connectors",
+    "api.repositories",
+    "api.manifests",
+    "api.manifest_references",
+    "api.tags",
+)
 TYPES = (
     "feed.created",
     "feed.updated",
     "feed.deleted",
+    "connector.added",
+    "connector.removed",
     "manifest.pushed",
+    "manifest.cached",
     "manifest.deleted",
     "tag.updated",
     "tag.deleted",
@@ -53,7 +66,11 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             await _update_feed(conn, event)
         case FeedDeleted():
             await conn.execute("DELETE FROM api.feeds WHERE name = $1", event.feed)
-        case ManifestPushed():
+        case ConnectorAdded():
+            await _connector_added(conn, event, ctx)
+        case ConnectorRemoved():
+            await conn.execute("DELETE FROM api.feed_connectors WHERE id = $1", event.connector_id)
+        case ManifestPushed():  # and ManifestCached, its subclass (with an origin)
             await _manifest_pushed(conn, event, ctx)
         case ManifestDeleted():
             await conn.execute(
@@ -63,15 +80,16 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             )
         case TagUpdated():
             await conn.execute(
-                "INSERT INTO api.tags(repository, tag, digest, updated_at, updated_by)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repository, tag) DO UPDATE SET"
+                "INSERT INTO api.tags(repository, tag, digest, updated_at, updated_by, origin)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository, tag) DO UPDATE SET"
                 " digest = excluded.digest, updated_at = excluded.updated_at,"
-                " updated_by = excluded.updated_by",
+                " updated_by = excluded.updated_by, origin = excluded.origin",
                 event.repository,
                 event.tag,
                 event.digest,
                 ctx.occurred_at,
                 ctx.actor,
+                event.origin,
             )
         case TagDeleted():
             await conn.execute(
@@ -88,6 +106,25 @@ async def _update_feed(conn: Connection, event: FeedUpdated) -> None:
             await conn.execute(f"UPDATE api.feeds SET {key} = $2 WHERE name = $1", event.feed, value)
 
 
+async def _connector_added(conn: Connection, event: ConnectorAdded, ctx: EventContext) -> None:
+    """The new connector goes after the feed's others (the order of the events, also in a rebuild)."""
+    await conn.execute(
+        "INSERT INTO api.feed_connectors(id, feed, position, url, username, password_encrypted,"
+        " namespace, tag_ttl_seconds, cache, added_at) SELECT $1, $2,"
+        " coalesce((SELECT max(position) FROM api.feed_connectors WHERE feed = $2), 0) + 1,"
+        " $3, $4, $5, $6, $7, $8, $9",
+        event.connector_id,
+        event.feed,
+        event.url,
+        event.username,
+        event.password_encrypted,
+        event.namespace,
+        event.tag_ttl_seconds,
+        event.cache,
+        ctx.occurred_at,
+    )
+
+
 async def _manifest_pushed(conn: Connection, event: ManifestPushed, ctx: EventContext) -> None:
     feed = event.repository.split("/", 1)[0]
     await conn.execute(
@@ -99,7 +136,7 @@ async def _manifest_pushed(conn: Connection, event: ManifestPushed, ctx: EventCo
     )
     await conn.execute(
         "INSERT INTO api.manifests(repository, digest, media_type, size, body, artifact_type,"
-        " subject, annotations, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        " subject, annotations, pushed_at, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         event.repository,
         event.digest,
         event.media_type,
@@ -109,6 +146,7 @@ async def _manifest_pushed(conn: Connection, event: ManifestPushed, ctx: EventCo
         event.subject,
         _annotations(event.body),
         ctx.occurred_at,
+        event.origin if isinstance(event, ManifestCached) else None,
     )
     refs = [(r, "blob") for r in dict.fromkeys(event.blobs)]
     refs += [(r, "manifest") for r in dict.fromkeys(event.manifests)]

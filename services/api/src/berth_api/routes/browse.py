@@ -56,7 +56,8 @@ class RepositoryOut(BaseModel):
 
 class TagOut(BaseModel):
     """A tag: the manifest it points at, the image's ``size`` in bytes (config and layers; for an
-    index, all its platforms' images), ``platforms`` of an index, when and by whom it was pushed."""
+    index, all its platforms' images), ``platforms`` of an index, when and by whom it was pushed;
+    ``origin``: the upstream repository a connector cached it from (``None``: pushed here)."""
 
     tag: str
     digest: str
@@ -66,6 +67,7 @@ class TagOut(BaseModel):
     platforms: list[str]
     pushed_at: datetime
     pushed_by: str | None
+    origin: str | None = None
 
 
 # Everything under a feed's name in C-collation order: from "<feed>/" up to "<feed>0" ('0'
@@ -94,7 +96,7 @@ _REPOSITORIES_SQL = """
     WHERE r.name = ANY($1::text[]) ORDER BY r.name
 """
 _TAGS_SQL = """
-    SELECT t.tag, t.digest, t.updated_at, t.updated_by, m.media_type, m.artifact_type, m.body
+    SELECT t.tag, t.digest, t.updated_at, t.updated_by, t.origin, m.media_type, m.artifact_type, m.body
     FROM api.tags t JOIN api.manifests m ON m.repository = t.repository AND m.digest = t.digest
     WHERE t.repository = $1 AND t.tag = ANY($2::text[]) ORDER BY t.tag
 """
@@ -190,6 +192,7 @@ def _tag_out(row: Any, manifest: dict[str, Any], child_sizes: dict[str, int | No
         platforms=images.platforms(manifest),
         pushed_at=row["updated_at"],
         pushed_by=row["updated_by"],
+        origin=row["origin"],
     )
 
 

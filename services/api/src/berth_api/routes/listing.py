@@ -90,7 +90,8 @@ async def list_tags(
         async with pool.acquire() as conn:
             await require_feed(conn, repository)
         raise NameUnknown(f"repository {repository} is not known", detail={"name": name})
-    return _json({"name": name}, "tags", row["items"], _link(row, n, f"/v2/{repository}/tags/list"))
+    link = _link(row, n, f"/v2/{repository.url_name}/tags/list")
+    return _json({"name": repository.url_name}, "tags", row["items"], link)
 
 
 @router.get("/v2/_catalog", include_in_schema=False)

@@ -7,14 +7,13 @@ served are exactly the bytes pushed.
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from berth_api.deps import get_pool, get_store
+from berth_api.domain.cached import lookup
 from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
+from berth_api.domain.pullthrough import PullThrough
 from berth_common.auth import Caller
 from berth_common.errors import ManifestInvalid, ManifestUnknown, Unsupported
 from berth_common.http.endpoints import registry_route
@@ -45,13 +44,19 @@ class TooManyTags(Unsupported):
 async def get_manifest(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """200 with the manifest bytes, ``Content-Type``, ``Docker-Content-Digest``; HEAD: headers only.
 
-    Raises ``ManifestUnknown`` (404) when absent, when the reference is neither a tag nor a
-    digest (spec v1.1.1, "Pulling manifests"), or when not acceptable per ``Accept``.
+    A manifest the feed lacks (or a cached tag past its TTL) is asked of the feed's connectors
+    (``domain.pullthrough``). Raises ``ManifestUnknown`` (404) when absent, when the reference
+    is neither a tag nor a digest (spec v1.1.1, "Pulling manifests"), or when not acceptable per
+    ``Accept``; ``Unavailable`` / ``TooManyRequests`` when the connectors fail and nothing is
+    cached.
     """
     pool, reference = await get_pool(request), request.path_params["reference"]
     ref = find_reference(reference)
     head = request.method == "HEAD"
-    row = None if ref is None else await _lookup(pool, repository, ref, head)
+    row = None if ref is None else await lookup(pool, repository, ref, head)
+    if ref is not None and (row is None or row["origin"] is not None):  # connectors may have it
+        pull: PullThrough = request.app.state.api_pullthrough
+        row = await pull.manifest(repository, ref, row, metadata_of(request, caller))
     if ref is None or row is None:
         async with pool.acquire() as conn:
             await require_feed(conn, repository)
@@ -74,25 +79,6 @@ async def get_manifest(request: Request, repository: RepositoryName, caller: Cal
     return Response(content=b"" if head else row["body"], headers=headers, media_type=row["media_type"])
 
 
-async def _lookup(
-    pool: asyncpg.Pool, repository: RepositoryName, ref: str | Digest, head: bool
-) -> dict[str, Any] | None:
-    body = "''::bytea AS body" if head else "m.body"
-    if isinstance(ref, Digest):
-        sql = (
-            f"SELECT m.digest, m.media_type, m.size, {body} FROM api.manifests m"
-            " WHERE m.repository = $1 AND m.digest = $2"
-        )
-    else:
-        sql = (
-            f"SELECT m.digest, m.media_type, m.size, {body} FROM api.tags t JOIN api.manifests m"
-            " ON m.repository = t.repository AND m.digest = t.digest"
-            " WHERE t.repository = $1 AND t.tag = $2"
-        )
-    row = await pool.fetchrow(sql, str(repository), str(ref))
-    return dict(row) if row is not None else None
-
-
 @registry_route(router, PATH, ["PUT"], "push")
 async def put(request: Request, repository: RepositoryName, caller: Caller) -> Response:
     """201 with ``Location``, ``Docker-Content-Digest`` (and ``OCI-Subject`` for referrers).
@@ -113,11 +99,11 @@ async def put(request: Request, repository: RepositoryName, caller: Caller) -> R
         body,
         request.headers.get("content-type"),
         metadata_of(request, caller),
-        may_overwrite=caller.may(str(repository), "overwrite"),
+        may_overwrite=caller.may(repository.url_name, "overwrite"),
         tags=tags,
     )
     headers = {
-        "Location": f"/v2/{repository}/manifests/{result.digest}",
+        "Location": f"/v2/{repository.url_name}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,
     }
     if result.subject:

@@ -15,15 +15,19 @@ from berth_common.events import Event, FeedDeleted, ManifestDeleted, ManifestPus
 from berth_common.eventstore import EventContext, ProjectionSpec
 
 TABLES = ("gc.blob_references",)
-TYPES = ("manifest.pushed", "manifest.deleted", "feed.deleted")
-BUS_TYPES = ("manifest.pushed", "manifest.deleted")  # the durable's filter where NATS takes one
+TYPES = ("manifest.pushed", "manifest.cached", "manifest.deleted", "feed.deleted")
+BUS_TYPES = (
+    "manifest.pushed",
+    "manifest.cached",
+    "manifest.deleted",
+)  # the durable's filter where NATS takes one
 CONSUMER = "gc-references"
 
 
 async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     """Record (or forget) the blobs a manifest references; forget a deleted feed's."""
     match event:
-        case ManifestPushed():
+        case ManifestPushed():  # and ManifestCached (a connector's): its blobs are referenced too
             rows = [(event.repository, event.digest, b) for b in dict.fromkeys(event.blobs)]
             if rows:
                 await conn.executemany(
