@@ -13,10 +13,14 @@ from fastapi import FastAPI
 from berth_blob.consumers.feeds import feed_consumer
 from berth_blob.domain.cleanup import purge_forever
 from berth_blob.domain.gc import collect_forever
+from berth_blob.domain.pullthrough import BlobPullThrough
 from berth_blob.domain.uploads import Uploads
 from berth_blob.metrics import upload_sessions_sampler
 from berth_blob.projections.tables import SPEC
 from berth_blob.routes import blobs, uploads
+from berth_common.connectors.secrets import SecretBox
+from berth_common.connectors.singleflight import FetchLeases
+from berth_common.connectors.upstream import Upstream
 from berth_common.db import Migration, apply_migrations, load_migrations
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.service_app import service_app
@@ -51,13 +55,15 @@ def build_stores(settings: Settings) -> Stores:
 
 
 async def start(resources: Resources, app: FastAPI) -> None:
-    """Migrate, then put the blob stores and upload sessions on ``app.state``."""
+    """Migrate, then put the blob stores, upload sessions and the connectors' pull-through on
+    ``app.state``."""
     await apply_migrations(resources.pool, migrations())
     stores = build_stores(resources.settings)
     app.state.blob_stores = stores
     resources.at_close(stores.close)
     app.state.blob_uploads = Uploads(resources.store, stores, resources.settings.uploads)
     resources.samplers.append(upload_sessions_sampler(resources.pool))
+    app.state.blob_pullthrough = _pullthrough(resources, stores)
     uploads = resources.settings.uploads
     max_age = timedelta(seconds=uploads.max_age_seconds)
     resources.spawn(
@@ -75,6 +81,22 @@ async def start(resources: Resources, app: FastAPI) -> None:
                 resources.store, stores, timedelta(seconds=gc.grace_seconds), gc.interval_seconds
             ),
         )
+
+
+def _pullthrough(resources: Resources, storage: StorageDriver) -> BlobPullThrough:
+    """Blobs from the feeds' connectors (closed, fetches in flight cancelled, at shutdown)."""
+    settings = resources.settings
+    upstream = Upstream(SecretBox.from_settings(settings), settings.connectors.timeout_seconds)
+    leases = FetchLeases(
+        resources.pool, "blob.connector_fetches",
+        settings.connectors.fetch_lease_seconds, settings.connectors.fetch_wait_seconds,
+    )  # fmt: skip
+    pull = BlobPullThrough(
+        resources.store, storage, upstream, leases, settings.http.body_idle_timeout_seconds
+    )
+    resources.at_close(upstream.aclose)
+    resources.at_close(pull.aclose)
+    return pull
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from berth_blob.domain.uploads import Uploads
 from berth_common.eventstore import EventStore
+from berth_common.http.endpoints import resolve_name
 from berth_common.oci.reference import RepositoryName
 from berth_common.storage import Stores
 
@@ -30,9 +31,10 @@ async def get_stores(request: Request) -> Stores:
     return stores
 
 
-async def get_repository(name: str) -> RepositoryName:
-    """The ``{name}`` path parameter as a repository name. Raises ``NameInvalid``."""
-    return RepositoryName.parse(name)
+async def get_repository(request: Request, name: str) -> RepositoryName:
+    """The ``{name}`` path parameter as a repository name (mirror mode included, see
+    ``berth_common.mirror``). Raises ``NameInvalid``."""
+    return await resolve_name(request, name)
 
 
 Store = Annotated[EventStore, Depends(get_store)]

@@ -35,16 +35,20 @@ from berth_common.errors import NameInvalid, Unauthorized
 from berth_common.events import Metadata
 from berth_common.events.identities import RefreshTokenIssued
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
-from berth_common.oci.reference import RepositoryName
+from berth_common.mirror import resolve_repository
 from berth_common.settings import AuthSettings
 from berth_common.telemetry import token_trace_claim
 
 ACTION_PRIVILEGE = {"pull": "view", "push": "add", "delete": "delete"}
 
 
-def _repository_actions(rules: list[Rule], identity: Identity, scope: Scope) -> list[str]:
+async def _repository_actions(
+    pool: asyncpg.Pool, rules: list[Rule], identity: Identity, scope: Scope, default_feed: str | None
+) -> list[str]:
+    """The actions granted on a repository; its feed is the one the registry routes resolve
+    the name to (``berth_common.mirror``: a name without a feed belongs to ``default_feed``)."""
     try:
-        feed = RepositoryName.parse(scope.name).feed
+        feed = (await resolve_repository(pool, scope.name, default_feed)).feed
     except NameInvalid:
         return []
     held = feed_privileges(rules, identity, feed)
@@ -55,14 +59,17 @@ def _repository_actions(rules: list[Rule], identity: Identity, scope: Scope) -> 
     return granted
 
 
-async def grant(pool: asyncpg.Pool, identity: Identity, scopes: list[Scope]) -> list[dict[str, Any]]:
-    """The ``access`` claim for ``identity`` asking for ``scopes`` (see module docstring)."""
+async def grant(
+    pool: asyncpg.Pool, identity: Identity, scopes: list[Scope], default_feed: str | None = None
+) -> list[dict[str, Any]]:
+    """The ``access`` claim for ``identity`` asking for ``scopes`` (see module docstring);
+    ``default_feed``: the mirror mode's feed (settings ``default_feed``)."""
     rules = await load_rules(pool)
     access: list[dict[str, Any]] = []
     for scope in scopes:
         actions: list[str] = []
         if scope.type == "repository":
-            actions = _repository_actions(rules, identity, scope)
+            actions = await _repository_actions(pool, rules, identity, scope, default_feed)
         elif scope.type == "registry" and scope.name == "catalog" and "*" in scope.actions:
             actions = ["*"]
             access.extend(await _catalog_feeds(pool, rules, identity))

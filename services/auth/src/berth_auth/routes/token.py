@@ -76,7 +76,7 @@ def _check_service(request: Request, service: str | None) -> None:
 
 async def _respond(request: Request, identity: Identity, scopes: list[str], refresh: bool) -> JSONResponse:
     resources = _resources(request)
-    access = await grant(resources.pool, identity, parse_scopes(scopes))
+    access = await grant(resources.pool, identity, parse_scopes(scopes), resources.settings.default_feed)
     body: dict[str, Any] = await issue(resources.pool, resources.settings.auth, identity, access)
     if refresh and not identity.anonymous:
         body["refresh_token"] = await issue_refresh(

@@ -20,7 +20,7 @@ from berth_blob.domain.feeds import Feed, require_feed
 from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.errors import BlobUploadUnknown, DigestInvalid
-from berth_common.events import BlobLinked, BlobMounted, Metadata, UploadCancelled, UploadCompleted
+from berth_common.events import BlobCached, BlobLinked, BlobMounted, Metadata, UploadCancelled, UploadCompleted
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci import resumable
 from berth_common.oci.digest import Digest
@@ -183,13 +183,25 @@ def mounted(
     )  # fmt: skip
 
 
-async def link(uow: UnitOfWork, repository: str, digest: str, size: int, feed: Feed) -> None:
+async def link(
+    uow: UnitOfWork, repository: str, digest: str, size: int, feed: Feed,
+    origin: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
     """Emit ``BlobLinked``: links ``digest`` into ``repository`` in the feed's incarnation,
     or refreshes the link's ``linked_at`` (and incarnation) if it exists — a link older than
     GC's grace that no manifest references could otherwise be collected right after this upload
     answered 201, and a link left by a deleted incarnation becomes the new one's (the late
-    ``FeedDeleted`` reaction only removes links of the incarnation it ended)."""
+    ``FeedDeleted`` reaction only removes links of the incarnation it ended).
+
+    ``origin=(upstream repository, connector id)``: the blob came from a connector
+    (``berth_blob.domain.cache``); ``BlobCached`` is emitted instead, which also records the
+    content in the location's blobs as ``UploadCompleted`` does for a push."""
     event = BlobLinked(
         repository=repository, digest=digest, size=size, incarnation=feed.incarnation, store=feed.location.key
     )
+    if origin is not None:
+        event = BlobCached(
+            repository=repository, digest=digest, size=size, incarnation=feed.incarnation,
+            store=feed.location.key, origin=origin[0], connector_id=origin[1],
+        )  # fmt: skip
     await uow.emit(f"bloblink:{repository}@{digest}", event)

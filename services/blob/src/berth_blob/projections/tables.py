@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from berth_common.db import Connection
 from berth_common.events import (
+    BlobCached,
     BlobDeleted,
     BlobLinked,
     BlobMounted,
@@ -25,6 +26,7 @@ TYPES = (
     "upload.cancelled",
     "upload.expired",
     "blob.linked",
+    "blob.cached",
     "blob.mounted",
     "blob.unlinked",
     "blob.deleted",
@@ -70,12 +72,22 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
             )
         case UploadCancelled() | UploadExpired():
             await conn.execute("DELETE FROM blob.uploads WHERE id = $1", event.upload_id)
-        case BlobLinked() | BlobMounted():
+        case BlobLinked() | BlobMounted():  # BlobCached too: a link with an origin
+            if isinstance(event, BlobCached):
+                await conn.execute(  # the content is in the store, as after UploadCompleted
+                    "INSERT INTO blob.blobs(store, digest, size, created_at) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (store, digest) DO NOTHING",
+                    event.store,
+                    event.digest,
+                    event.size,
+                    ctx.occurred_at,
+                )
             await conn.execute(
-                "INSERT INTO blob.links(repository, digest, feed, size, linked_at, incarnation, store)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (repository, digest)"
+                "INSERT INTO blob.links(repository, digest, feed, size, linked_at, incarnation, store,"
+                " origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repository, digest)"
                 " DO UPDATE SET linked_at = GREATEST(blob.links.linked_at, EXCLUDED.linked_at),"
-                " incarnation = EXCLUDED.incarnation, store = EXCLUDED.store",  # a new feed life
+                " incarnation = EXCLUDED.incarnation, store = EXCLUDED.store,"  # a new feed life
+                " origin = EXCLUDED.origin",  # pushed again: local; cached again: its origin
                 event.repository,
                 event.digest,
                 feed_of(event.repository),
@@ -83,6 +95,7 @@ async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
                 ctx.occurred_at,
                 event.incarnation,
                 event.store,
+                event.origin if isinstance(event, BlobCached) else None,
             )
         case BlobUnlinked():
             await conn.execute(

@@ -15,8 +15,8 @@ from berth_blob.domain.blobs import mount
 from berth_blob.domain.uploads import Session, Uploads, range_header
 from berth_blob.routes.ranges import parse_chunk, parse_length
 from berth_common.auth import Caller
-from berth_common.errors import DigestInvalid, RegistryError
-from berth_common.http.endpoints import registry_route
+from berth_common.errors import DigestInvalid, NameInvalid, RegistryError
+from berth_common.http.endpoints import registry_route, resolve_name
 from berth_common.http.meta import metadata_of
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
@@ -28,7 +28,7 @@ SESSION = "/v2/{name:path}/blobs/uploads/{upload_id}"
 
 def _session_headers(repository: RepositoryName, session: Session) -> dict[str, str]:
     return {
-        "Location": f"/v2/{repository}/blobs/uploads/{session.id}",
+        "Location": f"/v2/{repository.url_name}/blobs/uploads/{session.id}",
         "Range": range_header(session.size),
         "Docker-Upload-UUID": session.id,
     }
@@ -37,8 +37,21 @@ def _session_headers(repository: RepositoryName, session: Session) -> dict[str, 
 def _created(repository: RepositoryName, digest: Digest | str) -> Response:
     return Response(
         status_code=201,
-        headers={"Location": f"/v2/{repository}/blobs/{digest}", "Docker-Content-Digest": str(digest)},
+        headers={
+            "Location": f"/v2/{repository.url_name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+        },
     )
+
+
+async def _mount_source(request: Request, source: str | None) -> str | None:
+    """The repository a mount's ``from`` names (mirror mode included), or None if invalid."""
+    if not source:
+        return None
+    try:
+        return str(await resolve_name(request, source))
+    except NameInvalid:
+        return None
 
 
 def _has_body(request: Request) -> bool:
@@ -57,10 +70,11 @@ async def start_upload(request: Request, repository: RepositoryName, caller: Cal
     if "mount" in params:
         digest = Digest.parse(params["mount"])
         source = params.get("from")
+        origin = await _mount_source(request, source)
         if (
-            source
-            and caller.may(source, "pull")
-            and await mount(store, uploads, repository, digest, source, meta)
+            origin
+            and caller.may(source or "", "pull")
+            and await mount(store, uploads, repository, digest, origin, meta)
         ):
             return _created(repository, digest)
     if "digest" in params and "mount" not in params:
