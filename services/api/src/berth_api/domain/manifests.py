@@ -57,7 +57,8 @@ async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bo
     if row is None:
         raise NameUnknown(
             f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-            " must be created first (berth feed create FEED)",
+            " must be created first (berth feed create FEED); names without a feed (docker's"
+            " registry-mirrors) need a default feed: BERTH_DEFAULT_FEED=FEED",
             detail={"name": str(repository)},
         )
     return FeedState(str(row["incarnation"]), row["allow_sparse"])

@@ -100,6 +100,9 @@ class PullThrough:
             lease = await self.leases.acquire(key)
             if lease is not None:
                 try:
+                    done = await self._done_meanwhile(repository, ref, cs)
+                    if done is not None:
+                        return done
                     return await self._lead(lease, repository, ref, local, cs, meta)
                 finally:
                     await self.leases.release(lease)  # no-op when recorded (released there)
@@ -109,6 +112,16 @@ class PullThrough:
             if found is not None:
                 return found
         raise Unavailable(f"fetching manifest {ref} of {repository} from upstream failed repeatedly; retry")
+
+    async def _done_meanwhile(
+        self, repository: RepositoryName, ref: str | Digest, cs: list[Connector]
+    ) -> Row | None:
+        """What another leader recorded between this request's miss and its lease, if it needs
+        nothing more (without this look, a request arriving just after a fetch fetches again)."""
+        found = await cached.lookup(self.pool, repository, ref, head=False)
+        if found is None or isinstance(ref, Digest) or found["origin"] is None:
+            return found
+        return found if await self._fresh(repository, ref, found, cs) else None
 
     async def _lead(
         self, lease: Lease, repository: RepositoryName, ref: str | Digest, local: Row | None,

@@ -184,12 +184,20 @@ async def adopt(
     store: EventStore, storage: StorageDriver, target: CacheTarget, meta: Metadata
 ) -> LinkedBlob | None:
     """Link content the feed's store already holds to ``target.repository`` (``blob.cached``),
-    under the same locks as a placement; ``None`` if the store does not hold it."""
+    under the same locks as a placement; ``None`` if the store does not hold it. A link that
+    exists already (another request's fetch just committed) is returned as it is."""
 
     async def work(uow: UnitOfWork) -> LinkedBlob | None:
         layout, digest = target.layout, str(target.digest)
         incarnation = await require_feed(uow.conn, target.repository, share_lock=True,
                                          lock_blob=(layout.feed, digest))  # fmt: skip
+        linked = await uow.conn.fetchval(  # by a fetch that committed since the caller looked
+            "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2"
+            " AND (incarnation IS NULL OR incarnation = $3::uuid)",
+            str(target.repository), digest, incarnation,
+        )  # fmt: skip
+        if linked is not None:
+            return LinkedBlob(digest, linked)
         size = await uow.conn.fetchval(
             "SELECT size FROM blob.blobs WHERE feed = $1 AND digest = $2", layout.feed, digest
         )

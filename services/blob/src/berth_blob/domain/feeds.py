@@ -20,7 +20,8 @@ def feed_unknown(repository: RepositoryName) -> NameUnknown:
     """The error for a repository whose feed does not exist (404 NAME_UNKNOWN)."""
     return NameUnknown(
         f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-        " must be created first (berth feed create FEED)",
+        " must be created first (berth feed create FEED); names without a feed (docker's"
+        " registry-mirrors) need a default feed: BERTH_DEFAULT_FEED=FEED",
         detail={"name": str(repository)},
     )
 

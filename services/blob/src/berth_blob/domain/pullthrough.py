@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from berth_blob.domain.blobs import LinkedBlob
+from berth_blob.domain.blobs import LinkedBlob, find
 from berth_blob.domain.cache import BlobFetch, CacheTarget, adopt
 from berth_blob.domain.tee import Tee
 from berth_common.connectors import metrics
@@ -109,17 +109,31 @@ class BlobPullThrough:
             return None
         key = f"{repository.feed}@{digest}"  # one fetch per store and digest
         for _ in range(FOLLOW_ATTEMPTS):
-            found = await self._adopt(repository, digest, connectors, meta)
+            found = await self._done_meanwhile(repository, digest, connectors, meta)
             if found is not None:
                 return found
             if all(not c.cache for c in connectors):
                 return await self._lead(None, repository, digest, connectors, (ranged, wanted), meta)
             lease = await self.leases.acquire(key)
             if lease is not None:
+                found = await self._done_meanwhile(repository, digest, connectors, meta)
+                if found is not None:
+                    await self.leases.release(lease)
+                    return found
                 return await self._lead(lease, repository, digest, connectors, (ranged, wanted), meta)
             metrics.FOLLOWERS.labels("blob").inc()
             await self.leases.wait(key)
         raise Unavailable(f"fetching blob {digest} from upstream failed repeatedly; retry")
+
+    async def _done_meanwhile(
+        self, repository: RepositoryName, digest: Digest, connectors: list[Connector], meta: Metadata
+    ) -> LinkedBlob | None:
+        """The blob if another leader stored it between this request's miss and its lease
+        (without this look, a request arriving just after a fetch fetches again)."""
+        try:
+            return await find(self.store, repository, digest)
+        except BlobUnknown:
+            return await self._adopt(repository, digest, connectors, meta)
 
     async def _adopt(
         self, repository: RepositoryName, digest: Digest, connectors: list[Connector], meta: Metadata
