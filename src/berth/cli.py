@@ -6,6 +6,7 @@ Each room is one module with one ``typer.Typer`` (or a few commands) named for w
 ``server_cli``         ``berth up``, ``berth serve`` (run Berth)
 ``login_cli``          ``berth login``, ``berth logout`` (stored logins)
 ``feed_cli``           ``berth feed …``
+``connector_cli``      ``berth connector …`` (a feed's connectors to upstream registries)
 ``tag_cli``            ``berth tag history``
 ``identity_cli``       ``berth user …``, ``berth group …``, ``berth key …``
 ``access_cli``         ``berth grant [list]``, ``berth revoke``
@@ -33,6 +34,7 @@ from typer.core import TyperGroup
 from berth import (
     access_cli,
     auth_cli,
+    connector_cli,
     feed_cli,
     gc_cli,
     identity_cli,
@@ -147,6 +149,7 @@ def berth(
 
 ROOMS: list[tuple[str, typer.Typer]] = [
     ("feed", feed_cli.app),
+    ("connector", connector_cli.app),
     ("tag", tag_cli.tag_app),
     ("user", identity_cli.user_app),
     ("group", identity_cli.group_app),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from berth import connector_cli
 from berth.client import DEFAULT_DATA_DIR, connection
 from berth.runfile import RunInfo
 
@@ -99,6 +100,7 @@ def up(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    connector_cli.ensure_local_key(data_dir)  # connector passwords encrypted at rest
     try:
         tls_files = tls_setup.configure(
             data_dir, enabled=tls, names=tls_name or [], host=host, cert=tls_cert, key=tls_key

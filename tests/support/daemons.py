@@ -297,15 +297,16 @@ def _running(daemon: Daemon, probe: Sequence[str] | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def docker_daemon(prefix: str = "dk") -> Iterator[DockerDaemon]:
+def docker_daemon(prefix: str = "dk", config: dict[str, object] | None = None) -> Iterator[DockerDaemon]:
     """Start a private dockerd under ``/tmp/<prefix>XXXX`` and yield it once ``/_ping`` answers.
+    ``config`` is its ``daemon.json`` (e.g. ``{"registry-mirrors": [...]}``; default ``{}``).
 
     Raises:
         RuntimeError: if dockerd exits or is not ready within READY_TIMEOUT s (with its log).
         AssertionError: on exit, if it did not stop on SIGTERM or left processes/mounts behind.
     """
     root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    (root / "daemon.json").write_text("{}")
+    (root / "daemon.json").write_text(json.dumps(config or {}))
     (root / "config").mkdir()
     socket = root / "docker.sock"
     cmd = [

@@ -36,14 +36,17 @@ from tests.support.net import free_port, wait_http
 
 @dataclass
 class TokenServer:
-    """The running token server: its ``url``, the certificate Distribution must trust, and how
-    many token requests it answered (``issued``) or refused (``refused``)."""
+    """The running token server: its ``url``, the certificate Distribution must trust, and the
+    token requests it answered (``issued``: ``(User-Agent, scope)`` pairs) or refused."""
 
     url: str
     cert_path: Path
-    issued: int = 0
+    issued: list[tuple[str, str]] = field(default_factory=list)
     refused: int = 0
-    scopes: list[str] = field(default_factory=list)
+
+    def issued_to(self, agent: str) -> list[str]:
+        """The scopes of the tokens issued to clients whose User-Agent is ``agent``."""
+        return [scope for who, scope in self.issued if who == agent]
 
 
 def _key_and_cert(workdir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, Path]:
@@ -80,8 +83,8 @@ def _app(
             state.refused += 1
             return JSONResponse({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}, 401)
         access = []
-        for scope in request.query_params.getlist("scope"):
-            state.scopes.append(scope)
+        scopes = request.query_params.getlist("scope")
+        for scope in scopes:
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
             access.append({"type": kind, "name": name, "actions": actions.split(",")})
@@ -90,7 +93,7 @@ def _app(
             "iss": "test-issuer", "sub": user, "aud": request.query_params.get("service", ""),
             "exp": now + 300, "nbf": now - 5, "iat": now, "jti": str(uuid.uuid4()), "access": access,
         }  # fmt: skip
-        state.issued += 1
+        state.issued.append((request.headers.get("user-agent", ""), " ".join(scopes)))
         signed = jwt.encode(claims, key, algorithm="ES256", headers={"x5c": x5c})
         return JSONResponse({"token": signed, "access_token": signed, "expires_in": 300})
 

@@ -75,12 +75,15 @@ class Distribution:
                 ]
         return [ln for ln in lines if not ln.startswith("time=")]
 
-    def count(self, method: str, path_regex: str, status: int | None = None) -> int:
+    def count(
+        self, method: str, path_regex: str, status: int | None = None, agent: str | None = "berth-connector"
+    ) -> int:
         """How many requests ``method`` on a path matching ``path_regex`` (anchored) it served
-        (with ``status``, if given)."""
-        pattern = re.compile(rf'"{method} ({path_regex}) HTTP/1\.1" (\d+) ')
+        (with ``status``, if given) to clients whose User-Agent is ``agent`` (default: Berth's
+        connectors; ``None``: anyone)."""
+        pattern = re.compile(rf'"{method} ({path_regex}) HTTP/1\.1" (\d+) .*"([^"]*)"$')
         found = [m for m in map(pattern.search, self.access_log()) if m]
-        return sum(1 for m in found if status is None or int(m[2]) == status)
+        return sum(1 for m in found if (status is None or int(m[2]) == status) and agent in (None, m[3]))
 
     def corrupt_blob(self, digest: str) -> None:
         """Flip one byte of the stored blob (same size): it then serves wrong bytes for it."""
