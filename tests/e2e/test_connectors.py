@@ -179,8 +179,10 @@ def test_upstream_down_cached_pull_works_uncached_fails_with_the_reason(
         skopeo_copy(docker_ref(server.host, f"{feed}/app", "v1"), f"oci:{tmp_path / 'a'}:v1")
         flaky.stop()
         skopeo_copy(docker_ref(server.host, f"{feed}/app", "v1"), f"oci:{tmp_path / 'b'}:v1")
-        failed = run(["skopeo", "copy", "--src-tls-verify=false", docker_ref(server.host, f"{feed}/other", "v1"),
-                      f"oci:{tmp_path / 'c'}:v1"], check=False)  # fmt: skip
+        source = docker_ref(server.host, f"{feed}/other", "v1")
+        failed = run(
+            ["skopeo", "copy", "--src-tls-verify=false", source, f"oci:{tmp_path / 'c'}:v1"], check=False
+        )
         assert failed.returncode != 0 and "503" in failed.stderr, failed.stderr  # skopeo shows no 5xx body
         r = httpx.get(
             f"{server.url}/v2/{feed}/other/manifests/v1", auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)

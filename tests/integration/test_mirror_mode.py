@@ -32,8 +32,8 @@ async def berth(upstream: Distribution) -> AsyncIterator[BerthApp]:
         await connect(running, HUB, upstream.url, namespace="library")
         await api(running, "POST", "/api/users", {"name": "viewer", "password": PW})
         await api(running, "POST", "/api/users", {"name": "stranger", "password": PW})
-        await api(running, "POST", "/api/privileges",
-                  {"principal_kind": "user", "principal": "viewer", "privilege": "view", "feed": HUB})  # fmt: skip
+        grant = {"principal_kind": "user", "principal": "viewer", "privilege": "view", "feed": HUB}
+        await api(running, "POST", "/api/privileges", grant)
         yield running
 
 
