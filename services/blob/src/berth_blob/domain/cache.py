@@ -19,6 +19,7 @@ or pushed) without fetching it again.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -117,10 +118,11 @@ class BlobFetch:
         async for chunk in metered:
             if callable(lost) and lost():
                 raise LeaseLost(f"the fetch lease of {self.target.digest} was taken over")
-            if written is not None:
-                await written.write(chunk)
             metrics.FETCHED_BYTES.inc(len(chunk))
-            await self.tee.offer(chunk)
+            if written is None:
+                await self.tee.offer(chunk)
+            else:  # the client's send overlaps the storage write (the last piece waits anyway)
+                await asyncio.gather(written.write(chunk), self.tee.offer(chunk))
         await self.tee.offer(None)
         actual = Digest.from_hasher(hasher)
         if actual != self.target.digest or (self.size is not None and metered.count != self.size):
