@@ -267,3 +267,76 @@ async def _until_referenced(berth: BerthApp, repo: str, blob: str, present: bool
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"gc.blob_references never {'had' if present else 'lost'} {blob}")
+
+
+async def test_heads_of_uncached_content(berth: BerthApp, upstream: Distribution) -> None:
+    feed, image = fresh(), fresh("app")
+    pushed = await seed(upstream.url, image)
+    await connect(berth, feed, upstream.url)
+    repo, layer = f"{feed}/{image}", digest_of(pushed.layers[0])
+    head = await berth.client.head(f"/v2/{repo}/blobs/{layer}")  # never downloads
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(pushed.layers[0]))
+    assert (
+        upstream.count("HEAD", blob_path(image, layer)) == 1
+        and upstream.count("GET", blob_path(image, layer)) == 0
+    )
+    assert not stored_blob(berth, feed, layer).exists()
+    missing = await berth.client.head(f"/v2/{repo}/blobs/{digest_of(b'nothing')}")
+    assert missing.status_code == 404
+    manifest = await berth.client.head(
+        f"/v2/{repo}/manifests/latest", headers={"Accept": pushed.media_type}
+    )  # a HEAD miss fetches the manifest (its bytes are needed to store it)
+    assert manifest.status_code == 200 and manifest.headers["docker-content-digest"] == pushed.digest
+    assert manifest.headers["content-length"] == str(len(pushed.body))
+    assert (await get_manifest(berth.client, repo, "latest")).content == pushed.body
+    assert upstream.count("GET", f"/v2/{image}/manifests/latest") == 1
+
+
+async def test_connector_metrics(berth: BerthApp, upstream: Distribution) -> None:
+    feed, image = fresh(), fresh("app")
+    pushed = await seed(upstream.url, image)
+    await connect(berth, feed, upstream.url)
+    assert (await berth.client.get(f"/v2/{feed}/{image}/blobs/{digest_of(pushed.config)}")).status_code == 200
+    text = (await berth.client.get("/metrics")).text
+    assert 'berth_connector_fetches_total{kind="blob",result="stored"}' in text
+    assert (
+        f'berth_connector_upstream_requests_total{{kind="blob",method="GET",outcome="200",upstream="{upstream.url}"}}'
+        in text
+    )
+
+
+async def test_a_fetch_of_one_feed_life_is_not_recorded_in_the_next(
+    berth: BerthApp, upstream: Distribution
+) -> None:
+    from berth_api.domain import cached
+    from berth_blob.domain.cache import CacheTarget, adopt
+    from berth_common.connectors.model import feed_connectors
+    from berth_common.errors import NameUnknown
+    from berth_common.events import Metadata
+    from berth_common.oci.digest import Digest
+    from berth_common.oci.reference import RepositoryName
+
+    feed, image = fresh(), fresh("app")
+    pushed = await seed(upstream.url, image)
+    await connect(berth, feed, upstream.url)
+    repo, layer = RepositoryName(feed, image), digest_of(pushed.layers[0])
+    assert (await berth.client.get(f"/v2/{repo}/blobs/{layer}")).status_code == 200
+    store, storage = berth.app.state.resources.store, berth.app.state.blob_storage
+    [old] = await feed_connectors(store.pool, feed)
+    assert (await berth.client.delete(f"/api/feeds/{feed}")).status_code == 204
+    await connect(berth, feed, upstream.url)  # the feed again, a new life
+    [new] = await feed_connectors(store.pool, feed)
+    assert old.incarnation and new.incarnation and old.incarnation != new.incarnation
+    with pytest.raises(NameUnknown):
+        await adopt(store, storage, CacheTarget(repo, Digest.parse(layer), old), Metadata())
+    fetched = cached.Fetched.verify(
+        pushed.body, pushed.media_type, pushed.digest, "o", old.id, old.incarnation
+    )
+    leases = berth.app.state.api_pullthrough.leases
+    lease = await leases.acquire(f"{repo}:latest")
+    assert lease is not None
+    with pytest.raises(NameUnknown):
+        await cached.record(store, leases, lease, repo, fetched, "latest", Metadata())
+    await leases.release(lease)
+    linked = await adopt(store, storage, CacheTarget(repo, Digest.parse(layer), new), Metadata())
+    assert linked is not None and linked.size == len(pushed.layers[0])  # the store still holds it

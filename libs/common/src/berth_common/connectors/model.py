@@ -60,7 +60,9 @@ class Connector:
     """One connector of ``feed``, in the order the feed tries them (``position``).
 
     ``password_encrypted`` is the Fernet token (``secrets.SecretBox`` decrypts it); it is left
-    out of ``repr`` so it never reaches a log line.
+    out of ``repr`` so it never reaches a log line. ``incarnation``: the life of the feed the
+    connector was read in (docs/ARCHITECTURE.md, "Feed incarnations"); what a fetch through it
+    brings is recorded only while the feed still has that incarnation.
     """
 
     id: str
@@ -72,6 +74,7 @@ class Connector:
     namespace: str | None = None
     tag_ttl_seconds: int = 300
     cache: bool = True
+    incarnation: str | None = None
 
     @property
     def upstream(self) -> UpstreamUrl:
@@ -95,8 +98,8 @@ class Connector:
 
 
 _SELECT = (
-    "SELECT id::text AS id, feed, position, url, username, password_encrypted, namespace,"
-    " tag_ttl_seconds, cache FROM api.v_feed_connectors"
+    "SELECT id::text AS id, feed, incarnation::text AS incarnation, position, url, username,"
+    " password_encrypted, namespace, tag_ttl_seconds, cache FROM api.v_feed_connectors"
 )
 
 

@@ -17,7 +17,7 @@ from berth_api.domain.manifests import require_feed, stream_of
 from berth_api.projections.tables import project
 from berth_common.connectors.singleflight import FetchLeases, Lease
 from berth_common.connectors.upstream import UpstreamError
-from berth_common.errors import ManifestInvalid, UnsupportedMediaType
+from berth_common.errors import ManifestInvalid, NameUnknown, UnsupportedMediaType
 from berth_common.events import ManifestCached, Metadata, TagUpdated
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
@@ -39,13 +39,16 @@ class Fetched:
     parsed: ParsedManifest
     origin: str
     connector_id: str
+    incarnation: str | None = None
 
     @classmethod
     def verify(
-        cls, body: bytes, media_type: str, expected: Digest | str | None, origin: str, connector_id: str
-    ) -> Fetched:
+        cls, body: bytes, media_type: str, expected: Digest | str | None, origin: str, connector_id: str,
+        incarnation: str | None = None,
+    ) -> Fetched:  # fmt: skip
         """Check ``body`` is a manifest whose digest is ``expected`` (a requested digest, or the
-        upstream's ``Docker-Content-Digest``). Raises ``UpstreamError`` (``invalid``)."""
+        upstream's ``Docker-Content-Digest``). ``incarnation``: the feed's life the connector was
+        read in. Raises ``UpstreamError`` (``invalid``)."""
         algorithm = expected.split(":", 1)[0] if isinstance(expected, str) and ":" in expected else "sha256"
         try:
             digest = Digest.of(body, algorithm)
@@ -57,7 +60,7 @@ class Fetched:
             raise UpstreamError(
                 "invalid", f"{origin} sent a manifest whose digest is {digest}, not {expected}"
             )
-        return cls(body, digest, parsed, origin, connector_id)
+        return cls(body, digest, parsed, origin, connector_id, incarnation)
 
     def row(self, origin: str | None = None) -> Row:
         """The row the GET route serves."""
@@ -116,10 +119,13 @@ async def record(
 ) -> Row:  # fmt: skip
     """Store ``fetched`` (unless held) and point ``tag`` at it, ending ``lease`` in the same
     transaction; returns the row to serve. A tag pushed here meanwhile stays where it is (and
-    is what is served). Raises ``NameUnknown`` if the feed went."""
+    is what is served). Raises ``NameUnknown`` if the feed went, or is another incarnation than
+    the one ``fetched`` was fetched for."""
 
     async def work(uow: UnitOfWork) -> Row:
-        await require_feed(uow.conn, repository, lock=True)
+        feed = await require_feed(uow.conn, repository, lock=True)
+        if fetched.incarnation not in (None, feed.incarnation):  # deleted meanwhile (and re-created)
+            raise NameUnknown(f"feed {repository.feed!r} was deleted", detail={"name": repository.url_name})
         await leases.release(lease, uow.conn)
         if tag is not None:
             local = await _local_tag(uow, repository, tag)

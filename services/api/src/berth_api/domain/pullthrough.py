@@ -164,7 +164,7 @@ class PullThrough:
         """GET and verify. Raises ``UpstreamError``."""
         got = await self.upstream.manifest(c, image, str(ref), limit=self.limit)
         expected = ref if isinstance(ref, Digest) else got.digest
-        return Fetched.verify(got.body, got.media_type, expected, c.origin(image), c.id)
+        return Fetched.verify(got.body, got.media_type, expected, c.origin(image), c.id, c.incarnation)
 
     async def _pass_through(self, repository: RepositoryName, ref: str | Digest, cs: list[Connector]) -> Row:
         failures = []

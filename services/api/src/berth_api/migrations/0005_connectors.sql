@@ -15,10 +15,12 @@ CREATE TABLE api.feed_connectors (
     UNIQUE (feed, position)
 );
 
--- Published read-only view: the blob service fetches blobs through the same connectors.
+-- Published read-only view: the blob service fetches blobs through the same connectors. With the
+-- feed's incarnation: what a fetch begun in one life of a feed brings is never recorded in the next.
 CREATE VIEW api.v_feed_connectors AS
-    SELECT id, feed, position, url, username, password_encrypted, namespace, tag_ttl_seconds, cache
-      FROM api.feed_connectors;
+    SELECT c.id, c.feed, f.incarnation, c.position, c.url, c.username, c.password_encrypted, c.namespace,
+           c.tag_ttl_seconds, c.cache
+      FROM api.feed_connectors c JOIN api.feeds f ON f.name = c.feed;
 
 -- Content cached from a connector is marked with its origin (manifest.cached, tag.updated v2);
 -- NULL: pushed here. Only tags with an origin are revalidated upstream (local content wins).

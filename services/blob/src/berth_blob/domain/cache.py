@@ -28,7 +28,7 @@ import structlog
 
 from berth_blob.domain.blobs import LinkedBlob
 from berth_blob.domain.commit import link
-from berth_blob.domain.feeds import require_feed
+from berth_blob.domain.feeds import feed_unknown, require_feed
 from berth_blob.domain.layout import FeedLayout
 from berth_blob.domain.streams import Metered
 from berth_blob.domain.tee import Tee
@@ -70,6 +70,12 @@ class CacheTarget:
     def origin(self) -> tuple[str, str]:
         """``(origin, connector id)`` for ``blob.cached``."""
         return self.connector.origin(self.repository.image), self.connector.id
+
+    def same_feed_life(self, incarnation: str) -> None:
+        """Raise ``NameUnknown`` if the feed was deleted (and maybe created again) since the
+        connector was read: nothing of one incarnation is recorded in the next."""
+        if self.connector.incarnation not in (None, incarnation):
+            raise feed_unknown(self.repository)
 
 
 class BlobFetch:
@@ -161,6 +167,7 @@ class Placement:
         async def work(uow: UnitOfWork) -> None:
             incarnation = await require_feed(uow.conn, target.repository, share_lock=True,
                                              lock_blob=(target.layout.feed, str(target.digest)))  # fmt: skip
+            target.same_feed_life(incarnation)
             address = target.layout.blob(str(target.digest))
             if await fetch.storage.stat(address) is None:  # never replace stored content
                 if not self.committed:
@@ -193,6 +200,7 @@ async def adopt(
         layout, digest = target.layout, str(target.digest)
         incarnation = await require_feed(uow.conn, target.repository, share_lock=True,
                                          lock_blob=(layout.feed, digest))  # fmt: skip
+        target.same_feed_life(incarnation)
         linked = await uow.conn.fetchval(  # by a fetch that committed since the caller looked
             "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2"
             " AND (incarnation IS NULL OR incarnation = $3::uuid)",
