@@ -75,6 +75,7 @@ async def query(berth: BerthApp, sql: str, *args: Any) -> list[asyncpg.Record]:
 
 
 def stored_blob(berth: BerthApp, feed: str, digest: str) -> Path:
-    """Where the filesystem store keeps ``digest`` of ``feed``."""
+    """Where the filesystem store ``default`` (where new feeds keep their blobs, deduplicated
+    across them) keeps ``digest``; ``feed`` is for the reader."""
     hexpart = digest.split(":", 1)[1]
-    return berth.settings.storage.root / "feeds" / feed / "blobs/sha256" / hexpart[:2] / hexpart
+    return berth.settings.storage.root / "blobs/sha256" / hexpart[:2] / hexpart

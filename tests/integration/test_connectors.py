@@ -200,7 +200,7 @@ async def test_a_digest_mismatch_stores_nothing_and_cuts_the_stream(
     assert not stored_blob(berth, feed, layer).exists()
     assert not [e for e in await events(berth, "blob.cached") if e["payload"]["digest"] == layer]
     assert await query(berth, "SELECT 1 FROM blob.blobs WHERE digest = $1", layer) == []
-    uploads = berth.settings.storage.root / "feeds" / feed / "uploads"
+    uploads = berth.settings.storage.root / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())  # the fetch's bytes are gone
 
 
@@ -244,7 +244,7 @@ async def test_cached_content_obeys_gc(berth: BerthApp, upstream: Distribution) 
     assert (await get_manifest(berth.client, repo, "latest")).status_code == 200
     layer = digest_of(pushed.layers[0])
     assert (await berth.client.get(f"/v2/{repo}/blobs/{layer}")).status_code == 200
-    store, storage = berth.app.state.resources.store, berth.app.state.blob_storage
+    store, storage = berth.app.state.resources.store, berth.stores
     await _until_referenced(berth, repo, layer)
     later = datetime.now(UTC) + timedelta(days=1)
     await collect_garbage(store, storage, timedelta(hours=1), now=later)
@@ -310,6 +310,7 @@ async def test_a_fetch_of_one_feed_life_is_not_recorded_in_the_next(
 ) -> None:
     from berth_api.domain import cached
     from berth_blob.domain.cache import CacheTarget, adopt
+    from berth_blob.domain.feeds import require_feed
     from berth_common.connectors.model import feed_connectors
     from berth_common.errors import NameUnknown
     from berth_common.events import Metadata
@@ -321,14 +322,20 @@ async def test_a_fetch_of_one_feed_life_is_not_recorded_in_the_next(
     await connect(berth, feed, upstream.url)
     repo, layer = RepositoryName(feed, image), digest_of(pushed.layers[0])
     assert (await berth.client.get(f"/v2/{repo}/blobs/{layer}")).status_code == 200
-    store, storage = berth.app.state.resources.store, berth.app.state.blob_storage
+    store, storage = berth.app.state.resources.store, berth.storage
+    async with store.pool.acquire() as conn:
+        old_feed = await require_feed(conn, repo)
     [old] = await feed_connectors(store.pool, feed)
     assert (await berth.client.delete(f"/api/feeds/{feed}")).status_code == 204
     await connect(berth, feed, upstream.url)  # the feed again, a new life
     [new] = await feed_connectors(store.pool, feed)
+    async with store.pool.acquire() as conn:
+        new_feed = await require_feed(conn, repo)
     assert old.incarnation and new.incarnation and old.incarnation != new.incarnation
     with pytest.raises(NameUnknown):
-        await adopt(store, storage, CacheTarget(repo, Digest.parse(layer), old), Metadata())
+        await adopt(store, storage, CacheTarget(repo, old_feed, Digest.parse(layer), old), Metadata())
+    with pytest.raises(NameUnknown):  # the connector read in the old life, the feed in the new
+        await adopt(store, storage, CacheTarget(repo, new_feed, Digest.parse(layer), old), Metadata())
     fetched = cached.Fetched.verify(
         pushed.body, pushed.media_type, pushed.digest, "o", old.id, old.incarnation
     )
@@ -338,5 +345,5 @@ async def test_a_fetch_of_one_feed_life_is_not_recorded_in_the_next(
     with pytest.raises(NameUnknown):
         await cached.record(store, leases, lease, repo, fetched, "latest", Metadata())
     await leases.release(lease)
-    linked = await adopt(store, storage, CacheTarget(repo, Digest.parse(layer), new), Metadata())
+    linked = await adopt(store, storage, CacheTarget(repo, new_feed, Digest.parse(layer), new), Metadata())
     assert linked is not None and linked.size == len(pushed.layers[0])  # the store still holds it

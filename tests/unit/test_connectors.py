@@ -10,7 +10,8 @@ import pytest
 import typer
 from cryptography.fernet import Fernet
 
-from berth.connector_cli import parse_duration, read_password
+from berth.cli_support import CliError
+from berth.connector_cli import parse_duration, upstream_password
 from berth_blob.domain.tee import StreamCut, Tee
 from berth_common.connectors.model import Connector, UpstreamUrl
 from berth_common.connectors.secrets import SecretBox, SecretsUnavailable
@@ -93,13 +94,13 @@ def test_bad_durations() -> None:
 
 def test_the_password_comes_from_stdin_never_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
-    assert read_password("bot", True) == "s3cret"
+    assert upstream_password("bot", True) == "s3cret"
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    assert read_password(None, False) is None
-    with pytest.raises(typer.BadParameter):
-        read_password("bot", False)  # not a terminal: --password-stdin is needed
-    with pytest.raises(typer.BadParameter):
-        read_password(None, True)
+    assert upstream_password(None, False) is None
+    with pytest.raises(CliError):
+        upstream_password("bot", False)  # not a terminal: --password-stdin is needed
+    with pytest.raises(CliError):
+        upstream_password(None, True)
 
 
 def test_the_error_of_a_failed_pull() -> None:

@@ -83,7 +83,7 @@ async def start(resources: Resources, app: FastAPI) -> None:
         )
 
 
-def _pullthrough(resources: Resources, storage: StorageDriver) -> BlobPullThrough:
+def _pullthrough(resources: Resources, stores: Stores) -> BlobPullThrough:
     """Blobs from the feeds' connectors (closed, fetches in flight cancelled, at shutdown)."""
     settings = resources.settings
     upstream = Upstream(SecretBox.from_settings(settings), settings.connectors.timeout_seconds)
@@ -91,9 +91,7 @@ def _pullthrough(resources: Resources, storage: StorageDriver) -> BlobPullThroug
         resources.pool, "blob.connector_fetches",
         settings.connectors.fetch_lease_seconds, settings.connectors.fetch_wait_seconds,
     )  # fmt: skip
-    pull = BlobPullThrough(
-        resources.store, storage, upstream, leases, settings.http.body_idle_timeout_seconds
-    )
+    pull = BlobPullThrough(resources.store, stores, upstream, leases, settings.http.body_idle_timeout_seconds)
     resources.at_close(upstream.aclose)
     resources.at_close(pull.aclose)
     return pull

@@ -4,17 +4,18 @@ docs/ARCHITECTURE.md, "Connectors". Built on the primitives the upload commit us
 (``berth_blob.domain.commit``), with the same invariants:
 
 - bytes stream from the upstream response through the storage driver's resumable ``Writer``
-  (to a fresh upload folder, ``FeedLayout.upload_data(<fetch id>)``, that no session row
-  names: GC's storage sweep removes it if a crash leaves it) while being hashed;
+  (to a fresh upload folder of the feed's location, ``Location.upload_data(<fetch id>)``, that
+  no session row names: GC's storage sweep removes it if a crash leaves it) while being hashed;
 - the digest (and the upstream's ``Content-Length``) is checked before anything is visible:
   a mismatch cancels the write and stores nothing;
-- placed under the feed's share lock and the blob's lock (``require_feed(…, lock_blob=…)``,
-  the lock GC takes before deleting content): **content already stored at the digest is kept,
-  never replaced**; then ``blob.cached`` (a link with its origin, ``commit.link``) and the end
-  of the fetch's lease commit together, so a pull that waited sees the blob when the lease goes.
+- placed under the feed's share lock and the blob's lock in its location
+  (``require_feed(…, lock_blob=(location key, digest))``, the lock GC takes before deleting
+  content): **content already stored at the digest is kept, never replaced**; then
+  ``blob.cached`` (a link with its origin, ``commit.link``) and the end of the fetch's lease
+  commit together, so a pull that waited sees the blob when the lease goes.
 
-``adopt`` links content the store already holds (fetched for another repository of the feed,
-or pushed) without fetching it again.
+``adopt`` links content the location already holds (fetched for another repository, or
+pushed) without fetching it again.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ import structlog
 
 from berth_blob.domain.blobs import LinkedBlob
 from berth_blob.domain.commit import link
-from berth_blob.domain.feeds import feed_unknown, require_feed
-from berth_blob.domain.layout import FeedLayout
+from berth_blob.domain.feeds import Feed, feed_unknown, require_feed
 from berth_blob.domain.streams import Metered
 from berth_blob.domain.tee import Tee
 from berth_blob.projections.tables import project
@@ -40,7 +40,7 @@ from berth_common.events import Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci.digest import Digest
 from berth_common.oci.reference import RepositoryName
-from berth_common.storage import StorageDriver, Writer
+from berth_common.storage import Location, StorageDriver, Writer
 
 log = structlog.get_logger("berth.connectors")
 
@@ -55,26 +55,30 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class CacheTarget:
-    """Where a fetched blob goes: ``repository``, ``digest`` and the ``connector`` it came from."""
+    """Where a fetched blob goes: ``repository`` of ``feed`` (as read when the fetch began: its
+    incarnation and location), ``digest``, and the ``connector`` it came from."""
 
     repository: RepositoryName
+    feed: Feed
     digest: Digest
     connector: Connector
 
     @property
-    def layout(self) -> FeedLayout:
-        """The paths of the feed's store."""
-        return FeedLayout.of(str(self.repository))
+    def location(self) -> Location:
+        """Where the feed's blobs live (a store, or an area of one)."""
+        return self.feed.location
 
     @property
     def origin(self) -> tuple[str, str]:
         """``(origin, connector id)`` for ``blob.cached``."""
         return self.connector.origin(self.repository.image), self.connector.id
 
-    def same_feed_life(self, incarnation: str) -> None:
+    def same_feed_life(self, now: Feed) -> None:
         """Raise ``NameUnknown`` if the feed was deleted (and maybe created again) since the
-        connector was read: nothing of one incarnation is recorded in the next."""
-        if self.connector.incarnation not in (None, incarnation):
+        fetch began: nothing of one incarnation is recorded in the next."""
+        if now.incarnation != self.feed.incarnation or now.location != self.location:
+            raise feed_unknown(self.repository)
+        if self.connector.incarnation not in (None, now.incarnation):
             raise feed_unknown(self.repository)
 
 
@@ -92,7 +96,7 @@ class BlobFetch:
         self.store, self.storage, self.leases, self.lease = store, storage, leases, lease
         self.target, self.response, self.size, self.tee, self.meta = target, response, size, tee, meta
         self.fetch_id = str(uuid.uuid4())
-        self.data = target.layout.upload_data(self.fetch_id)
+        self.data = target.location.upload_data(self.fetch_id)
 
     async def run(self) -> None:
         """Fetch, verify, store and record; the tee learns the outcome. Never raises."""
@@ -163,20 +167,19 @@ class Placement:
         """One transaction (retried as a whole): locks, placement unless content is already
         at the address, ``blob.cached``, the end of the lease."""
         fetch, target = self.fetch, self.fetch.target
+        digest = str(target.digest)
 
         async def work(uow: UnitOfWork) -> None:
-            incarnation = await require_feed(uow.conn, target.repository, share_lock=True,
-                                             lock_blob=(target.layout.feed, str(target.digest)))  # fmt: skip
-            target.same_feed_life(incarnation)
-            address = target.layout.blob(str(target.digest))
+            feed = await require_feed(uow.conn, target.repository, share_lock=True,
+                                      lock_blob=(target.location.key, digest))  # fmt: skip
+            target.same_feed_life(feed)
+            address = target.location.blob(digest)
             if await fetch.storage.stat(address) is None:  # never replace stored content
                 if not self.committed:
                     await self.writer.commit()
                     self.committed = True
                 await fetch.storage.move(fetch.data, address)
-            await link(
-                uow, str(target.repository), str(target.digest), size, incarnation, origin=target.origin
-            )
+            await link(uow, str(target.repository), digest, size, feed, origin=target.origin)
             assert fetch.lease is not None
             await fetch.leases.release(fetch.lease, uow.conn)
 
@@ -186,35 +189,37 @@ class Placement:
         """Drop the fetch's working bytes (an unfinished write, or what was not moved)."""
         if not self.committed:
             await _quietly(self.writer.cancel())
-        await _quietly(self.fetch.storage.delete(self.fetch.target.layout.upload_prefix(self.fetch.fetch_id)))
+        prefix = self.fetch.target.location.upload_prefix(self.fetch.fetch_id)
+        await _quietly(self.fetch.storage.delete(prefix))
 
 
 async def adopt(
     store: EventStore, storage: StorageDriver, target: CacheTarget, meta: Metadata
 ) -> LinkedBlob | None:
-    """Link content the feed's store already holds to ``target.repository`` (``blob.cached``),
-    under the same locks as a placement; ``None`` if the store does not hold it. A link that
-    exists already (another request's fetch just committed) is returned as it is."""
+    """Link content the feed's location already holds to ``target.repository``
+    (``blob.cached``), under the same locks as a placement; ``None`` if the location does not
+    hold it. A link that exists already (another request's fetch just committed) is returned as
+    it is. ``storage`` is the driver of the location's store."""
 
     async def work(uow: UnitOfWork) -> LinkedBlob | None:
-        layout, digest = target.layout, str(target.digest)
-        incarnation = await require_feed(uow.conn, target.repository, share_lock=True,
-                                         lock_blob=(layout.feed, digest))  # fmt: skip
-        target.same_feed_life(incarnation)
+        location, digest = target.location, str(target.digest)
+        feed = await require_feed(uow.conn, target.repository, share_lock=True,
+                                  lock_blob=(location.key, digest))  # fmt: skip
+        target.same_feed_life(feed)
         linked = await uow.conn.fetchval(  # by a fetch that committed since the caller looked
             "SELECT size FROM blob.links WHERE repository = $1 AND digest = $2"
             " AND (incarnation IS NULL OR incarnation = $3::uuid)",
-            str(target.repository), digest, incarnation,
+            str(target.repository), digest, feed.incarnation,
         )  # fmt: skip
         if linked is not None:
-            return LinkedBlob(digest, linked)
+            return LinkedBlob(digest, linked, location)
         size = await uow.conn.fetchval(
-            "SELECT size FROM blob.blobs WHERE feed = $1 AND digest = $2", layout.feed, digest
+            "SELECT size FROM blob.blobs WHERE store = $1 AND digest = $2", location.key, digest
         )
-        if size is None or await storage.stat(layout.blob(digest)) is None:
+        if size is None or await storage.stat(location.blob(digest)) is None:
             return None
-        await link(uow, str(target.repository), digest, size, incarnation, origin=target.origin)
-        return LinkedBlob(digest, size)
+        await link(uow, str(target.repository), digest, size, feed, origin=target.origin)
+        return LinkedBlob(digest, size, location)
 
     found: LinkedBlob | None = await run_with_retry(store, work, projector=project, metadata=meta)
     return found

@@ -20,7 +20,14 @@ from berth_blob.domain.feeds import Feed, require_feed
 from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.errors import BlobUploadUnknown, DigestInvalid
-from berth_common.events import BlobCached, BlobLinked, BlobMounted, Metadata, UploadCancelled, UploadCompleted
+from berth_common.events import (
+    BlobCached,
+    BlobLinked,
+    BlobMounted,
+    Metadata,
+    UploadCancelled,
+    UploadCompleted,
+)
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci import resumable
 from berth_common.oci.digest import Digest
