@@ -128,9 +128,12 @@ def test_podman_pulls_through_a_connector(
     server: BerthProcess, upstream: Distribution, podman: Podman
 ) -> None:
     feed = feed_with_connector(server, upstream.url, "--namespace", "library")
-    podman("pull", "--tls-verify=false", f"{server.host}/{feed}/busybox:v1")
-    digest = podman("image", "inspect", "--format", "{{.Digest}}", f"{server.host}/{feed}/busybox:v1").stdout
-    assert digest.strip() == upstream_digest(upstream.host, "library/busybox", "v1")
+    for ref in ("v1", "multi"):  # an image, and a multi-platform index (podman takes amd64 of it)
+        podman("pull", "--tls-verify=false", f"{server.host}/{feed}/busybox:{ref}")
+        digests = podman(
+            "image", "inspect", "--format", "{{.RepoDigests}}", f"{server.host}/{feed}/busybox:{ref}"
+        )
+        assert upstream_digest(upstream.host, "library/busybox", ref) in digests.stdout
 
 
 @needs_daemons
@@ -138,9 +141,10 @@ def test_docker_and_ctr_pull_through_a_connector(server: BerthProcess, upstream:
     feed = feed_with_connector(server, upstream.url, "--namespace", "library")
     with docker_daemon() as dockerd:
         dockerd.login(server.host, ADMIN_USER, ADMIN_PASSWORD)
-        dockerd.docker("pull", f"{server.host}/{feed}/busybox:v1")
-        repo_digest = dockerd.image(f"{server.host}/{feed}/busybox:v1", "{{index .RepoDigests 0}}")
-        assert repo_digest.endswith(upstream_digest(upstream.host, "library/busybox", "v1"))
+        for ref in ("v1", "multi"):
+            dockerd.docker("pull", f"{server.host}/{feed}/busybox:{ref}")
+            repo_digest = dockerd.image(f"{server.host}/{feed}/busybox:{ref}", "{{index .RepoDigests 0}}")
+            assert repo_digest.endswith(upstream_digest(upstream.host, "library/busybox", ref))
     with containerd_daemon() as containerd:
         for ref in ("v1", "multi"):
             target = f"{server.host}/{feed}/busybox:{ref}"
