@@ -201,8 +201,8 @@ class Upstream:
             params = dict(_PARAM.findall(challenge))
             if "realm" not in params:
                 return False
-            self._tokens.pop((c.id, scope), None)
             self._tokens[(c.id, scope)] = await self._token(c, params, scope)
+            self._forget_expired()
             return True
         if scheme == "basic" and c.username and c.id not in self._basic:
             self._basic.add(c.id)
@@ -225,15 +225,24 @@ class Upstream:
                     response.status_code,
                 )
             data = response.json()
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             token = str(data.get("token") or data.get("access_token") or "")
             lifetime = float(data.get("expires_in") or 60)
-        except ValueError:
+        except (ValueError, TypeError):
             raise UpstreamError("invalid", f"{c.upstream.registry}'s token server sent no token") from None
         finally:
             await response.aclose()
         if not token:
             raise UpstreamError("invalid", f"{c.upstream.registry}'s token server sent no token")
         return token, time.monotonic() + lifetime * _TOKEN_MARGIN
+
+    def _forget_expired(self, keep: int = 1000) -> None:
+        """Bound the token cache (one token per connector and repository): past ``keep``
+        entries, expired tokens are dropped."""
+        if len(self._tokens) > keep:
+            now = time.monotonic()
+            self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
 
     def _basic_header(self, c: Connector) -> str:
         try:
