@@ -81,6 +81,7 @@ def _environment(dsn: str, stream: str, storage: Path) -> dict[str, str]:
         BERTH_NATS_SUBJECT_PREFIX=stream.lower(), BERTH_STORAGE__ROOT=str(storage),
         BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD, BERTH_ACCESS_LOG="false", BERTH_LOG_LEVEL="WARNING",
         BERTH_GC__GRACE_SECONDS="0", BERTH_GC__INTERVAL_SECONDS="1",
+        BERTH_BUS__CATCH_UP_SECONDS="2",  # consumers settle within seconds after the load stops
     )  # fmt: skip
     return env
 
