@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from berth_blob.domain import sessions
 from berth_blob.domain.commit import BlobCommit, DataGone, committed_data, discard
@@ -29,6 +30,7 @@ from berth_common.oci.reference import RepositoryName
 from berth_common.settings import UploadSettings
 from berth_common.storage import (
     Location,
+    ObjectNotFound,
     StorageDriver,
     Stores,
     WriterState,
@@ -92,11 +94,16 @@ class Uploads:
             SizeInvalid: the body length differs from ``Content-Length``.
             TooManyRequests: another request writes to the session (``SessionBusy``) or took it
                 over meanwhile (``LeaseLost``); nothing of this request's body counts.
+            BlobUploadInvalid: the session's recorded bytes are gone (e.g. a crash between the
+                commit's move and its transaction); the session is discarded.
         """
         lease = await self._acquire(repository, upload_id)
         try:
             async with lease.kept_alive(self.store.pool):
-                await self._write(lease, repository, body, content_range, length, meta, release=True)
+                try:
+                    await self._write(lease, repository, body, content_range, length, meta, release=True)
+                except DataGone:
+                    await self._data_gone(lease, repository, meta)
         except BaseException:
             await sessions.release(self.store.pool, lease)
             raise
@@ -202,8 +209,15 @@ class Uploads:
                 )
                 await commit.run()
         except DataGone:
-            await self._discard(lease, repository, "the session's data is missing", meta)
-            raise BlobUploadInvalid("the upload session's data is missing; upload the blob again") from None
+            await self._data_gone(lease, repository, meta)
+
+    async def _data_gone(self, lease: Lease, repository: RepositoryName, meta: Metadata) -> NoReturn:
+        """The session's recorded bytes (or the object being written) vanished under ``lease``:
+        end the session (``BlobUploadInvalid``, the client uploads again) — or, when another
+        request took the session over meanwhile (it removed what this one was writing),
+        ``LeaseLost`` and the session stays as its new holder left it."""
+        await self._discard(lease, repository, "the session's data is missing", meta)
+        raise BlobUploadInvalid("the upload session's data is missing; upload the blob again")
 
     async def _write(
         self, lease: Lease, repository: RepositoryName, body: AsyncIterable[bytes],
@@ -233,6 +247,8 @@ class Uploads:
                 lease.check()
                 await writer.write(chunk)
             state = await writer.flush()
+        except (WriterStateInvalid, ObjectNotFound):  # a takeover removed what this writer continued
+            raise DataGone() from None
         finally:
             await writer.close()
         if metered.count == 0 and not release:
@@ -276,6 +292,8 @@ class Uploads:
                 async for chunk in storage.read(old, 0, lease.size):
                     await writer.write(chunk)
                 state = await writer.flush()
+            except ObjectNotFound:  # a later takeover copied and removed it meanwhile
+                raise DataGone() from None
             finally:
                 await writer.close()
         async with self.store.pool.acquire() as conn:
