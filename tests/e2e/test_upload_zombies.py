@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
+from berth_common.eventstore.store import APPEND_LOCK
 from tests.support.cluster import cluster
 
 pytestmark = pytest.mark.e2e
@@ -86,3 +87,65 @@ async def _until_leased(database_url: str, location: str) -> None:
         raise AssertionError("the PATCH never took the session's lease")
     finally:
         await conn.close()
+
+
+async def test_a_request_to_a_session_being_committed_waits_boundedly(tmp_path: Path) -> None:
+    """Process A's closing PUT holds the session's row (it ended the session) until its commit
+    transaction ends — for as long as placing the content takes (a large S3 copy, a slow disk),
+    here held open by the event store's append lock, which the test takes. A's lease renewal
+    waits on that row too, so the lease expires; a PATCH of the same session on process B then
+    waited on the row lock without bound, holding one of B's pooled connections (every retry
+    another): it must wait at most ``uploads.busy_wait_seconds`` and answer 429 while A's
+    commit is still open, as for a session whose lease is held."""
+    settings = {"BERTH_UPLOADS__BUSY_WAIT_SECONDS": "1", "BERTH_UPLOADS__LEASE_SECONDS": "1"}
+    async with cluster(tmp_path, **settings) as group:
+        a, b = group.client(0), group.client(1)
+        conn = await asyncpg.connect(group.database_url)
+        try:
+            assert (await a.post("/api/feeds", json={"name": "a"})).status_code == 201
+            data = os.urandom(MiB)
+            location = (await a.post("/v2/a/c/blobs/uploads/")).headers["location"]
+            assert (await a.patch(location, content=data)).status_code == 202
+            assert (await b.get(location)).status_code == 204  # B's token, before the lock
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                put = asyncio.create_task(a.put(location, params={"digest": sha256(data)}))
+                await _until_row_locked(group.database_url, location)
+                await _until_lease_expired(conn, location)
+                chunk = {"Content-Range": f"{len(data)}-{len(data)}"}
+                r = await b.patch(location, content=b"x", headers=chunk, timeout=30)
+                assert r.status_code == 429, r.text  # answered while A's commit still holds the row
+                assert r.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+            assert (await put).status_code == 201
+            assert (await b.get(f"/v2/a/c/blobs/{sha256(data)}")).content == data
+        finally:
+            await conn.close()
+            await a.aclose()
+            await b.aclose()
+
+
+async def _until_row_locked(database_url: str, location: str) -> None:
+    """Return once another transaction holds the session's ``blob.upload_state`` row."""
+    conn = await asyncpg.connect(database_url)
+    query = "SELECT 1 FROM blob.upload_state WHERE id = $1 FOR UPDATE NOWAIT"
+    try:
+        for _ in range(600):
+            try:
+                async with conn.transaction():
+                    await conn.fetchval(query, location.rsplit("/", 1)[1])
+            except asyncpg.LockNotAvailableError:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the commit never locked the session's row")
+    finally:
+        await conn.close()
+
+
+async def _until_lease_expired(conn: asyncpg.Connection, location: str) -> None:
+    """Return once the session's lease has expired (a plain read: row locks do not block it)."""
+    query = "SELECT lease_until < clock_timestamp() FROM blob.upload_state WHERE id = $1"
+    for _ in range(600):
+        if await conn.fetchval(query, location.rsplit("/", 1)[1]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the lease never expired")

@@ -38,11 +38,14 @@ _SESSION = (
     "blob.upload_state s JOIN blob.uploads u ON u.id = s.id"
     " JOIN api.v_feeds f ON f.name = u.feed AND (u.incarnation IS NULL OR f.incarnation = u.incarnation)"
 )
+# SKIP LOCKED: a row locked by a transaction still open — a closing PUT's commit, which ends the
+# session and places its content while holding the row, for as long as the store takes — is
+# busy like a held lease (bounded wait, then 429), never a wait without bound on the lock.
 _ACQUIRE = f"""
 WITH current AS (
     SELECT s.id, s.lease IS NOT NULL AS held, u.incarnation, u.store FROM {_SESSION}
      WHERE s.id = $1 AND u.repository = $2 AND (s.lease IS NULL OR s.lease_until < now())
-       FOR UPDATE OF s)
+       FOR UPDATE OF s SKIP LOCKED)
 UPDATE blob.upload_state s SET lease = $3, lease_until = now() + make_interval(secs => $4)
   FROM current WHERE s.id = current.id
 RETURNING s.size, s.hash_state, s.writer, s.generation, current.held AS takeover,
