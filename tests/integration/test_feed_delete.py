@@ -120,6 +120,28 @@ async def test_a_recreated_feed_sees_nothing_of_the_deleted_one_while_the_bus_la
         assert (await c.get("/v2/fr/img/manifests/v2")).content == manifest
 
 
+async def test_a_session_of_the_deleted_incarnation_has_no_status_in_the_new_one() -> None:
+    """An upload session opened before the feed was deleted and created again answered its
+    status GET (204 with its ``Range``) in the new incarnation — and a malformed chunk to it a
+    416 with that ``Range`` — while PATCH/PUT/DELETE already said it does not exist. Its status
+    must be 404 BLOB_UPLOAD_UNKNOWN too, at once, whatever the bus's lag."""
+    async with berth_app(with_bus=False) as berth:  # no bus: the deletion's reaction waits
+        c = berth.client
+        await berth.create_feed("fs")
+        session = (await c.post("/v2/fs/img/blobs/uploads/")).headers["location"]
+        assert (await c.patch(session, content=b"abc")).status_code == 202
+        assert (await c.get(session)).status_code == 204
+        assert (await c.delete("/api/feeds/fs")).status_code == 204
+        await berth.create_feed("fs")
+        for r in (
+            await c.get(session),
+            await c.patch(session, content=b"d", headers={"Content-Range": "bytes=3-3"}),  # malformed
+            await c.patch(session, content=b"d"),
+        ):
+            assert r.status_code == 404 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN", r.text
+            assert "range" not in r.headers
+
+
 def _manifest(config: str, config_size: int, layer: str, layer_size: int) -> bytes:
     return json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,

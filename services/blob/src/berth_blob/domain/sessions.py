@@ -52,6 +52,11 @@ RETURNING s.size, s.hash_state, s.writer, s.generation, current.held AS takeover
           current.incarnation::text AS incarnation, current.store
 """
 _EXISTS = f"SELECT 1 FROM {_SESSION} WHERE s.id = $1 AND u.repository = $2"
+# A session's status (GET), hidden like the rest once its feed's incarnation ended.
+STATUS: Final = (
+    "SELECT u.id::text AS id, u.repository, u.size FROM blob.uploads u JOIN api.v_feeds f"
+    " ON f.name = u.feed AND (u.incarnation IS NULL OR f.incarnation = u.incarnation) WHERE u.id = $1"
+)
 _RENEW = (
     "UPDATE blob.upload_state SET lease_until = now() + make_interval(secs => $3)"
     " WHERE id = $1 AND lease = $2"

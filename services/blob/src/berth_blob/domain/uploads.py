@@ -72,12 +72,11 @@ class Uploads:
         return Session(upload_id, str(repository), 0)
 
     async def get(self, repository: RepositoryName, upload_id: str) -> Session:
-        """The open session ``upload_id`` of ``repository``. Raises ``BlobUploadUnknown``."""
+        """The open session ``upload_id`` of ``repository`` in its feed's current incarnation.
+        Raises ``BlobUploadUnknown``."""
         if not is_upload_id(upload_id):
             raise BlobUploadUnknown(f"no upload session {upload_id[:64]!r}")
-        row = await self.store.pool.fetchrow(
-            "SELECT id::text, repository, size FROM blob.uploads WHERE id = $1", upload_id
-        )
+        row = await self.store.pool.fetchrow(sessions.STATUS, upload_id)
         if row is None or row["repository"] != str(repository):
             raise BlobUploadUnknown(f"no upload session {upload_id} in repository {repository}")
         return Session(row["id"], row["repository"], row["size"])
