@@ -38,6 +38,7 @@ from berth_common.errors import (
 )
 from berth_common.http.bodies import BodyStalled
 from berth_common.oci.reference import split_v2_path
+from berth_common.storage.base import StorageBackendError
 
 log = structlog.get_logger("berth.http")
 
@@ -118,11 +119,14 @@ async def _unstorable_text(request: Request, exc: Exception) -> Response:
 
 
 # 57xxx operator intervention: shutting down, starting up, crash recovery, admin shutdown.
+# StorageBackendError: a blob store unreachable, timed out, throttled or refusing (its drivers
+# name no credential in it).
 _OUTAGES = (
     asyncpg.PostgresConnectionError,
     ConnectionError,
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,
+    StorageBackendError,
 )
 
 
