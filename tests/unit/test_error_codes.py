@@ -62,6 +62,10 @@ def _app() -> FastAPI:
     async def outage(name: str) -> None:
         raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
 
+    @app.get("/v2/{name:path}/timeout/x")
+    async def timeout(name: str) -> None:
+        raise TimeoutError  # asyncpg's command_timeout (a query waiting on a lock), as raised
+
     @app.get("/v2/{name:path}/bug/x")
     async def bug(name: str) -> None:
         raise RuntimeError("a bug")
@@ -95,6 +99,7 @@ async def _get(path: str) -> httpx.Response:
     ("path", "status", "code"),
     [
         ("/v2/f/i/outage/x", 503, "UNAVAILABLE"),
+        ("/v2/f/i/timeout/x", 503, "UNAVAILABLE"),
         ("/v2/f/i/bug/x", 500, "UNKNOWN"),
         ("/v2/f/i/manifests/v1?n=x", 400, "MANIFEST_INVALID"),
         ("/v2/f/i/blobs/uploads/u?n=x", 400, "BLOB_UPLOAD_INVALID"),

@@ -120,10 +120,12 @@ async def _unstorable_text(request: Request, exc: Exception) -> Response:
 
 # 57xxx operator intervention: shutting down, starting up, crash recovery, admin shutdown.
 # StorageBackendError: a blob store unreachable, timed out, throttled or refusing (its drivers
-# name no credential in it).
+# name no credential in it). TimeoutError: a query past the pool's command_timeout (60 s), e.g.
+# waiting on a lock a long commit holds.
 _OUTAGES = (
     asyncpg.PostgresConnectionError,
     ConnectionError,
+    TimeoutError,
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,
     StorageBackendError,
