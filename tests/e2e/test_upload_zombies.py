@@ -10,6 +10,7 @@ process is the stalled writer (``tests.support.cluster``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -20,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
+from berth_blob.domain.locks import blob_lock_key
 from berth_common.eventstore.store import APPEND_LOCK
 from tests.support.cluster import cluster
 
@@ -149,3 +151,69 @@ async def _until_lease_expired(conn: asyncpg.Connection, location: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the lease never expired")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design decision open (see the docstring): a process frozen inside its commit"
+    " transaction holds the feed's share lock, the blob's advisory lock and the session row"
+    " until PostgreSQL or the process ends it; nothing bounds that today",
+)
+async def test_a_process_frozen_mid_commit_does_not_block_other_pushes_of_the_layer(tmp_path: Path) -> None:
+    """Process A is frozen (SIGSTOP: a VM pause, a hung store call, a network partition that
+    keeps the TCP connection) inside the closing PUT's commit transaction, right after it took
+    the feed's share lock and the blob's advisory lock. Every other commit of the same content
+    in that store — on any process, e.g. the next push of a popular base layer — then waits on
+    that advisory lock, and GC on it (holding the GC lock), for as long as A stays frozen.
+
+    Options: a server-side bound on idle transactions for Berth's connections
+    (``idle_in_transaction_session_timeout``, a setting above the longest store call inside a
+    commit — an S3 server-side copy of a large layer), or a commit that does no store I/O while
+    it holds database locks (place the content under a session-level blob lock before the
+    transaction, as the sweep already tolerates content without a row). The setting named in
+    this test (``database.idle_transaction_seconds``) is the first option's; it does not exist
+    yet."""
+    settings = {"BERTH_DATABASE__IDLE_TRANSACTION_SECONDS": "2"}
+    async with cluster(tmp_path, **settings) as group:
+        a, b = group.client(0), group.client(1)
+        frozen = group.servers[0].proc.pid
+        conn = await asyncpg.connect(group.database_url)
+        try:
+            assert (await a.post("/api/feeds", json={"name": "a"})).status_code == 201
+            layer = os.urandom(1000)
+            location = (await a.post("/v2/a/one/blobs/uploads/")).headers["location"]
+            assert (await a.patch(location, content=layer)).status_code == 202
+            assert (await b.post("/v2/a/two/blobs/uploads/")).status_code == 202  # B's token
+            async with conn.transaction():  # A's commit waits here, holding the feed row
+                key = blob_lock_key("default", sha256(layer))  # the default store's root location
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+                put = asyncio.create_task(a.put(location, params={"digest": sha256(layer)}))
+                await _until_waiting_on_advisory_lock(conn)
+                os.killpg(frozen, signal.SIGSTOP)
+            # A's backend now holds the blob's lock in a transaction its frozen client never ends.
+            try:
+                r = await b.post(
+                    f"/v2/a/two/blobs/uploads/?digest={sha256(layer)}", content=layer, timeout=30
+                )
+                assert r.status_code == 201, r.text
+            finally:
+                os.killpg(frozen, signal.SIGCONT)
+                with contextlib.suppress(httpx.HTTPError):
+                    await put
+        finally:
+            await conn.close()
+            await a.aclose()
+            await b.aclose()
+
+
+async def _until_waiting_on_advisory_lock(conn: asyncpg.Connection) -> None:
+    """Return once a backend of this database waits on an advisory lock (A's commit)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+    )
+    for _ in range(600):
+        if await conn.fetchval(query):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the commit never waited on the blob's lock")
