@@ -16,7 +16,7 @@ shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +65,33 @@ def create_driver(kind: str, **options: Any) -> StorageDriver:
     except KeyError:
         raise ValueError(f"unknown storage driver {kind!r}; known: {sorted(_KINDS)}") from None
     return build(dict(options))
+
+
+Place = tuple[str, tuple[str, ...]]
+
+
+def place_of(kind: str, options: Mapping[str, Any]) -> Place:
+    """Where a store of ``kind`` with ``options`` keeps its objects: the service and bucket or
+    container (``""`` for the local filesystem), and the path below it as components. Two
+    stores overlap when the first parts are equal and one path starts with the other.
+
+    Raises:
+        ValueError: as ``create_driver`` for the same arguments.
+    """
+    options = dict(options)
+    if kind == "filesystem":
+        if options.get("root") is None:
+            raise ValueError("filesystem storage needs the 'root' option")
+        return "", Path(options["root"]).resolve().parts
+    if kind == "s3":
+        from .s3 import S3Settings
+
+        s3 = S3Settings.from_options(options)
+        return f"s3://{s3.endpoint.lower()}/{s3.bucket}", tuple(filter(None, s3.prefix.split("/")))
+    if kind == "azure":
+        from .azure import AzureSettings
+
+        azure = AzureSettings.from_options(options)
+        where = f"azure:{azure.endpoint.lower().rstrip('/')}/{azure.container}"
+        return where, tuple(filter(None, azure.prefix.split("/")))
+    raise ValueError(f"unknown storage driver {kind!r}; known: {sorted(_KINDS)}")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .base import StorageDriver
-from .factory import create_driver
+from .factory import Place, create_driver, place_of
 from .instrumented import InstrumentedDriver
 from .layout import Location
 
@@ -41,6 +41,28 @@ class UnknownStore(LookupError):
         super().__init__(f"store {name!r} is not configured (configured: {', '.join(known)})")
 
 
+def check_disjoint(places: Mapping[str, Place]) -> None:
+    """Refuse stores that share a place or nest in one another (``factory.place_of``).
+
+    Blobs are deduplicated, and collected, per store: two stores on one bucket, container or
+    folder would each count only their own feeds' references to a file both serve, and
+    garbage collection in one would delete content the other's manifests still reference.
+
+    Raises:
+        ValueError: naming the first two stores that overlap.
+    """
+    names = sorted(places)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            (where, path), (other, other_path) = places[first], places[second]
+            shortest = min(len(path), len(other_path))
+            if where == other and path[:shortest] == other_path[:shortest]:
+                raise ValueError(
+                    f"stores {first!r} and {second!r} share a place (the same or nested"
+                    " root, bucket or container and prefix): each store needs its own"
+                )
+
+
 class Stores:
     """Named stores: ``driver(location)`` and whether blob GETs ``redirect`` to presigned URLs.
 
@@ -58,8 +80,10 @@ class Stores:
         """Instrumented drivers for every configured store.
 
         Raises:
-            ValueError: a store's kind or options are invalid (``create_driver``).
+            ValueError: a store's kind or options are invalid (``create_driver``), or two stores
+                share or nest in one place (``check_disjoint``).
         """
+        check_disjoint({name: place_of(c.kind, c.driver_options()) for name, c in settings.items()})
         drivers: dict[str, StorageDriver] = {
             name: InstrumentedDriver(create_driver(config.kind, **config.driver_options()))
             for name, config in settings.items()
