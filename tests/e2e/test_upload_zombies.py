@@ -153,12 +153,6 @@ async def _until_lease_expired(conn: asyncpg.Connection, location: str) -> None:
     raise AssertionError("the lease never expired")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design decision open (see the docstring): a process frozen inside its commit"
-    " transaction holds the feed's share lock, the blob's advisory lock and the session row"
-    " until PostgreSQL or the process ends it; nothing bounds that today",
-)
 async def test_a_process_frozen_mid_commit_does_not_block_other_pushes_of_the_layer(tmp_path: Path) -> None:
     """Process A is frozen (SIGSTOP: a VM pause, a hung store call, a network partition that
     keeps the TCP connection) inside the closing PUT's commit transaction, right after it took
@@ -166,13 +160,9 @@ async def test_a_process_frozen_mid_commit_does_not_block_other_pushes_of_the_la
     in that store — on any process, e.g. the next push of a popular base layer — then waits on
     that advisory lock, and GC on it (holding the GC lock), for as long as A stays frozen.
 
-    Options: a server-side bound on idle transactions for Berth's connections
-    (``idle_in_transaction_session_timeout``, a setting above the longest store call inside a
-    commit — an S3 server-side copy of a large layer), or a commit that does no store I/O while
-    it holds database locks (place the content under a session-level blob lock before the
-    transaction, as the sweep already tolerates content without a row). The setting named in
-    this test (``database.idle_transaction_seconds``) is the first option's; it does not exist
-    yet."""
+    Bounded by PostgreSQL's ``idle_in_transaction_session_timeout`` on Berth's sessions
+    (``database.idle_transaction_seconds``, above the longest store call inside a commit): the
+    frozen process's session is ended and its locks released, and the other push completes."""
     settings = {"BERTH_DATABASE__IDLE_TRANSACTION_SECONDS": "2"}
     async with cluster(tmp_path, **settings) as group:
         a, b = group.client(0), group.client(1)

@@ -55,7 +55,10 @@ class Resources:
             raise ValueError("BERTH_DATABASE_URL is not set (berth up sets it for embedded mode)")
         await ensure_database(settings.database_url)
         pool = await create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            idle_transaction_seconds=settings.database.idle_transaction_seconds,
         )
         await apply_migrations(pool, load_migrations("eventstore", "berth_common.eventstore.migrations"))
         bus = None

@@ -105,6 +105,20 @@ class EmbeddedSettings(BaseModel):
     postgres_socket_dir: Path | None = None
 
 
+class DatabaseSettings(BaseModel):
+    """PostgreSQL sessions (docs/OPERATIONS.md).
+
+    ``idle_transaction_seconds``: PostgreSQL ends a session of Berth's that stays idle inside a
+    transaction this long (``idle_in_transaction_session_timeout``), releasing its locks — so a
+    process frozen mid-transaction (SIGSTOP, a VM pause, a hung store call) cannot block other
+    pushes of a layer, GC or feed changes for ever. It must exceed the longest store call made
+    inside a transaction: the commit of an upload places the blob (an object store's
+    server-side copy of a large layer) while it holds the blob's lock. ``0`` turns it off.
+    """
+
+    idle_transaction_seconds: float = Field(default=300.0, ge=0)
+
+
 class BusSettings(BaseModel):
     """The event bus (docs/ARCHITECTURE.md, "Events are the source of truth").
 
@@ -275,6 +289,7 @@ class Settings(BaseSettings):
     default_feed: str | None = None
     admin_password: str | None = None  # BERTH_ADMIN_PASSWORD: the first admin's password
     relay_poll_seconds: float = Field(default=1.0, gt=0)
+    database: DatabaseSettings = DatabaseSettings()
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
     log_level: str = "INFO"

@@ -61,8 +61,13 @@ async def _reset(conn: asyncpg.Connection[Any]) -> None:
             await conn.execute(query)
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, idle_transaction_seconds: float = 0
+) -> asyncpg.Pool:
     """Create the pool for ``dsn`` (asyncpg URL; unix sockets via ``?host=/dir``).
+
+    ``idle_transaction_seconds`` > 0: the server ends a session idle inside a transaction that
+    long (``idle_in_transaction_session_timeout``; ``DatabaseSettings``).
 
     Raises:
         OSError / asyncpg.PostgresError: when the server cannot be reached.
@@ -76,9 +81,16 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
         statement_cache_size=1024,
         command_timeout=60,
         connect=_connect,
+        server_settings=_server_settings(idle_transaction_seconds),
     )
     assert pool is not None
     return pool
+
+
+def _server_settings(idle_transaction_seconds: float) -> dict[str, str]:
+    if idle_transaction_seconds <= 0:
+        return {}
+    return {"idle_in_transaction_session_timeout": str(max(1, int(idle_transaction_seconds * 1000)))}
 
 
 async def ensure_database(dsn: str) -> None:
