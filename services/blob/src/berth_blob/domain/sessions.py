@@ -137,6 +137,13 @@ class Lease:
             return None
         return WriterState(self.size, self.writer or {})
 
+    def recorded(
+        self, size: int, hash_state: bytes | None, writer: WriterState | None, generation: int
+    ) -> None:
+        """Take over what ``publish`` recorded, after its transaction committed."""
+        self.size, self.hash_state, self.generation = size, hash_state, generation
+        self.writer = None if writer is None else dict(writer.data)
+
     def check(self) -> None:
         """Raise ``LeaseLost`` if renewal found the lease taken over."""
         if self.lost:
@@ -214,7 +221,9 @@ async def publish(
     generation: int, *, release: bool,
 ) -> None:  # fmt: skip
     """Record ``size`` bytes with the hash and writer states covering them — only if ``lease``
-    still holds the session at its recorded size; ``release`` gives the lease up.
+    still holds the session at its recorded size; ``release`` gives the lease up. ``lease``
+    itself is not changed: once the caller's transaction has committed it calls
+    ``lease.recorded(...)`` (a retried transaction must compare against the old size).
 
     Raises:
         LeaseLost: the lease was taken over (nothing recorded; the caller's transaction rolls
@@ -226,8 +235,6 @@ async def publish(
     )
     if status != "UPDATE 1":
         raise LeaseLost(lease.size)
-    lease.size, lease.hash_state, lease.generation = size, hash_state, generation
-    lease.writer = None if writer is None else dict(writer.data)
 
 
 async def end(conn: Connection, lease: Lease) -> None:

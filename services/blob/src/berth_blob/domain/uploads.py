@@ -272,6 +272,7 @@ class Uploads:
                 await uow.emit(f"upload:{lease.upload_id}", chunk)
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
+        lease.recorded(offset + count, hash_state, state, lease.generation)
 
     async def _take_over(self, lease: Lease) -> None:
         """Continue a session whose previous writer's lease expired: that writer may still be
@@ -298,6 +299,7 @@ class Uploads:
         async with self.store.pool.acquire() as conn:
             await sessions.publish(conn, lease, lease.size, lease.hash_state, state, lease.generation + 1,
                                    release=False)  # fmt: skip
+        lease.recorded(lease.size, lease.hash_state, state, lease.generation + 1)
         lease.takeover = False
         await storage.delete(old)
 
