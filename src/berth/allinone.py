@@ -43,7 +43,7 @@ async def start_services(resources: Resources, app: FastAPI) -> None:
     await api.start(resources, app)
     await blob.start(resources, app)
     await auth.start(resources)
-    await gc.start(resources)
+    await gc.start(resources, app)
     backend = await ui.start(app, resources.settings)  # the UI calls this very app in process
     resources.at_close(backend.aclose)
 

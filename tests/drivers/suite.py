@@ -11,6 +11,7 @@ raw files and directories). Drivers that cannot presign or serve local files ret
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -486,6 +487,31 @@ class DriverSuite:
         assert await list_all(driver, f"{scratch}/a/b") == [f"{scratch}/a/b"]  # the object itself
         assert await list_all(driver, f"{scratch}/a/b0/") == [f"{scratch}/a/b0/c"]
         assert await list_all(driver, f"{scratch}/nothing") == []
+
+    async def test_list_created_finds_what_was_placed_since(
+        self, driver: StorageDriver, scratch: str
+    ) -> None:
+        """``list_created(prefix, since)`` never misses an object written or moved into place at
+        or after ``since`` (in an old folder or a new one), and what it yields is what ``stat``
+        says; with ``None`` it yields everything, like ``list``."""
+        old = [f"{scratch}/blobs/aa/old", f"{scratch}/blobs/bb/old", f"{scratch}/u/x/data"]
+        for name in old:
+            await driver.write(name, chunks_of(b"old"))
+        infos = [info for name in old if (info := await driver.stat(name)) is not None]
+        since = max(i.modified for i in infos) + timedelta(seconds=1)  # S3: whole seconds
+        wait = (since + timedelta(milliseconds=50) - datetime.now(UTC)).total_seconds()
+        await asyncio.sleep(max(0.0, wait))  # so what follows is placed after ``since``
+        await driver.write(f"{scratch}/staging", chunks_of(b"moved"))
+        await driver.move(f"{scratch}/staging", f"{scratch}/blobs/aa/new")  # an old folder
+        await driver.write(f"{scratch}/blobs/cc/new", chunks_of(b"new!"))  # a new folder
+        everything = [i async for i in driver.list_created(scratch, None)]
+        assert [i.path for i in everything] == await list_all(driver, scratch)
+        recent = [i async for i in driver.list_created(scratch, since)]
+        paths = [i.path for i in recent]
+        assert {f"{scratch}/blobs/aa/new", f"{scratch}/blobs/cc/new"} <= set(paths)
+        assert paths == sorted(paths)
+        for info in recent:
+            assert info == await driver.stat(info.path)
 
     # --- paths, URLs, memory --------------------------------------------------------------
 

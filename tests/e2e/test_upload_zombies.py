@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from berth_blob.domain.locks import blob_lock_key
+from berth_common.db.locks import blob_lock_key
 from berth_common.eventstore.store import APPEND_LOCK
 from tests.support.cluster import cluster
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from berth_blob.domain.gc import collect_garbage
+from berth_gc.domain.collect import collect_garbage
 from tests.integration.connector_world import (
     berth_with_key,
     connect,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from berth_blob.domain.gc import collect_garbage
+from berth_gc.domain.collect import collect_garbage
 from tests.support.berth_app import BerthApp, berth_app
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,7 @@ async def test_upload_commit_waits_for_the_blob_lock_held_by_gc() -> None:
     """The commit takes the per-blob lock GC holds while deleting, so they never interleave."""
     import asyncio
 
-    from berth_blob.domain.gc import blob_lock_key
+    from berth_common.db.locks import blob_lock_key
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("gclock")

@@ -21,8 +21,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from berth_blob.domain.gc import GC_LOCK, collect_garbage
 from berth_common.storage import Stores
+from berth_gc.domain.collect import GC_LOCK, collect_garbage
 from tests.integration.test_gc import OCI_MANIFEST, _blob, _image, commit_session_data
 from tests.support.berth_app import BerthApp, berth_app
 
@@ -80,11 +80,15 @@ class Proxy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def list(self, prefix: str):  # type: ignore[no-untyped-def]
+    def list_created(self, prefix: str, since: Any):  # type: ignore[no-untyped-def]
+        """The sweep's listing: taken whole, then ``before_list`` runs (at the first listing
+        only), then it is yielded."""
+
         async def gen():  # type: ignore[no-untyped-def]
-            snapshot = [p async for p in self.inner.list(prefix)]
-            if self.before_list is not None:
-                await self.before_list()
+            snapshot = [p async for p in self.inner.list_created(prefix, since)]
+            hook, self.before_list = self.before_list, None
+            if hook is not None:
+                await hook()
             for p in snapshot:
                 yield p
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berth_blob.domain.gc import GcResult, blob_lock_key, collect_garbage
+from berth_common.db.locks import blob_lock_key
+from berth_gc.domain.collect import GcResult, collect_garbage
 from tests.integration.test_gc import _image
 from tests.support.berth_app import BerthApp, berth_app
 

@@ -25,12 +25,12 @@ from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from berth.migrate_cli import apply_all
-from berth_blob.domain.cleanup import purge_expired_uploads
-from berth_blob.domain.gc import collect_garbage
 from berth_common.db import set_wait_for_migrations
 from berth_common.settings import MetricsSettings
 from berth_common.storage import Stores
 from berth_common.telemetry.sampler import sample_once
+from berth_gc.domain.collect import collect_garbage
+from berth_gc.domain.purge import purge_expired_uploads
 from tests.support.berth_app import BerthApp, berth_app
 from tests.support.databases import temporary_database
 
@@ -133,7 +133,7 @@ async def test_token_requests_by_grant_and_outcome() -> None:
 class UnreachableStore:
     """A storage driver whose listing fails (the sweep lists the store)."""
 
-    def list(self, prefix: str) -> Any:
+    def list_created(self, prefix: str, since: Any) -> Any:
         raise OSError("store unreachable")
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berth_blob.domain.cleanup import purge_expired_uploads
+from berth_gc.domain.purge import purge_expired_uploads
 from tests.support.berth_app import berth_app
 
 pytestmark = pytest.mark.integration

@@ -1,18 +1,17 @@
 """The blob service: upload sessions, blobs, repository links, storage drivers (DESIGN §1, §3).
 
+It ingests and serves; it does not collect: garbage collection, the upload purge and the
+storage sweep belong to the gc service, which uses what ``berth_blob.contracts`` publishes.
+
 ``setup(app)`` mounts its routers; ``start(resources, app)`` migrates and builds the storage
 driver and the upload sessions service; ``create_app()`` builds the standalone service.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import FastAPI
 
 from berth_blob.consumers.feeds import feed_consumer
-from berth_blob.domain.cleanup import purge_forever
-from berth_blob.domain.gc import collect_forever
 from berth_blob.domain.pullthrough import BlobPullThrough
 from berth_blob.domain.uploads import Uploads
 from berth_blob.metrics import upload_sessions_sampler
@@ -64,23 +63,9 @@ async def start(resources: Resources, app: FastAPI) -> None:
     app.state.blob_uploads = Uploads(resources.store, stores, resources.settings.uploads)
     resources.samplers.append(upload_sessions_sampler(resources.pool))
     app.state.blob_pullthrough = _pullthrough(resources, stores)
-    uploads = resources.settings.uploads
-    max_age = timedelta(seconds=uploads.max_age_seconds)
-    resources.spawn(
-        "upload-purge",
-        lambda: purge_forever(resources.store, stores, max_age, uploads.purge_interval_seconds),
-    )
     if resources.bus is not None:
         consumer = feed_consumer(resources.pool, resources.bus, resources.store, stores)
         resources.spawn("blob-feed-consumer", consumer.run)
-    gc = resources.settings.gc
-    if gc.enabled:
-        resources.spawn(
-            "blob-gc",
-            lambda: collect_forever(
-                resources.store, stores, timedelta(seconds=gc.grace_seconds), gc.interval_seconds
-            ),
-        )
 
 
 def _pullthrough(resources: Resources, stores: Stores) -> BlobPullThrough:

@@ -1,9 +1,16 @@
-"""The gc service: blob reference counts from the bus, cleanup jobs (DESIGN §1, §5).
+"""The gc service: owns cleanup (docs/ARCHITECTURE.md, "Who owns cleanup"; DESIGN §1, §5).
 
-No public surface beyond health and metrics. ``start`` migrates and runs its durable consumer.
+Its projection ``gc.blob_references`` (what manifests reference, from the bus) decides what is
+garbage; garbage collection, the upload purge and the storage sweep run here, on a schedule
+(``gc.*``, ``uploads.purge_*``) and on demand (``/api/gc/runs``), one runner at a time across
+replicas. It reads and changes blob's state only through what ``berth_blob.contracts``
+publishes (never importing ``berth_blob``). ``start`` migrates, builds the stores, runs the
+durable consumer and the schedule.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 from fastapi import FastAPI
@@ -14,7 +21,10 @@ from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
 from berth_common.http.service_app import service_app
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
+from berth_common.storage import Stores
+from berth_gc.domain.runs import schedule_forever
 from berth_gc.projections.references import BUS_TYPES, CONSUMER, SPEC, TYPES, project
+from berth_gc.routes import runs
 
 
 def migrations() -> list[Migration]:
@@ -28,14 +38,29 @@ def projections() -> list[ProjectionSpec]:
 
 
 def setup(app: FastAPI) -> None:
-    """The gc service mounts no public routes."""
+    """Mount the gc admin API (``/api/gc/…``)."""
+    app.include_router(runs.router)
 
 
-async def start(resources: Resources) -> None:
-    """Migrate and start the durable consumer (when a bus is configured)."""
+async def start(resources: Resources, app: FastAPI) -> None:
+    """Migrate; build the stores (``app.state.gc_stores``); start the durable consumer (when a
+    bus is configured) and the cleanup schedule."""
     await apply_migrations(resources.pool, migrations())
+    stores = Stores.from_settings(resources.settings.store_settings())
+    app.state.gc_stores = stores
+    background: set[asyncio.Task[object]] = set()
+    app.state.gc_background = background
+    resources.at_close(stores.close)
+    resources.at_close(lambda: _cancel(background))
     if resources.bus is not None:
         resources.spawn("gc-consumer", references_consumer(resources.pool, resources.bus).run)
+    resources.spawn("gc-schedule", lambda: schedule_forever(resources.store, stores, resources.settings))
+
+
+async def _cancel(tasks: set[asyncio.Task[object]]) -> None:
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def references_consumer(pool: asyncpg.Pool, bus: Bus) -> ProjectionConsumer:
@@ -54,14 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone gc service (``berth serve gc``)."""
 
     async def starting(resources: Resources, app: FastAPI) -> None:
-        await start(resources)
+        await start(resources, app)
 
     return service_app(
         "gc",
         settings or Settings(),
         setup=setup,
         start=starting,
-        appends_events=False,
+        appends_events=True,
         docs=False,
         requires_bus=True,
     )

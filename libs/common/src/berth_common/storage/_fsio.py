@@ -125,6 +125,30 @@ def sorted_entries(directory: Path) -> list[tuple[str, bool]]:
     return entries
 
 
+def entries_since(directory: Path, since: float | None) -> list[tuple[str, bool, int, float]]:
+    """``(name, is_dir, size, mtime)`` like ``sorted_entries``, without the folders whose mtime
+    is before ``since`` (seconds since the epoch; ``None``: keep all). A folder's mtime moves
+    when an entry is created, renamed into it or removed, so a skipped folder gained nothing."""
+    found: list[tuple[str, bool, int, float]] = []
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if not _listable(e):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except _MISSING:
+                    continue
+                is_dir = stat_mod.S_ISDIR(st.st_mode)
+                if is_dir and since is not None and st.st_mtime < since:
+                    continue
+                found.append((e.name, is_dir, st.st_size, st.st_mtime))
+    except _MISSING:
+        return []
+    found.sort(key=lambda item: item[0] + "/" if item[1] else item[0])
+    return found
+
+
 def _listable(entry: os.DirEntry[str]) -> bool:
     try:
         validate_path(entry.name)

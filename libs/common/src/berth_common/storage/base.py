@@ -232,6 +232,22 @@ class StorageDriver(Protocol):
         """Every object path at or below ``prefix`` (``""``: all), recursively, in sorted order."""
         ...
 
+    def list_created(self, prefix: str, since: datetime | None) -> AsyncIterator[ObjectInfo]:
+        """Objects at or below ``prefix`` placed (created, or moved into place) at or after
+        ``since`` (``None``: all), with size and modification time, in sorted order, for a
+        sweep whose cost follows what changed, not the store's size (the gc sweep).
+
+        May also yield older objects (the caller filters on ``modified``); never misses one
+        placed at or after ``since``. The filesystem skips folders whose mtime is before
+        ``since`` (placing or removing an entry sets it); object stores list and filter on
+        Last-Modified (objects are immutable), costing one listing request per 1,000 objects
+        but no per-object request. Bytes appended in place to an older object are not seen.
+
+        Raises:
+            ValueError: ``prefix`` is not ``""`` or a valid path (at call time).
+        """
+        ...
+
     async def url_for(
         self,
         path: str,

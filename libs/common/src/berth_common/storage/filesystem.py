@@ -178,6 +178,31 @@ class FilesystemDriver:
             async for path in self._walk(directory / name, child):
                 yield path
 
+    def list_created(self, prefix: str, since: datetime | None) -> AsyncIterator[ObjectInfo]:
+        """See ``StorageDriver.list_created``: a walk that skips folders not changed since
+        ``since`` (their mtime), with each file's size and mtime from the same ``scandir``."""
+        norm = validate_prefix(prefix)
+        return self._list_created(norm, None if since is None else since.timestamp())
+
+    async def _list_created(self, prefix: str, since: float | None) -> AsyncIterator[ObjectInfo]:
+        start = self._root / prefix if prefix else self._root
+        if prefix and (st := await _run(_fsio.regular_stat, start)) is not None:
+            yield ObjectInfo(prefix, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+            return
+        async for info in self._walk_created(start, prefix, since):
+            yield info
+
+    async def _walk_created(
+        self, directory: Path, rel: str, since: float | None
+    ) -> AsyncIterator[ObjectInfo]:
+        for name, is_dir, size, mtime in await _run(_fsio.entries_since, directory, since):
+            child = f"{rel}/{name}" if rel else name
+            if not is_dir:
+                yield ObjectInfo(child, size, datetime.fromtimestamp(mtime, UTC))
+                continue
+            async for info in self._walk_created(directory / name, child, since):
+                yield info
+
     async def url_for(
         self,
         path: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -159,6 +160,10 @@ class InstrumentedDriver:
         """See ``StorageDriver.url_for``."""
         signed = self.inner.url_for(path, method=method, expires_in=expires_in, external_host=external_host)
         return await self._call("url_for", path, signed)
+
+    def list_created(self, prefix: str, since: datetime | None) -> AsyncIterator[ObjectInfo]:
+        """See ``StorageDriver.list_created``."""
+        return self._iterate("list", prefix, self.inner.list_created(prefix, since))
 
     def pending(self, prefix: str) -> AsyncIterator[PendingWrite]:
         """See ``StorageDriver.pending``."""

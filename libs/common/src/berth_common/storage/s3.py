@@ -207,6 +207,27 @@ class S3Driver:
                 if obj.object_name and self._keys.visible(obj.object_name):
                     yield self._keys.path(obj.object_name)
 
+    def list_created(self, prefix: str, since: datetime | None) -> AsyncIterator[ObjectInfo]:
+        """See ``StorageDriver.list_created``: ListObjectsV2 pages (1,000 keys each) filtered on
+        Last-Modified, no request per object."""
+        return self._list_created(self._keys.prefix(prefix), since)
+
+    async def _list_created(self, key_prefix: str, since: datetime | None) -> AsyncIterator[ObjectInfo]:
+        below = key_prefix
+        if key_prefix != self._keys.root:
+            obj = await self._client.head(key_prefix, self._keys.path(key_prefix))
+            if obj is not None:
+                yield ObjectInfo(self._keys.path(key_prefix), int(obj.size or 0), obj.last_modified or _EPOCH)
+            below = key_prefix + "/"
+        pages = self._client.keys(below)
+        while batch := await self._client.next_keys(pages, below):
+            for o in batch:
+                if not o.object_name or not self._keys.visible(o.object_name):
+                    continue
+                modified = o.last_modified or _EPOCH
+                if since is None or modified >= since:
+                    yield ObjectInfo(self._keys.path(o.object_name), int(o.size or 0), modified)
+
     def pending(self, prefix: str) -> AsyncIterator[PendingWrite]:
         """Unfinished writes at or below ``prefix``: multipart uploads and flushed tails, one
         ``PendingWrite`` per path (``ref``: ``upload:<id>`` and ``tail:<key>`` entries)."""

@@ -130,7 +130,7 @@ async def _check_references(
     if blobs:
         linked = await conn.fetch(
             # FOR SHARE: garbage collection cannot unlink these blobs until this manifest
-            # commits (and then it sees the references) — see berth_blob.domain.gc.
+            # commits (and then it sees the references) — see berth_gc.domain.collect.
             "SELECT digest FROM blob.v_repository_blobs WHERE repository = $1"
             " AND digest = ANY($2::text[]) AND (incarnation IS NULL OR incarnation = $3::uuid)"
             " ORDER BY digest FOR SHARE",

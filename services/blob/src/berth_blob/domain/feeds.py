@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from berth_blob.domain.locks import blob_lock_key
 from berth_common.db import Connection
+from berth_common.db.locks import blob_lock_key
 from berth_common.errors import NameUnknown
 from berth_common.oci.reference import RepositoryName
 from berth_common.storage import Location
@@ -44,7 +44,7 @@ async def require_feed(
 
     ``share_lock`` holds the feed row until the transaction ends, so a concurrent feed DELETE
     waits for it (or it sees the deletion): nothing is linked into a deleted feed.
-    ``lock_blob=(location key, digest)`` then also takes that blob's lock (``locks.lock_blob``)
+    ``lock_blob=(location key, digest)`` then also takes that blob's lock (``berth_common.db.locks``)
     in the same round trip, after the feed row.
 
     Raises:
