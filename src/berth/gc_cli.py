@@ -1,40 +1,32 @@
-"""``berth gc run``: collect garbage now (the blob service also does it on a schedule).
+"""``berth gc run`` and ``berth gc runs``: cleanup through the gc service's admin API
+(``/api/gc/runs``; docs/ARCHITECTURE.md, "Who owns cleanup").
 
-``--purge-age AGE`` also expires, in the same run and before collecting, every upload session
-idle for longer than ``AGE`` (``berth_blob.domain.cleanup``, as the scheduled purge does after
-``uploads.max_age_seconds``): for operators who need the space of abandoned uploads now.
+``run`` asks the gc service for a run now and follows it: a progress bar while it runs (on a
+terminal), then a table of what was (or, with ``--dry-run``, would be) deleted, per feed:
+links, blobs and their bytes, upload sessions expired and their bytes; then one summary line.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-from dataclasses import dataclass
+import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
-from berth.cli_support import quiet_logging
-from berth.client import connection
-
-if TYPE_CHECKING:
-    import asyncpg
-
-    from berth_blob.domain.cleanup import PurgeResult
-    from berth_blob.domain.gc import GcResult
-    from berth_common.eventstore import EventStore
-    from berth_common.settings import Settings
-    from berth_common.storage import Stores
+from berth.cli_support import out, print_table, quiet_logging
+from berth.client import admin
 
 gc_app = typer.Typer(
-    help="Garbage collection of unreferenced blobs.\n\nExample: berth gc run --grace-seconds 0",
+    help="Cleanup: garbage collection of unreferenced blobs, idle upload sessions, orphaned files."
+    "\n\nExample: berth gc run --dry-run",
     no_args_is_help=True,
 )
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-PURGE_RETRIES = 10  # passes over sessions another process was purging or writing to
+POLL_SECONDS = 0.5
+PHASES = ("purge", "unlink", "delete", "sweep")
 
 
 def parse_age(text: str) -> timedelta:
@@ -49,17 +41,13 @@ def parse_age(text: str) -> timedelta:
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 
-@dataclass
-class _Run:
-    """What ``berth gc run`` did: the purge (if asked for) and the collection."""
-
-    purged: PurgeResult | None
-    collected: GcResult
-
-
 @gc_app.command("run")
 def run(
     ctx: typer.Context,
+    feed: Annotated[str | None, typer.Option("--feed", metavar="FEED", help="only this feed")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", metavar="", help="count what would go; delete nothing")
+    ] = False,
     grace_seconds: Annotated[
         int | None,
         typer.Option(
@@ -70,90 +58,99 @@ def run(
         str | None,
         typer.Option(
             metavar="AGE",
-            help="first expire upload sessions idle longer than this (seconds, or 90s, 10m, 1h, 2d; 0: all)",
+            help="expire upload sessions idle longer than this (seconds, or 90s, 10m, 1h, 2d; 0: all;"
+            " default: uploads.max_age_seconds)",
         ),
     ] = None,
 ) -> None:
-    """Unlink unreferenced blobs and delete unlinked content older than the grace period;
-    with --purge-age, first expire upload sessions idle longer than that.
-
-    Runs here, against the database and storage of the berth up of --data-dir (or
-    BERTH_DATABASE_URL and BERTH_STORAGE__ROOT).
+    """Collect garbage now in the gc service: expire idle upload sessions, unlink unreferenced
+    blobs, delete unlinked content older than the grace period, sweep orphaned files; then
+    print what went per feed (counts and bytes).
 
     Examples:
 
     \b
-      berth gc run --grace-seconds 0
+      berth gc run --dry-run
+      berth gc run --feed dmc --grace-seconds 0
       berth gc run --purge-age 1h
     """
-    from berth_common.settings import Settings
-
     quiet_logging()
-    data_dir = connection(ctx).data_dir_or_default
-    database_url = connection(ctx).database_url()
-    if not os.environ.get("BERTH_STORAGE__ROOT") and (data_dir / "storage").is_dir():
-        os.environ["BERTH_STORAGE__ROOT"] = str(data_dir.resolve() / "storage")
-    purge = parse_age(purge_age) if purge_age is not None else None
-    settings = Settings(database_url=database_url)
-    if settings.storage.kind == "filesystem" and not settings.storage.root.is_dir():
-        typer.echo(
-            f"storage root {settings.storage.root} does not exist: set BERTH_STORAGE__ROOT"
-            " or --data-dir to the server's",
-            err=True,
-        )
-        raise typer.Exit(2)
-    grace = timedelta(seconds=settings.gc.grace_seconds if grace_seconds is None else grace_seconds)
-    done = asyncio.run(_collect(settings, grace, purge))
-    if done.purged is not None and purge_age is not None:
-        typer.echo(
-            f"purged {done.purged.expired} upload sessions idle longer than {purge_age},"
-            f" freed {done.purged.bytes_freed} bytes"
-        )
-    result = done.collected
-    typer.echo(
-        f"unlinked {result.unlinked} links, deleted {result.deleted} blobs,"
-        f" swept {result.swept_files} orphaned files, freed {result.bytes_freed} bytes"
+    age = parse_age(purge_age) if purge_age is not None else None
+    client = admin(ctx)
+    body: dict[str, Any] = {"feed": feed, "dry_run": dry_run, "wait": False}
+    if grace_seconds is not None:
+        body["grace_seconds"] = grace_seconds
+    if age is not None:
+        body["purge_age_seconds"] = int(age.total_seconds())
+    started = client.call("POST", "/api/gc/runs", json=body)
+    done = _follow(client, started)
+    _print_run(done)
+    if done["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _follow(client: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """Poll the run until it is no longer running, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if run["status"] != "running":
+        return run
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.completed:,.0f} items"), TimeElapsedColumn(),
+        console=out, transient=True, disable=not out.is_terminal,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("gc run", total=None)
+        while run["status"] == "running":
+            time.sleep(POLL_SECONDS)
+            run = client.call("GET", f"/api/gc/runs/{run['id']}")
+            progress = run.get("progress") or {}
+            phase = next((p for p in reversed(PHASES) if p in progress), "starting")
+            bar.update(task, description=f"gc run: {phase}", completed=sum(progress.values()))
+    return run
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    result = run.get("result") or {}
+    if run["status"] == "skipped":
+        out.print("another gc run is in progress: nothing done (try again when it ends)")
+        return
+    if run["status"] == "failed":
+        out.print(f"gc run failed: {run.get('error')}")
+        return
+    rows = [{"feed": name, **counts} for name, counts in (result.get("feeds") or {}).items()]
+    if rows:
+        print_table(
+            rows,
+            [("feed", "feed"), ("links", "unlinked"), ("blobs", "deleted"), ("blob bytes", "bytes"),
+             ("sessions", "expired"), ("session bytes", "expired_bytes")],
+        )  # fmt: skip
+    verb = "would " if run["dry_run"] else ""
+    out.print(
+        f"{verb}unlink {result.get('unlinked', 0)} links, {verb}delete {result.get('deleted', 0)} blobs,"
+        f" {verb}expire {result.get('expired', 0)} upload sessions, swept {result.get('swept_files', 0)}"
+        f" orphaned files, {'would free' if verb else 'freed'} {result.get('bytes_freed', 0)} bytes"
     )
 
 
-async def _collect(settings: Settings, grace: timedelta, purge: timedelta | None) -> _Run:
-    from berth_blob.app import build_stores
-    from berth_blob.domain.gc import collect_garbage
-    from berth_common.db import create_pool
-    from berth_common.eventstore import EventStore
+@gc_app.command("runs")
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="how many, newest first")] = 20,
+) -> None:
+    """List recent gc runs (scheduled and on demand), newest first.
 
-    assert settings.database_url is not None
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    stores = build_stores(settings)
-    try:
-        store = EventStore(pool)
-        purged = await _purge(pool, store, stores, purge) if purge is not None else None
-        return _Run(purged, await collect_garbage(store, stores, grace))
-    finally:
-        await stores.close()
-        await pool.close()
-
-
-async def _purge(pool: asyncpg.Pool, store: EventStore, stores: Stores, age: timedelta) -> PurgeResult:
-    """Expire every upload session idle longer than ``age``, in batches, until none is left.
-
-    A batch finds nothing while another process holds the purge lock (the scheduled purge) or
-    a session's row is locked by a request writing to it; then it waits a little and looks again,
-    at most ``PURGE_RETRIES`` times, and reports what it did purge.
+    Example: berth gc runs --limit 5
     """
-    from datetime import UTC, datetime
-
-    from berth_blob.domain.cleanup import PurgeResult, purge_expired_uploads
-
-    now = datetime.now(UTC)
-    expired = freed = retries = 0
-    while True:
-        batch = await purge_expired_uploads(store, stores, age, now=now)
-        expired, freed = expired + batch.expired, freed + batch.bytes_freed
-        if batch.expired:
-            continue
-        left = await pool.fetchval("SELECT count(*) FROM blob.uploads WHERE updated_at < $1", now - age)
-        if not left or retries >= PURGE_RETRIES:
-            return PurgeResult(expired, freed)
-        retries += 1
-        await asyncio.sleep(0.5)
+    quiet_logging()
+    answer = admin(ctx).call("GET", "/api/gc/runs", params={"limit": limit})
+    rows = []
+    for r in answer["runs"]:
+        result = r.get("result") or {}
+        rows.append({**r, **{k: result.get(k) for k in ("unlinked", "deleted", "bytes_freed", "expired")}})
+    print_table(
+        rows,
+        [("started", "started_at"), ("status", "status"), ("trigger", "trigger"), ("feed", "feed"),
+         ("dry run", "dry_run"), ("links", "unlinked"), ("blobs", "deleted"), ("sessions", "expired"),
+         ("bytes", "bytes_freed"), ("id", "id")],
+    )  # fmt: skip

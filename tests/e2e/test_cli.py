@@ -69,10 +69,10 @@ def test_feed_commands_events_and_rebuild(scratch_dir: Path) -> None:
         assert [t for t in types if t.startswith("feed.")] == ["feed.created", "feed.deleted"], tail
         rebuilt = berth("projections", "rebuild", env=env).stdout
         assert "api: 2 events applied" in rebuilt
-        nowhere = berth("gc", "run", env={**env, "BERTH_STORAGE__ROOT": str(workdir / "nope")}, ok=False)
-        assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
-        storage = {**env, "BERTH_STORAGE__ROOT": str(server.data_dir / "storage")}
-        assert "deleted 0 blobs" in berth("gc", "run", "--grace-seconds", "0", env=storage).stdout
+        done = berth("gc", "run", "--grace-seconds", "0", env=env).stdout
+        assert "delete 0 blobs" in done and "freed 0 bytes" in done, done
+        nowhere = berth("gc", "run", "--feed", "nosuch", env=env, ok=False)
+        assert nowhere.returncode == 1 and "NAME_UNKNOWN" in nowhere.stderr
 
 
 def test_serve_without_database_is_a_clear_error() -> None:
@@ -223,16 +223,17 @@ def test_gc_run_purges_idle_upload_sessions_at_once(scratch_dir: Path) -> None:
         session = started.headers["location"]
         patched = httpx.patch(f"{server.url}{session}", content=b"x" * 1000, auth=auth)
         assert patched.status_code == 202, patched.text
-        env = {"BERTH_DATABASE_URL": dsn, "BERTH_STORAGE__ROOT": str(server.data_dir / "storage")}
+        env = {"BERTH_URL": server.url, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
         kept = berth("gc", "run", "--purge-age", "1h", env=env).stdout
-        assert "purged 0 upload sessions idle longer than 1h, freed 0 bytes" in kept, kept
+        assert "expire 0 upload sessions" in kept and "freed 0 bytes" in kept, kept
         assert httpx.get(f"{server.url}{session}", auth=auth).status_code == 204
         uploads = server.data_dir / "storage" / "uploads"  # the session's bytes, in its folder
         assert [sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) for d in uploads.iterdir()] == [
             1000
         ]
         purged = berth("gc", "run", "--purge-age", "0", env=env).stdout
-        assert "purged 1 upload sessions idle longer than 0, freed 1000 bytes" in purged, purged
+        assert "expire 1 upload sessions" in purged and "freed 1000 bytes" in purged, purged
+        assert ["purge", "0", "0", "0", "1", "1000"] in [line.split() for line in purged.splitlines()], purged
         gone = httpx.get(f"{server.url}{session}", auth=auth)
         assert gone.status_code == 404 and gone.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
         assert not uploads.exists() or not any(uploads.iterdir())  # the bytes are gone

@@ -184,8 +184,17 @@ def test_gc_run_prints_its_summary_without_log_lines(server: BerthProcess, shell
     auth = RegistryAuth("admin", ADMIN_PASSWORD)
     pushed = httpx.post(f"{server.url}/v2/{feed}/x/blobs/uploads/?digest={digest}", content=data, auth=auth)
     assert pushed.status_code == 201, pushed.text
-    done = shell.run("--data-dir", str(server.data_dir), "gc", "run", "--grace-seconds", "0")
-    assert (
-        done.stdout == f"unlinked 1 links, deleted 1 blobs, swept 0 orphaned files, freed {len(data)} bytes\n"
+    done = shell.run("--data-dir", str(server.data_dir), "gc", "run", "--feed", feed, "--grace-seconds", "0",
+                     env=as_admin(server))  # fmt: skip
+    table, summary = done.stdout.rsplit("\n", 2)[0], done.stdout.rsplit("\n", 2)[1]
+    assert [line.split() for line in table.splitlines()] == [
+        ["FEED", "LINKS", "BLOBS", "BLOB", "BYTES", "SESSIONS", "SESSION", "BYTES"],
+        [feed, "1", "1", str(len(data)), "0", "0"],
+    ], done.stdout
+    assert summary == (
+        "unlink 1 links, delete 1 blobs, expire 0 upload sessions, swept 0 orphaned files,"
+        f" freed {len(data)} bytes"
     )
     assert done.stderr == ""
+    listed = shell.run("gc", "runs", "--limit", "1", env=as_admin(server)).stdout
+    assert rows(listed)[0][1:4] == ["succeeded", "api", feed], listed

@@ -145,8 +145,8 @@ async def collect_garbage(
             if dry_run:
                 await _dry_run(store.pool, cutoff, feed, result)
                 return result
-            unlinked = await _unlink_all(store, cutoff, feed, batch, result, tick)
-            await _delete_all(store, stores, cutoff, feed, unlinked, batch, result, tick)
+            owners = await _unlink_all(store, cutoff, feed, batch, result, tick)
+            await _delete_all(store, stores, cutoff, feed, owners, batch, result, tick)
             if sweep and feed is None:
                 swept = await sweep_orphans(store.pool, stores, cutoff, started=started)
                 result.swept_files = swept.content_files + swept.upload_folders
@@ -168,9 +168,9 @@ def _feed_range(feed: str | None, column: str, first: int) -> tuple[str, list[st
 
 async def _unlink_all(
     store: EventStore, cutoff: datetime, feed: str | None, batch: int, result: GcResult, tick: Progress
-) -> set[tuple[str, str]]:
-    """Phase 1 in batches; the ``(store, digest)`` of every link removed."""
-    removed: set[tuple[str, str]] = set()
+) -> dict[tuple[str, str], str]:
+    """Phase 1 in batches; the ``(store, digest)`` of every link removed, with its feed."""
+    removed: dict[tuple[str, str], str] = {}
     after = ("", "")
     while True:
         done, after, count = await _unlink_batch(store, cutoff, feed, batch, after, result)
@@ -187,9 +187,9 @@ async def _unlink_batch(
     batch: int,
     after: tuple[str, str],
     result: GcResult,
-) -> tuple[set[tuple[str, str]], tuple[str, str], int]:
+) -> tuple[dict[tuple[str, str], str], tuple[str, str], int]:
     extra, args = _feed_range(feed, "l.repository", 5)
-    removed: set[tuple[str, str]] = set()
+    removed: dict[tuple[str, str], str] = {}
     async with store.unit_of_work(apply_to_blob, Metadata(actor="system:gc")) as uow:
         locked = await uow.conn.fetch(
             f"SELECT l.repository, l.digest, l.store, l.size FROM {LINKS} l"
@@ -210,7 +210,7 @@ async def _unlink_batch(
                 f"bloblink:{row['repository']}@{row['digest']}",
                 BlobUnlinked(repository=row["repository"], digest=row["digest"]),
             )
-            removed.add((row["store"], row["digest"]))
+            removed[(row["store"], row["digest"])] = feed_of(row["repository"])
             result.unlinked += 1
             result.feed(feed_of(row["repository"])).unlinked += 1
     last = locked[-1]
@@ -229,12 +229,11 @@ async def _unreferenced(conn: Connection, rows: list[asyncpg.Record]) -> set[tup
 
 
 async def _delete_all(
-    store: EventStore, stores: Stores, cutoff: datetime, feed: str | None, unlinked: set[tuple[str, str]],
+    store: EventStore, stores: Stores, cutoff: datetime, feed: str | None, owners: dict[tuple[str, str], str],
     batch: int, result: GcResult, tick: Progress,
 ) -> None:  # fmt: skip
-    """Phase 2 in batches: every unlinked blob (with ``feed``: those in ``unlinked`` or the
-    feed's own legacy location)."""
-    owners = {pair: None for pair in unlinked}
+    """Phase 2 in batches: every unlinked blob (with ``feed``: those whose link went in this
+    run, ``owners``, or in the feed's own legacy location)."""
     after = ("", "")
     legacy = Location.legacy(feed).key if feed else None
     while True:
@@ -251,15 +250,17 @@ async def _delete_all(
         if not rows:
             return
         after = (rows[-1]["store"], rows[-1]["digest"])
-        deleted = await _delete_batch(store, stores, [(r["store"], r["digest"]) for r in rows], result)
+        blobs = [(r["store"], r["digest"]) for r in rows]
+        deleted = await _delete_batch(store, stores, blobs, owners, result)
         tick("delete", deleted)
         if len(rows) < batch:
             return
 
 
 async def _delete_batch(
-    store: EventStore, stores: Stores, blobs: list[tuple[str, str]], result: GcResult
-) -> int:
+    store: EventStore, stores: Stores, blobs: list[tuple[str, str]], owners: dict[tuple[str, str], str],
+    result: GcResult,
+) -> int:  # fmt: skip
     """Delete the content of ``blobs`` that, under their locks, are still recorded and unlinked."""
     async with store.unit_of_work(apply_to_blob, Metadata(actor="system:gc")) as uow:
         await lock_blobs(uow.conn, blobs)
@@ -284,7 +285,8 @@ async def _delete_batch(
     for row in rows:
         result.deleted += 1
         result.bytes_freed += int(row["size"])
-        totals = result.feed(_store_label(row["store"]))
+        label = owners.get((row["store"], row["digest"])) or _store_label(row["store"])
+        totals = result.feed(label)
         totals.deleted, totals.bytes = totals.deleted + 1, totals.bytes + int(row["size"])
     return len(rows)
 
@@ -311,8 +313,9 @@ async def _dry_run(pool: asyncpg.Pool, cutoff: datetime, feed: str | None, resul
         cutoff, [r["repository"] for r in links], [r["digest"] for r in links],
         *((legacy, [r["store"] for r in links], [r["digest"] for r in links]) if feed else ()),
     )  # fmt: skip
+    owners = {(r["store"], r["digest"]): feed_of(r["repository"]) for r in links}
     for row in blobs:
         result.deleted += 1
         result.bytes_freed += int(row["size"])
-        totals = result.feed(_store_label(row["store"]))
+        totals = result.feed(owners.get((row["store"], row["digest"])) or _store_label(row["store"]))
         totals.deleted, totals.bytes = totals.deleted + 1, totals.bytes + int(row["size"])
