@@ -40,7 +40,7 @@ from berth_common.events import BlobDeleted, BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore
 from berth_common.storage import Location, Stores
 from berth_common.telemetry import gc_job
-from berth_gc.contracts import BLOBS, LINKS, REFERENCES, apply_to_blob
+from berth_gc.contracts import BLOBS, FORGET_BLOB, LINKS, REFERENCES, UNLINK
 from berth_gc.domain import purge as purging
 from berth_gc.domain.references import catch_up
 from berth_gc.domain.sweep import sweep_orphans
@@ -190,7 +190,7 @@ async def _unlink_batch(
 ) -> tuple[dict[tuple[str, str], str], tuple[str, str], int]:
     extra, args = _feed_range(feed, "l.repository", 5)
     removed: dict[tuple[str, str], str] = {}
-    async with store.unit_of_work(apply_to_blob, Metadata(actor="system:gc")) as uow:
+    async with store.unit_of_work(None, Metadata(actor="system:gc")) as uow:
         locked = await uow.conn.fetch(
             f"SELECT l.repository, l.digest, l.store, l.size FROM {LINKS} l"
             f" WHERE l.linked_at < $1 AND (l.repository, l.digest) > ($2, $3){extra}"
@@ -203,9 +203,13 @@ async def _unlink_batch(
             return removed, after, 0
         await catch_up(store.pool)  # after the locks: every committed manifest is now projected
         still = await _unreferenced(uow.conn, locked)
-        for row in locked:
-            if (row["repository"], row["digest"]) not in still:
-                continue
+        gone = [row for row in locked if (row["repository"], row["digest"]) in still]
+        await uow.conn.execute(  # what apply_to_blob does per event, in one round trip
+            f"SELECT count({UNLINK}(r, d)) FROM unnest($1::text[], $2::text[]) AS c(r, d)",
+            [row["repository"] for row in gone],
+            [row["digest"] for row in gone],
+        )
+        for row in gone:
             await uow.emit(
                 f"bloblink:{row['repository']}@{row['digest']}",
                 BlobUnlinked(repository=row["repository"], digest=row["digest"]),
@@ -262,7 +266,7 @@ async def _delete_batch(
     result: GcResult,
 ) -> int:  # fmt: skip
     """Delete the content of ``blobs`` that, under their locks, are still recorded and unlinked."""
-    async with store.unit_of_work(apply_to_blob, Metadata(actor="system:gc")) as uow:
+    async with store.unit_of_work(None, Metadata(actor="system:gc")) as uow:
         await lock_blobs(uow.conn, blobs)
         rows = await uow.conn.fetch(
             f"SELECT b.store, b.digest, b.size FROM {BLOBS} b"
@@ -270,6 +274,11 @@ async def _delete_batch(
             f" WHERE NOT EXISTS (SELECT 1 FROM {LINKS} l WHERE l.store = b.store AND l.digest = b.digest)",
             [s for s, _ in blobs],
             [d for _, d in blobs],
+        )
+        await uow.conn.execute(  # what apply_to_blob does per event, in one round trip
+            f"SELECT count({FORGET_BLOB}(s, d)) FROM unnest($1::text[], $2::text[]) AS c(s, d)",
+            [row["store"] for row in rows],
+            [row["digest"] for row in rows],
         )
         for row in rows:
             event = BlobDeleted(store=row["store"], digest=row["digest"], size=row["size"])
