@@ -12,6 +12,7 @@ import pytest
 
 from berth_gc.domain.collect import collect_garbage
 from tests.support.berth_app import BerthApp, berth_app
+from tests.support.locks import wait_until_blocked
 
 pytestmark = pytest.mark.integration
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -137,8 +138,9 @@ async def test_upload_commit_waits_for_the_blob_lock_held_by_gc() -> None:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("default", digest))
             push = asyncio.create_task(_blob(berth, "gclock/x", data))
-            done, _ = await asyncio.wait({push}, timeout=1.0)
-            assert not done, "the upload committed while GC held the blob's lock"
+            key = blob_lock_key("default", digest)
+            assert await wait_until_blocked(pool, push, advisory_key=key) == "advisory"
+            assert not push.done(), "the upload committed while GC held the blob's lock"
         assert await push == digest
         assert (await berth.client.get(f"/v2/gclock/x/blobs/{digest}")).content == data
 

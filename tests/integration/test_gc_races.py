@@ -25,6 +25,8 @@ from berth_common.storage import Stores
 from berth_gc.domain.collect import GC_LOCK, collect_garbage
 from tests.integration.test_gc import OCI_MANIFEST, _blob, _image, commit_session_data
 from tests.support.berth_app import BerthApp, berth_app
+from tests.support.locks import wait_until_blocked
+from tests.support.tasks import until
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +115,7 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
         c = berth.client
         layer = os.urandom(4096)
         digest = await _blob(berth, "mr/src", layer)  # pushed, never referenced by a manifest
-        real_rwr, collected = blobs_module.run_with_retry, []
+        real_rwr, collected, waited = blobs_module.run_with_retry, [], []
 
         async def racing(store: Any, work: Any, **kw: Any) -> Any:
             async def paused(uow: Any) -> Any:
@@ -124,7 +126,10 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
                         if not collected:  # GC runs after the source link was read
                             task = asyncio.create_task(gc(berth))
                             collected.append(task)
-                            await asyncio.wait({task}, timeout=2.0)  # (a fix may make GC wait)
+                            # GC must wait for the mount's share lock on the source link
+                            # (pg_locks: a row lock not granted), then see the new link
+                            pool = berth.app.state.resources.pool
+                            waited.append(await wait_until_blocked(pool, task))
                         await uow.emit(stream, event, **k)
 
                 return await work(Uow())
@@ -135,7 +140,9 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
         r = await c.post(f"/v2/mr/dst/blobs/uploads/?mount={digest}&from=mr/src")
         monkeypatch.undo()
         result = await collected[0]
-        print("GC during the mount:", result, "mount:", r.status_code)
+        assert waited == ["transactionid"], waited  # GC waited for the mount's transaction
+        assert r.status_code == 201, r.text  # mounted
+        assert (result.unlinked, result.deleted) == (1, 0), result  # the source link went, the content stayed
         # the client goes on to push a manifest referencing the mounted layer: accepted too
         config = b'{"architecture":"amd64","os":"linux"}'
         cdigest = await _blob(berth, "mr/dst", config)
@@ -491,6 +498,9 @@ async def test_stress_pushes_racing_gc_grace_zero() -> None:
         errors = [e for e in gcs if isinstance(e, Exception)]
         assert not errors, errors[:3]
         assert not [s for s in statuses if s[1] >= 500], [s for s in statuses if s[1] >= 500][:5]
+        succeeded = {what for what, status, _ in statuses if status in (201, 202)}
+        assert succeeded == {"mono", "post", "patch", "put", "mount", "image"}, sorted(set(statuses))
+        assert [g for g in gcs if g.ran and g.unlinked], "no GC run collected anything while pushes ran"
         links = await pool.fetch("SELECT repository, digest FROM blob.links")
         missing = []
         for row in links:
@@ -523,7 +533,7 @@ async def test_feed_recreated_before_consumer_keeps_its_new_image() -> None:
         c = berth.client
         layer = os.urandom(4000)
         await _image(berth, "fr/x", "v1", layer)
-        assert (await c.delete("/api/feeds/fr")).status_code in (200, 202, 204)
+        assert (await c.delete("/api/feeds/fr")).status_code == 204
         await berth.create_feed("fr")  # re-created under the same name
         _, _, ldig = await _image(berth, "fr/x", "v1", layer)  # the same image pushed again: 201
         store = berth.app.state.resources.store
@@ -547,18 +557,16 @@ async def test_feed_recreated_and_pushed_at_once_with_real_bus() -> None:
         c = berth.client
         layer = os.urandom(4000)
         await _image(berth, "fb/x", "v1", layer)
-        assert (await c.delete("/api/feeds/fb")).status_code in (200, 202, 204)
+        assert (await c.delete("/api/feeds/fb")).status_code == 204
         await berth.create_feed("fb")
         _, _, ldig = await _image(berth, "fb/x", "v1", layer)
         pool = berth.app.state.resources.pool
-        for _ in range(100):  # until the consumer has handled FeedDeleted
-            if await pool.fetchval(
-                "SELECT count(*) FROM eventstore.events WHERE type = 'upload.cancelled'"
-                " OR (type = 'blob.unlinked')"
-            ):
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)
+        deleted_at = await pool.fetchval("SELECT position FROM eventstore.events WHERE type = 'feed.deleted'")
+        # until the blob service's consumer has applied FeedDeleted (its recorded position),
+        # failing loudly if it never does
+        await until(lambda: pool.fetchval(
+            "SELECT position >= $1 FROM blob.consumer_positions WHERE name = 'blob-feeds'", deleted_at
+        ))  # fmt: skip
         await gc(berth)
         got = await c.get(f"/v2/fb/x/blobs/{ldig}")
         assert (await c.get("/v2/fb/x/manifests/v1")).status_code == 200

@@ -19,6 +19,7 @@ from berth_common.db.locks import blob_lock_key
 from berth_gc.domain.collect import GcResult, collect_garbage
 from tests.integration.test_gc import _image
 from tests.support.berth_app import BerthApp, berth_app
+from tests.support.locks import wait_until_blocked
 
 pytestmark = pytest.mark.integration
 LATER = datetime.now(UTC) + timedelta(days=1)
@@ -86,8 +87,9 @@ async def test_sweep_rechecks_content_under_the_blob_lock() -> None:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", blob_lock_key("default", digest))
             await storage.write(path, _bytes(data))  # the commit moved the content into place
             sweep = asyncio.create_task(_collect(berth))
-            done, _ = await asyncio.wait({sweep}, timeout=1.0)
-            assert not done, "the sweep judged content while a commit held the blob's lock"
+            key = blob_lock_key("default", digest)
+            assert await wait_until_blocked(pool, sweep, advisory_key=key) == "advisory"
+            assert not sweep.done(), "the sweep judged content while a commit held the blob's lock"
             await conn.execute(
                 "INSERT INTO blob.blobs(store, digest, size, created_at) VALUES ($1, $2, $3, now())",
                 "default",
