@@ -122,3 +122,75 @@ async def test_push_pull_through_proxy_to_separate_services(tmp_path: Path) -> N
     manifest = json.loads(oci_layout.read_blob(tmp_path / "oci", pushed))
     blobs = {d["digest"] for d in [manifest["config"], *manifest["layers"]]}
     assert {(pushed, blob) for blob in blobs} <= references
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def test_gc_in_its_own_process_keeps_a_manifest_committed_while_it_waits(tmp_path: Path) -> None:
+    """gc runs in its own ``berth serve gc`` process (issue 15 §4). A manifest PUT in flight
+    holds ``FOR SHARE`` on the links it checked: here the test holds that lock itself, asks the
+    gc process for a run with grace 0, proves from ``pg_locks`` that gc waits for it, then a real
+    manifest PUT (api process) commits while gc still waits; once released, gc must find the
+    manifest's references (its projection caught up from the event store) and keep the links,
+    while it collects a blob nothing references. The deleted blob is an event of actor
+    ``system:gc``."""
+    from tests.support.locks import wait_until_blocked
+
+    config, layer, junk = b'{"architecture":"amd64","os":"linux"}', os.urandom(3000), os.urandom(1000)
+    async with fresh_backends() as (database_url, stream):
+        with separate_berth(tmp_path, database_url, stream) as proxy:
+            auth = RegistryAuth(ADMIN_USER, ADMIN_PASSWORD)
+            async with httpx.AsyncClient(base_url=proxy.url, auth=auth, timeout=60) as c:
+                feed = unique("gcp")
+                assert (await c.post("/api/feeds", json={"name": feed})).status_code == 201
+                for data in (config, layer, junk):
+                    r = await c.post(f"/v2/{feed}/x/blobs/uploads/?digest={_sha(data)}", content=data)
+                    assert r.status_code == 201, r.text
+                manifest = json.dumps({
+                    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               "digest": _sha(config), "size": len(config)},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                "digest": _sha(layer), "size": len(layer)}],
+                }).encode()  # fmt: skip
+                pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+                try:
+                    async with pool.acquire() as held, held.transaction():
+                        await held.execute(  # what a manifest PUT in flight holds
+                            "SELECT 1 FROM blob.links WHERE repository = $1 AND digest = ANY($2::text[])"
+                            " FOR SHARE",
+                            f"{feed}/x", [_sha(config), _sha(layer)],
+                        )  # fmt: skip
+                        run = asyncio.create_task(
+                            c.post("/api/gc/runs", json={"grace_seconds": 0, "feed": feed})
+                        )
+                        assert await wait_until_blocked(pool, run) == "transactionid"
+                        put = await c.put(
+                            f"/v2/{feed}/x/manifests/v1",
+                            content=manifest,
+                            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                        )
+                        assert put.status_code == 201, put.text
+                        assert not run.done()
+                    done = (await run).json()
+                    assert done["status"] == "succeeded", done
+                    assert done["result"]["feeds"][feed] == {
+                        "unlinked": 1, "deleted": 1, "bytes": len(junk), "expired": 0, "expired_bytes": 0,
+                    }  # fmt: skip
+                    for data in (config, layer):
+                        got = await c.get(f"/v2/{feed}/x/blobs/{_sha(data)}")
+                        assert got.status_code == 200 and got.content == data
+                    gone = await c.head(f"/v2/{feed}/x/blobs/{_sha(junk)}")
+                    assert gone.status_code == 404
+                    actor = await pool.fetchval(
+                        "SELECT metadata->>'actor' FROM eventstore.events WHERE type = 'blob.deleted'"
+                        " AND payload->>'digest' = $1",
+                        _sha(junk),
+                    )
+                    assert actor == "system:gc"
+                finally:
+                    await pool.close()
