@@ -32,6 +32,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WIDTHS = {"laptop": (1366, 860), "phone": (390, 844)}
 BOB_PASSWORD = "bob-pw-1"
+DATABASE: dict[str, str] = {}  # the server's database URL, by host
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BerthProcess]:
         scratch_stream() as stream,
         berth_process(workdir, database_url=dsn, nats_url=NATS_URL, stream=stream) as running,
     ):
+        DATABASE[running.host] = dsn
         yield running
 
 
@@ -272,3 +274,58 @@ def test_api_docs_work_offline(server: BerthProcess, browser: Browser, shots: Pa
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Berth")
     shoot(page, shots, "api-docs")
     assert elsewhere == []
+
+
+def test_cleanup_page_runs_gc_dry_and_for_real(server: BerthProcess, browser: Browser, shots: Path) -> None:
+    """Issue 11's cleanup page: an admin sees recent gc runs and runs one, dry first (counts,
+    nothing deleted), then for real (the blob is gone); both runs are listed."""
+    import asyncio
+    import concurrent.futures
+    import hashlib
+    import os
+
+    import asyncpg
+    import httpx
+
+    from berth.token_auth import RegistryAuth
+
+    auth = RegistryAuth("admin", ADMIN_PASSWORD)
+    assert httpx.post(f"{server.url}/api/feeds", json={"name": "cleanme"}, auth=auth).status_code == 201
+    data = os.urandom(1500)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    pushed = httpx.post(f"{server.url}/v2/cleanme/x/blobs/uploads/?digest={digest}", content=data, auth=auth)
+    assert pushed.status_code == 201, pushed.text
+
+    async def age() -> None:  # pushed two hours ago, past gc.grace_seconds (1 h)
+        conn = await asyncpg.connect(DATABASE[server.host])
+        try:
+            await conn.execute("UPDATE blob.links SET linked_at = now() - interval '2 hours'")
+            await conn.execute("UPDATE blob.blobs SET created_at = now() - interval '2 hours'")
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, age()).result()
+    page = new_page(browser, server)
+    log_in(page, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Cleanup").click()
+    page.wait_for_url(re.compile(r".*/ui/cleanup$"))
+    expect(page.get_by_role("heading", name="Cleanup", level=1)).to_be_visible()
+    page.get_by_label("Feed (empty: all feeds)").fill("cleanme")
+    expect(page.get_by_label("Dry run (count only, delete nothing)")).to_be_checked()
+    page.get_by_role("button", name="Run cleanup").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Dry run: would delete 1 blobs and 0 upload sessions, 1500 bytes."
+    )
+    assert httpx.head(f"{server.url}/v2/cleanme/x/blobs/{digest}", auth=auth).status_code == 200
+    page.get_by_label("Feed (empty: all feeds)").fill("cleanme")
+    page.get_by_label("Dry run (count only, delete nothing)").uncheck()
+    page.get_by_role("button", name="Run cleanup").click()
+    expect(page.get_by_role("status")).to_contain_text("Deleted 1 blobs and 0 upload sessions, 1500 bytes.")
+    assert httpx.head(f"{server.url}/v2/cleanme/x/blobs/{digest}", auth=auth).status_code == 404
+    rows = page.get_by_role("region", name="Recent runs").locator("tbody tr")
+    expect(rows.nth(0)).to_contain_text("succeeded")
+    expect(rows.nth(0).locator("td").nth(3)).to_have_text("no")
+    expect(rows.nth(1).locator("td").nth(3)).to_have_text("yes")
+    expect(rows.nth(0).locator("td").nth(2)).to_have_text("cleanme")
+    shoot(page, shots, "cleanup")

@@ -20,7 +20,7 @@ from berth_common.http.surface import install_surface
 from berth_common.logging import configure_logging
 from berth_common.settings import Settings
 from berth_ui.backend import Backend
-from berth_ui.routes import account, feeds, images, people, privileges
+from berth_ui.routes import account, cleanup, feeds, images, people, privileges
 
 
 def migrations() -> list[Migration]:
@@ -35,7 +35,7 @@ def projections() -> list[ProjectionSpec]:
 
 def setup(app: FastAPI) -> None:
     """Mount the UI's routes on ``app`` (its catch-all 404 for ``/ui/…`` last)."""
-    for module in (account, feeds, privileges, images, people):
+    for module in (account, feeds, privileges, images, people, cleanup):
         app.include_router(module.router)
     app.include_router(account.fallback)
 
