@@ -488,6 +488,18 @@ class DriverSuite:
         assert await list_all(driver, f"{scratch}/a/b0/") == [f"{scratch}/a/b0/c"]
         assert await list_all(driver, f"{scratch}/nothing") == []
 
+    async def test_delete_objects_deletes_exactly_those(self, driver: StorageDriver, scratch: str) -> None:
+        """``delete_objects`` removes the named objects only (not what is below a name, not
+        neighbours); a missing one is fine; an invalid path deletes nothing."""
+        names = [f"{scratch}/a/x", f"{scratch}/a/y", f"{scratch}/b", f"{scratch}/d/below", f"{scratch}/c"]
+        for name in names:
+            await driver.write(name, chunks_of(b"data"))
+        with pytest.raises(ValueError):
+            await driver.delete_objects([f"{scratch}/c", "../escape"])
+        await driver.delete_objects([f"{scratch}/a/x", f"{scratch}/b", f"{scratch}/d", f"{scratch}/missing"])
+        assert await list_all(driver, scratch) == [f"{scratch}/a/y", f"{scratch}/c", f"{scratch}/d/below"]
+        await driver.delete_objects([])
+
     async def test_list_created_finds_what_was_placed_since(
         self, driver: StorageDriver, scratch: str
     ) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -191,6 +191,13 @@ class AzureDriver:
                     batch = []
             if batch:
                 await self._delete_batch(batch)
+
+    async def delete_objects(self, paths: Sequence[str]) -> None:
+        """See ``StorageDriver.delete_objects``: Blob Batch deletes of 256 names each."""
+        names = [self._keys.key(p) for p in paths]
+        with mapped(paths[0] if paths else ""):
+            for start in range(0, len(names), _DELETE_BATCH):
+                await self._delete_batch(names[start : start + _DELETE_BATCH])
 
     async def _delete_batch(self, names: list[str]) -> None:
         results = await self.container.delete_blobs(*names, raise_on_any_failure=False)

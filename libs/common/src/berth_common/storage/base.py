@@ -12,7 +12,7 @@ empty components, backslashes, NUL, non-ASCII) raises ``ValueError`` before any 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -226,6 +226,16 @@ class StorageDriver(Protocol):
 
     async def delete(self, path: str) -> None:
         """Delete the object at ``path`` or every object below it; a missing path is not an error."""
+        ...
+
+    async def delete_objects(self, paths: Sequence[str]) -> None:
+        """Delete exactly the objects at ``paths`` (not what is below them); missing ones are
+        fine. For many at once (garbage collection): object stores send one request per 1,000
+        (S3 DeleteObjects) or 256 (Azure Blob Batch) objects.
+
+        Raises:
+            ValueError: a path is invalid (nothing is deleted).
+        """
         ...
 
     def list(self, prefix: str) -> AsyncIterator[str]:

@@ -7,8 +7,9 @@ Only rare failure cleanup (close/unlink/ftruncate) runs inline, so it also survi
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -151,6 +152,18 @@ class FilesystemDriver:
     def _delete(self, full: Path) -> None:
         _fsio.remove_tree(full)
         _fsio.prune_empty_dirs(full.parent, self._root)
+
+    async def delete_objects(self, paths: Sequence[str]) -> None:
+        """See ``StorageDriver.delete_objects``: one worker thread unlinks them all (and prunes
+        emptied folders)."""
+        fulls = [self._full(validate_path(p)) for p in paths]
+        await _run(self._delete_files, fulls)
+
+    def _delete_files(self, fulls: list[Path]) -> None:
+        for full in fulls:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                full.unlink()
+            _fsio.prune_empty_dirs(full.parent, self._root)
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         """Object paths at or below ``prefix``, sorted, streamed directory by directory.

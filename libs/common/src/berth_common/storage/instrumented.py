@@ -13,7 +13,7 @@ For ``read`` and ``list`` the span and the timing cover the whole iteration.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +144,10 @@ class InstrumentedDriver:
     async def delete(self, path: str) -> None:
         """See ``StorageDriver.delete``."""
         await self._call("delete", path, self.inner.delete(path))
+
+    async def delete_objects(self, paths: Sequence[str]) -> None:
+        """See ``StorageDriver.delete_objects``."""
+        await self._call("delete", paths[0] if paths else "", self.inner.delete_objects(paths))
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         """See ``StorageDriver.list``."""

@@ -11,7 +11,7 @@ Build it with ``create_driver("s3", …)`` (options in ``S3Settings.from_options
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,6 +185,12 @@ class S3Driver:
             names = [o.object_name for o in batch if o.object_name and _owned_by(key, o.object_name)]
             if names:
                 await self._client.delete_keys(names, path)
+
+    async def delete_objects(self, paths: Sequence[str]) -> None:
+        """See ``StorageDriver.delete_objects``: DeleteObjects in batches of 1,000, no listing."""
+        keys = [self._keys.key(p) for p in paths]
+        if keys:
+            await self._client.delete_keys(keys, paths[0])
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         """Object paths at or below ``prefix``, sorted (S3 lists keys in byte order): a HEAD of

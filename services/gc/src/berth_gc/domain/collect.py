@@ -15,7 +15,8 @@ decides what is referenced from its own projection, ``gc.blob_references``. One 
 2. **Delete** content no link names and stored before the cutoff (``BlobDeleted``, then the
    bytes). Per batch: take the batch's per-blob advisory locks (``blob_lock_key``, in key order,
    one round trip; blob's commit, mount and placement hold the same lock until their event
-   commits), re-read under them, emit, delete the bytes concurrently, commit.
+   commits), re-read under them, emit, delete the bytes (``StorageDriver.delete_objects``: S3
+   DeleteObjects of up to 1,000 keys, Azure Blob Batch), commit.
 3. **Sweep** storage for files no row names (``sweep``).
 
 One run collects everything eligible: batches repeat until a batch comes back short. One
@@ -25,7 +26,6 @@ an event (audited, in ``berth events tail``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,7 +47,6 @@ from berth_gc.domain.sweep import sweep_orphans
 
 GC_LOCK: Final = 0x62657274_67637275  # "berthgcru": one gc run at a time, across replicas
 BATCH: Final = 500  # links or blobs per transaction
-DELETES_IN_FLIGHT: Final = 32  # storage deletions of one batch at once
 log = structlog.get_logger("berth.gc")
 
 #: ``progress(phase, done)``: called after each batch (phase: purge, unlink, delete, sweep).
@@ -283,14 +282,12 @@ async def _delete_batch(
         for row in rows:
             event = BlobDeleted(store=row["store"], digest=row["digest"], size=row["size"])
             await uow.emit(f"blob:{row['store']}@{row['digest']}", event)
-        limit = asyncio.Semaphore(DELETES_IN_FLIGHT)
-
-        async def delete(key: str, digest: str) -> None:
-            location = Location.parse(key)
-            async with limit:
-                await stores.driver(location).delete(location.blob(digest))
-
-        await asyncio.gather(*(delete(r["store"], r["digest"]) for r in rows))
+        by_store: dict[str, list[str]] = {}
+        for row in rows:
+            location = Location.parse(row["store"])
+            by_store.setdefault(location.store, []).append(location.blob(row["digest"]))
+        for name, paths in by_store.items():  # the bytes go before the rows' deletion commits
+            await stores.driver(name).delete_objects(paths)
     for row in rows:
         result.deleted += 1
         result.bytes_freed += int(row["size"])
