@@ -162,8 +162,9 @@ class FilesystemDriver:
     def _delete_files(self, fulls: list[Path]) -> None:
         for full in fulls:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                full.unlink()
-            _fsio.prune_empty_dirs(full.parent, self._root)
+                os.unlink(full)
+        for parent in {full.parent for full in fulls}:  # each emptied folder once
+            _fsio.prune_empty_dirs(parent, self._root)
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         """Object paths at or below ``prefix``, sorted, streamed directory by directory.
