@@ -175,3 +175,45 @@ async def test_upload_commit_waits_for_the_blob_lock_held_by_gc_on_s3(s3_server:
         assert await push == sha(data)
         got = await berth.client.get(f"/v2/lk/x/blobs/{sha(data)}")
         assert got.status_code == 200 and got.content == data
+
+
+async def test_purge_aborts_the_multipart_upload_of_an_idle_session_on_s3(s3_server: S3Server) -> None:
+    """An idle session's bytes on S3 are a multipart upload (parts of 5 MiB and more): the purge
+    expires the session and aborts it, so no unfinished write is left in the bucket."""
+    from berth_gc.domain.purge import purge_expired_uploads
+
+    async with on_s3(s3_server, "pu") as berth:
+        c, storage = berth.client, berth.stores.driver("s3")
+        location = (await c.post("/v2/pu/x/blobs/uploads/")).headers["location"]
+        assert (await c.patch(location, content=os.urandom(6 << 20))).status_code == 202
+        pending = [p async for p in storage.pending("uploads")]
+        assert [any(r.startswith("upload:") for r in p.ref) for p in pending] == [True], pending
+        result = await purge_expired_uploads(
+            berth.app.state.resources.store, berth.stores, timedelta(0), now=later()
+        )
+        assert (result.expired, result.bytes_freed) == (1, 6 << 20)
+        assert [p async for p in storage.pending("uploads")] == []
+        assert [p async for p in storage.list("uploads")] == []
+        assert (await c.get(location)).status_code == 404
+
+
+async def test_sweep_aborts_a_multipart_upload_no_session_names_on_s3(s3_server: S3Server) -> None:
+    """A multipart upload under an upload folder whose session is gone (a crash between the
+    session's end and the removal of its bytes) is aborted by the sweep past the grace period;
+    an open session's is left alone."""
+    import uuid
+
+    async with on_s3(s3_server, "so") as berth:
+        c, storage = berth.client, berth.stores.driver("s3")
+        open_session = (await c.post("/v2/so/x/blobs/uploads/")).headers["location"]
+        assert (await c.patch(open_session, content=os.urandom(6 << 20))).status_code == 202
+        orphan = f"uploads/{uuid.uuid4()}/data"
+        writer = await storage.writer(orphan)
+        await writer.write(os.urandom(6 << 20))
+        await writer.flush()
+        await writer.close()
+        assert len([p async for p in storage.pending("uploads")]) == 2
+        result = await gc(berth)
+        assert result.swept_files == 1, result
+        left = [p.path async for p in storage.pending("uploads")]
+        assert left == [f"uploads/{open_session.rsplit('/', 1)[1]}/data"]
