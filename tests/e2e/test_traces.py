@@ -152,7 +152,11 @@ def _assert_push_trace(trace: list[Span]) -> None:
     )  # the append's SQL, from asyncpg's instrumentation
     (publish,) = named("publish manifest.pushed")
     assert publish.kind == "producer" and publish.parent == put.span_id
-    assert publish.service in ("berth-api", "berth-blob")  # whichever relay leads
+    assert publish.service in (
+        "berth-api",
+        "berth-blob",
+        "berth-gc",
+    )  # whichever relay leads (gc appends events too)
     (apply,) = named("apply manifest.pushed", "berth-gc")  # gc exported over gRPC
     assert apply.kind == "consumer" and apply.parent == put.span_id
     assert apply.attributes["berth.consumer.applied"] is True
