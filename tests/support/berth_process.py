@@ -98,9 +98,12 @@ def registry_credentials(host: str, user: str = ADMIN_USER, password: str = ADMI
     path.write_text(json.dumps({"auths": auths}))
 
 
-def _environment(database_url: str | None, nats_url: str | None, stream: str | None) -> dict[str, str]:
-    """The process environment: ours, minus inherited BERTH_* service settings, plus the given."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+def _environment(
+    database_url: str | None, nats_url: str | None, stream: str | None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The process environment: ours, minus inherited BERTH_* service settings, plus the given
+    (``extra`` last)."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS} | (extra or {})
     env["BERTH_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     for key, value in zip(ENV_KEYS, (database_url, nats_url, stream), strict=True):
         if value is not None:
@@ -163,6 +166,7 @@ def berth_process(
     data_dir: Path | None = None,
     tls: bool = False,
     extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[BerthProcess]:
     """Start ``uv run berth up`` on 127.0.0.1 and yield it once ``/v2/`` answers 200.
 
@@ -170,7 +174,8 @@ def berth_process(
     BERTH_NATS_STREAM; ``None`` leaves the variable unset (Berth then embeds its own service).
     The data directory is ``data_dir`` or ``workdir/berth-data``; the log is
     ``workdir/berth-PORT.log``. ``tls=True`` adds ``--tls`` (HTTPS; readiness trusts its CA);
-    ``extra_args`` are further ``berth up`` options.
+    ``extra_args`` are further ``berth up`` options; ``env`` further environment variables
+    (e.g. ``BERTH_CONFIG``, store credentials).
 
     Raises:
         RuntimeError: if the server exits or is not ready within 60 s (message holds its log).
@@ -187,7 +192,7 @@ def berth_process(
         proc = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,
-            env=_environment(database_url, nats_url, stream),
+            env=_environment(database_url, nats_url, stream, env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
