@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from berth_common.storage import create_driver
 from tests.support.cluster import Cluster, cluster
+from tests.support.stores import S3Server
 
 pytestmark = pytest.mark.e2e
 
@@ -164,6 +166,54 @@ async def test_chunked_upload_alternating_between_processes(tmp_path: Path) -> N
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_chunked_upload_alternating_between_processes_on_s3(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """The same on one S3 store (issue 15, part 5): PATCHes of 3 MiB + 7, 6 MiB, 1 MiB, 7 MiB
+    + 3 and the rest alternate between the two processes, so each PATCH resumes the multipart
+    upload (and the sub-5 MiB tail object) that the other process recorded. The blob lands at
+    its content address with the right digest, and the session leaves no object, multipart
+    upload or tail behind."""
+    bucket = s3_server.new_bucket()
+    store = {"BERTH_STORAGE__KIND": "s3", "BERTH_STORAGE__BUCKET": bucket, "BERTH_STORAGE__PREFIX": "berth",
+             "BERTH_STORAGE__ENDPOINT": s3_server.endpoint, "BERTH_STORAGE__REGION": s3_server.region,
+             "BERTH_STORAGE__REDIRECT": "false", "AWS_ACCESS_KEY_ID": s3_server.access_key,
+             "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}  # fmt: skip
+    data = os.urandom(24 * MiB + 11)
+    pieces = [3 * MiB + 7, 6 * MiB, MiB, 7 * MiB + 3]
+    pieces.append(len(data) - sum(pieces))
+    async with cluster(tmp_path, 2, **store) as group:
+        clients = [group.client(i) for i in (0, 1)]
+        try:
+            assert (await clients[0].post("/api/feeds", json={"name": "a"})).status_code == 201
+            location = (await clients[0].post("/v2/a/alt/blobs/uploads/")).headers["location"]
+            offset = 0
+            for n, size in enumerate(pieces):
+                chunk = data[offset : offset + size]
+                headers = {"Content-Range": f"{offset}-{offset + size - 1}"}
+                r = await clients[n % 2].patch(location, content=chunk, headers=headers)
+                assert r.status_code == 202, r.text
+                assert r.headers["range"] == f"0-{offset + size - 1}"
+                offset += size
+                location = r.headers["location"]
+            r = await clients[1].put(location, params={"digest": sha256(data)})
+            assert r.status_code == 201, r.text
+            got = await clients[0].get(f"/v2/a/alt/blobs/{sha256(data)}")
+            assert got.status_code == 200 and got.content == data
+        finally:
+            for client in clients:
+                await client.aclose()
+    driver = create_driver("s3", **s3_server.options(bucket, "berth"))
+    try:
+        hexdigest = sha256(data).removeprefix("sha256:")
+        assert [path async for path in driver.list("")] == [f"blobs/sha256/{hexdigest[:2]}/{hexdigest}"]
+        assert [pending async for pending in driver.pending("")] == []
+        stored = b"".join([chunk async for chunk in driver.read(f"blobs/sha256/{hexdigest[:2]}/{hexdigest}")])
+        assert stored == data
+    finally:
+        await driver.close()
 
 
 async def test_a_writer_killed_mid_patch_is_taken_over(tmp_path: Path) -> None:
