@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from berth import connector_cli
+from berth import connector_cli, store_url
 from berth.client import DEFAULT_DATA_DIR, connection
 from berth.runfile import RunInfo
 
@@ -84,12 +84,23 @@ def up(
             help="embedded PostgreSQL: its unix socket in this new or empty folder (default <data-dir>/run)",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="the default blob store: s3://BUCKET[/PREFIX]?endpoint=URL (keys from AWS_ACCESS_KEY_ID"
+            " and AWS_SECRET_ACCESS_KEY), azure://ACCOUNT/CONTAINER[/PREFIX] (AZURE_STORAGE_KEY) or a"
+            " folder (default <data-dir>/storage)",
+        ),
+    ] = None,
 ) -> None:
     """Run all of Berth on this machine, with embedded PostgreSQL and NATS where none is configured.
 
     The embedded services are restarted (with backoff, a log line each time) when they die.
 
     Example: berth up --port 5000 --data-dir /srv/berth --tls
+    Example: AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… berth up --store "s3://blobs/berth?endpoint=http://127.0.0.1:9000"
     """
     from berth import tls as tls_setup
     from berth.embedded import EmbeddedServiceError
@@ -108,6 +119,8 @@ def up(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     _require_free_port(host, port)
+    if store is not None:
+        _use_store(store)
     if tls_files:  # its expiry is exported (berth_tls_certificate_expiry_timestamp_seconds)
         _watch_certificate(tls_files.cert)
     want_pg = not os.environ.get("BERTH_DATABASE_URL")
@@ -135,7 +148,11 @@ def up(
             nats_url=os.environ["BERTH_NATS_URL"],
             pid=os.getpid(),
         ).write(data_dir)
-        _announce_when_listening(client, port, lambda: _banner(url, data_dir, tls_files))
+        blobs = store_url.describe(
+            {k.removeprefix(store_url.ENV_PREFIX).lower(): v for k, v in os.environ.items()
+             if k.startswith(store_url.ENV_PREFIX)}
+        )  # fmt: skip
+        _announce_when_listening(client, port, lambda: _banner(url, data_dir, tls_files, blobs))
         _serve(SERVICES["all"], host, port, workers, tls_files)
     finally:
         # A second Ctrl-C (the terminal and ``uv run`` both deliver one) must not interrupt
@@ -145,6 +162,23 @@ def up(
         RunInfo.remove(data_dir)
         embedded.stop()
         console.print("[dim]stopped[/dim]")
+
+
+def _use_store(url: str) -> None:
+    """Make ``url`` the default store for this process and its workers (``BERTH_STORAGE__*``,
+    replacing any such variables); checked before anything starts.
+
+    Raises:
+        typer.BadParameter: the URL or the store's options are invalid, or a credential is
+            missing (the message names the variable, never a value).
+    """
+    try:
+        environment = store_url.store_environment(url, dict(os.environ))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--store") from None
+    for key in [k for k in os.environ if k.startswith(store_url.ENV_PREFIX)]:
+        del os.environ[key]
+    os.environ.update(environment)
 
 
 def _embedded(
@@ -219,13 +253,16 @@ def _announce_when_listening(
     threading.Thread(target=wait_then_announce, name="berth-up-announce", daemon=True).start()
 
 
-def _banner(url: str, data_dir: Path, tls_files: TlsFiles | None) -> None:
-    """Print "Berth is running", how to trust its TLS certificate, and the first commands to run
-    (with ``BERTH_DATA_DIR`` / ``SSL_CERT_FILE`` when the CLI needs them to find this server)."""
+def _banner(url: str, data_dir: Path, tls_files: TlsFiles | None, blobs: str = "") -> None:
+    """Print "Berth is running", where blobs go, how to trust its TLS certificate, and the first
+    commands to run (with ``BERTH_DATA_DIR`` / ``SSL_CERT_FILE`` when the CLI needs them to find
+    this server)."""
     from berth import tls as tls_setup
 
     host_port = url.split("://", 1)[1]
     console.print(f"[bold green]Berth is running at {url}[/bold green]  (Ctrl-C stops it)")
+    if blobs:
+        console.print(f"  blobs: {blobs}", soft_wrap=True, markup=False, highlight=False)
     if tls_files:
         console.print(tls_setup.trust_instructions(tls_files, host_port), soft_wrap=True, markup=False)
     exports = ["    export BERTH_ADMIN_PASSWORD=..."]
