@@ -1,9 +1,16 @@
-"""Run the benchmark: ``uv run python -m bench.run [--quick] [--only pull,push,…] [--publish]``.
+"""Run the benchmark: ``uv run python -m bench.run [--quick] [--only pull,push,…] [--publish]
+[--store s3]``.
 
 Starts Berth (``berth serve all --workers <cores>``, fresh database and stream) and Distribution
 2.8 side by side on loopback, runs every case A/B/A/B (the first registry alternates per round),
 writes raw JSON to ``bench/results/`` and, with ``--publish``, the table to
 ``docs/PERFORMANCE.md`` and the JSON to ``docs/performance-results.json``.
+
+``--store s3`` puts both registries' blobs on one S3 server started for the run (a ``moto``
+server, or MinIO where containers run: ``tests/support/stores.py``), one bucket each: Berth's
+S3 driver against Distribution's ``s3`` driver (``regionendpoint``). Only the ``pull``, ``push``
+and ``skopeo`` cases apply; the results are not published automatically (the filesystem table
+stays the published one).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from bench.transfer import PeakRss, Pull, Push, ceilings, cleanup
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("ceiling", "pull", "push", "manifests", "skopeo", "rss", "listing")
+S3_CASES = ("pull", "push", "skopeo")  # what --store s3 measures (the rest does not touch blobs)
 CEILING_OF = {
     "pull_1": "loopback_get_1",
     "pull_8": "loopback_get_8",
@@ -43,12 +51,21 @@ CEILING_OF = {
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (a smoke run, ~4 min)")
-    p.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {CASES}")
+    p.add_argument(
+        "--only", help=f"comma-separated subset of {CASES} (default: all; with --store s3: {S3_CASES})"
+    )
     p.add_argument("--rounds", type=int, help="rounds per case (default 3; quick 2)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Berth worker processes")
     p.add_argument("--publish", action="store_true", help="write docs/PERFORMANCE.md and the JSON copy")
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()), help="scratch parent")
+    p.add_argument(
+        "--store",
+        choices=("filesystem", "s3"),
+        default="filesystem",
+        help="where both registries keep blobs (s3: one S3 server for the run, a bucket each)",
+    )
     args = p.parse_args(argv)
+    args.only = args.only or ",".join(S3_CASES if args.store == "s3" else CASES)
     unknown = [c for c in _wanted(args) if c not in CASES]
     if unknown or not _wanted(args):
         p.error(
@@ -60,6 +77,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--workers must be at least 1")
     if not args.workdir.is_dir():
         p.error(f"--workdir {args.workdir} is not an existing directory")
+    if args.store == "s3" and (not set(_wanted(args)) <= set(S3_CASES) or args.publish):
+        p.error(f"--store s3 measures only {', '.join(S3_CASES)} and is not published (no --publish)")
     if args.publish and (args.quick or set(_wanted(args)) != set(CASES)):
         p.error(
             "--publish replaces the whole published table: run every case at full size"
@@ -161,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     cases: list[Case] = []
     try:
         with contextlib.ExitStack() as stack:
-            b = stack.enter_context(servers.berth(workdir, args.workers))
-            d = stack.enter_context(servers.distribution(workdir))
+            buckets = _s3_buckets(stack) if args.store == "s3" else {}
+            b = stack.enter_context(servers.berth(workdir, args.workers, buckets.get("berth")))
+            d = stack.enter_context(servers.distribution(workdir, buckets.get("distribution")))
             regs = [Registry("berth", b.host, Tokens(b.url)), Registry("distribution", d.host, Tokens(None))]
             cases = [
                 c
@@ -212,6 +232,19 @@ def main(argv: list[str] | None = None) -> None:
         report.publish(ROOT / "docs" / "PERFORMANCE.md", results)
 
 
+def _s3_buckets(stack: contextlib.ExitStack) -> dict[str, servers.S3Bucket]:
+    """Start the tests' S3 server (moto here, MinIO with containers) for the run, and make a
+    bucket for each registry on it."""
+    from tests.support import stores
+
+    s3 = stack.enter_context(stores.s3_server())
+    print(f"S3 server: {s3.kind} at {s3.endpoint}", flush=True)
+    return {
+        name: servers.S3Bucket(s3.endpoint, s3.new_bucket(), s3.access_key, s3.secret_key, s3.region)
+        for name in ("berth", "distribution")
+    }
+
+
 def _interrupt_once(signum: int, frame: object) -> None:
     """Ctrl-C stops the run once; later ones are ignored so that the servers, the database and
     the stream are still removed (the terminal and ``uv run`` each deliver one)."""
@@ -233,6 +266,7 @@ def _results(
         "meta": {
             "started": started,
             "quick": ctx.quick,
+            "store": args.store,
             "rounds": ctx.rounds,
             "workers": args.workers,
             "cpus": os.cpu_count(),

@@ -1,10 +1,13 @@
 """Start the registries under test on loopback: Berth (production settings) and Distribution 2.8.
 
 Berth runs as ``berth serve all --workers N`` (N = CPU cores) against the machine's PostgreSQL
-and NATS, in a fresh database and a fresh JetStream stream, with filesystem storage; a feed
-``bench`` is created and Anonymous is granted Add (push) on it, so clients use anonymous bearer
-tokens (``bench.auth``). Distribution runs without auth with filesystem storage. Both log only
-errors; both have their access log off. Also nginx (``sendfile on``) as the loopback ceiling
+and NATS, in a fresh database and a fresh JetStream stream, with filesystem storage (or, with
+``s3=``, its default store in an S3 bucket); a feed ``bench`` is created and Anonymous is
+granted Add (push) on it, so clients use anonymous bearer tokens (``bench.auth``). Distribution
+runs without auth with filesystem storage (or its ``s3`` driver on the same S3 server, another
+bucket). On S3 both stream blobs through the registry (Berth ``redirect: false``, Distribution
+``redirect: disable: true``), so a pull measures the registry, not the S3 server alone. Both log
+only errors; both have their access log off. Also nginx (``sendfile on``) as the loopback ceiling
 for blob transfers.
 """
 
@@ -76,9 +79,36 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
+@dataclass(frozen=True)
+class S3Bucket:
+    """A bucket on an S3 server for one registry: ``endpoint`` is ``http://host:port``."""
+
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+
+
+def _distribution_storage(root: Path, s3: S3Bucket | None) -> str:
+    """The ``storage:`` section of Distribution's configuration: the filesystem under ``root``,
+    or its S3 driver (aws-sdk-go; ``regionendpoint`` makes it use path-style requests to that
+    server) with redirects off, so blobs stream through the registry as they do through Berth."""
+    if s3 is None:
+        return f"storage:\n  filesystem: {{rootdirectory: {root}}}\n  delete: {{enabled: true}}\n"
+    return (
+        "storage:\n  s3:\n"
+        f"    accesskey: {s3.access_key}\n    secretkey: {s3.secret_key}\n"
+        f"    region: {s3.region}\n    regionendpoint: {s3.endpoint}\n"
+        f"    bucket: {s3.bucket}\n    secure: false\n    v4auth: true\n"
+        "  delete: {enabled: true}\n  redirect: {disable: true}\n"
+    )
+
+
 @contextlib.contextmanager
-def distribution(workdir: Path) -> Iterator[Server]:
-    """``docker-registry serve`` on a free loopback port, filesystem storage in ``workdir``."""
+def distribution(workdir: Path, s3: S3Bucket | None = None) -> Iterator[Server]:
+    """``docker-registry serve`` on a free loopback port, filesystem storage in ``workdir`` (or
+    the S3 bucket ``s3``)."""
     exe = shutil.which("docker-registry")
     if exe is None:
         raise FileNotFoundError("docker-registry is not installed (apt-get install docker-registry)")
@@ -87,8 +117,7 @@ def distribution(workdir: Path) -> Iterator[Server]:
     config = workdir / "distribution.yml"
     config.write_text(
         "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"
-        f"http: {{addr: 127.0.0.1:{port}, secret: bench-secret}}\n"
-        f"storage:\n  filesystem: {{rootdirectory: {root}}}\n  delete: {{enabled: true}}\n"
+        f"http: {{addr: 127.0.0.1:{port}, secret: bench-secret}}\n" + _distribution_storage(root, s3)
     )
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     with (workdir / "distribution.log").open("wb") as log:
@@ -102,8 +131,15 @@ def distribution(workdir: Path) -> Iterator[Server]:
         _stop(proc)
 
 
-def _berth_env(database_url: str, stream: str, storage: Path) -> dict[str, str]:
+def _berth_env(database_url: str, stream: str, storage: Path, s3: S3Bucket | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    if s3 is not None:  # the default store (feed bench's) in the bucket, streamed through Berth
+        env.update(
+            BERTH_STORAGE__KIND="s3", BERTH_STORAGE__BUCKET=s3.bucket, BERTH_STORAGE__ENDPOINT=s3.endpoint,
+            BERTH_STORAGE__REGION=s3.region, BERTH_STORAGE__REDIRECT="false",
+            BERTH_STORAGE__ACCESS_KEY_ENV="BENCH_S3_ACCESS_KEY", BENCH_S3_ACCESS_KEY=s3.access_key,
+            BERTH_STORAGE__SECRET_KEY_ENV="BENCH_S3_SECRET_KEY", BENCH_S3_SECRET_KEY=s3.secret_key,
+        )  # fmt: skip
     env.update(
         BERTH_DATABASE_URL=database_url,
         BERTH_NATS_URL=NATS_URL,
@@ -145,8 +181,9 @@ def _prepare_feed(url: str) -> None:
 
 
 @contextlib.contextmanager
-def berth(workdir: Path, workers: int) -> Iterator[Server]:
-    """``berth serve all --workers N`` on a fresh database, stream and storage folder."""
+def berth(workdir: Path, workers: int, s3: S3Bucket | None = None) -> Iterator[Server]:
+    """``berth serve all --workers N`` on a fresh database, stream and storage folder (or the
+    S3 bucket ``s3`` as its default store)."""
     stream = unique("BERTH_BENCH_")
     loop = asyncio.new_event_loop()
     db_cm = temporary_database("berth_bench_")
@@ -171,7 +208,7 @@ def berth(workdir: Path, workers: int) -> Iterator[Server]:
             proc = subprocess.Popen(
                 cmd,
                 cwd=REPO_ROOT,
-                env=_berth_env(dsn, stream, storage),
+                env=_berth_env(dsn, stream, storage, s3),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
