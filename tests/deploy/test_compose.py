@@ -69,6 +69,31 @@ def test_compose_declares_the_scaled_topology() -> None:
         assert services[name]["environment"]["BERTH_STORAGE__ENDPOINT"] == "http://minio:9000"
 
 
+def test_compose_stores_blobs_in_minio_with_the_keys_as_secrets() -> None:
+    """blob and gc (the services that touch the store) read the S3 keys from the same secret
+    files MinIO takes its root user from; the bucket they use is the one ``minio-bucket`` makes;
+    presigned URLs point at MinIO's published port; no service carries an S3 key in its
+    environment."""
+    compose = resolved()
+    services = compose["services"]
+    minio = services["minio"]
+    minio_secrets = {s["source"] for s in minio["secrets"]}
+    assert minio["environment"]["MINIO_ROOT_USER_FILE"] == "/run/secrets/s3-access-key"
+    assert minio["environment"]["MINIO_ROOT_PASSWORD_FILE"] == "/run/secrets/s3-secret-key"
+    for name in ("blob", "gc"):
+        env, granted = services[name]["environment"], {s["source"] for s in services[name]["secrets"]}
+        for option, secret in (("ACCESS_KEY_FILE", "s3-access-key"), ("SECRET_KEY_FILE", "s3-secret-key")):
+            assert env[f"BERTH_STORAGE__{option}"] == f"/run/secrets/{secret}", name
+            assert secret in granted and secret in minio_secrets, name
+        assert f"local/{env['BERTH_STORAGE__BUCKET']}" in " ".join(services["minio-bucket"]["command"])
+        public = env["BERTH_STORAGE__PUBLIC_ENDPOINT"].rsplit(":", 1)[1]
+        assert public in [str(p["published"]) for p in minio["ports"]], name
+    for name, service in services.items():
+        for key in service.get("environment") or {}:
+            assert not key.endswith(("ACCESS_KEY", "SECRET_KEY", "ROOT_USER", "ROOT_PASSWORD")), (name, key)
+    assert set(compose["secrets"]) >= {"s3-access-key", "s3-secret-key"}
+
+
 @contextlib.contextmanager
 def process(
     name: str, cmd: list[str], env: dict[str, str], workdir: Path, url: str

@@ -119,3 +119,21 @@ def test_scaled_runs_replicas_on_s3_with_autoscaling_and_budgets() -> None:
     assert budgets == {"berth-api", "berth-blob", "berth-auth", "berth-ui"}
     assert k8s_kind("ConfigMap")["berth-config"]["data"]["BERTH_STORAGE__KIND"] == "s3"
     assert not k8s_kind("PersistentVolumeClaim")
+
+
+def test_scaled_reads_the_s3_keys_from_the_secret() -> None:
+    """The ConfigMap names key files inside the ``berth-s3`` Secret's mount in the blob and gc
+    pods (the only ones that touch the store); the example Secret has both keys; no key value
+    is in the ConfigMap."""
+    data = k8s_kind("ConfigMap")["berth-config"]["data"]
+    assert not any(k.endswith(("ACCESS_KEY", "SECRET_KEY")) for k in data)
+    (secret,) = [s for s in k8s_kind("Secret").values() if s["metadata"]["name"] == "berth-s3"]
+    for option in ("ACCESS_KEY_FILE", "SECRET_KEY_FILE"):
+        folder, key = data[f"BERTH_STORAGE__{option}"].rsplit("/", 1)
+        assert key in secret["stringData"]
+        for name in ("berth-blob", "berth-gc"):
+            pod = k8s_kind("Deployment")[name]["spec"]["template"]["spec"]
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            mounts = {m["mountPath"]: m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+            assert folder in mounts, name
+            assert volumes[mounts[folder]]["secret"]["secretName"] == "berth-s3", name
