@@ -5,7 +5,7 @@ Run by hand: ``uv run python -m bench.login_timing [--tries 50]``. Starts ``bert
 ``timing``, then sends ``GET /token`` with a wrong password, alternating between ``timing``
 (exists: the argon2id check runs) and a fresh unknown name each time, and prints the median
 and quartiles of each in milliseconds. A difference between the two medians is what an
-attacker measures to tell user names apart (docs/SECURITY.md, "Logins").
+attacker measures to tell user names apart (docs/SECURITY.md, "Credentials and rate limiting").
 """
 
 from __future__ import annotations

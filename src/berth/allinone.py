@@ -1,4 +1,4 @@
-"""The all-in-one process: the services' routers in one ASGI app (DESIGN §1).
+"""The all-in-one process: the services' routers in one ASGI app (docs/DESIGN.md §1).
 
 A deployment choice, not a second implementation: the same routers, the same projections,
 the same relay and consumers as the separately deployed services, sharing one set of

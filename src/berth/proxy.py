@@ -1,4 +1,4 @@
-"""``berth serve proxy``: a path-routing reverse proxy for separately run services (DESIGN §1).
+"""``berth serve proxy``: a path-routing reverse proxy for separately run services (docs/DESIGN.md §1).
 
 For running api, blob, auth, gc and ui as separate processes on one machine without a container
 engine or an ingress. Routing is :func:`berth_common.http.routing.service_for_path`, the same

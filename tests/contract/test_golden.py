@@ -1,4 +1,4 @@
-"""Golden JSON examples of every event type in the catalogue (DESIGN §2).
+"""Golden JSON examples of every event type in the catalogue (docs/DESIGN.md §2).
 
 One file per type and schema version, ``golden/<type>.v<schema_version>.json`` (payload only).
 A new event type without a golden file fails here; so does any change to a payload's schema

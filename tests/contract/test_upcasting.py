@@ -1,4 +1,4 @@
-"""Old schema versions are upcast on read and never rewritten (DESIGN §2).
+"""Old schema versions are upcast on read and never rewritten (docs/DESIGN.md §2).
 
 A test-only event type ``test.renamed`` is "deployed" twice: first at v1 (field ``name``),
 then at v2 (field renamed to ``title``, new field ``note``) with a v1 → v2 upcaster.

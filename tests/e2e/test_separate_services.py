@@ -1,4 +1,4 @@
-"""The separately deployed form (DESIGN §1): four ``berth serve`` processes behind ``berth serve proxy``.
+"""The separately deployed form (docs/DESIGN.md §1): four ``berth serve`` processes behind a proxy.
 
 api, blob, auth and gc run as their own processes on one fresh database and one fresh JetStream
 stream; ``berth serve proxy`` routes by path (``berth_common.http.routing``). skopeo pushes an

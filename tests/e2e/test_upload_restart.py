@@ -1,4 +1,4 @@
-"""A chunked upload survives a restart of Berth (DESIGN §3: state lives in Postgres and storage).
+"""A chunked upload survives a restart of Berth (docs/DESIGN.md §3: state lives in Postgres and storage).
 
 Start an upload, send a chunk, stop ``berth up``, start it again on the same data directory and
 database, send the rest, complete with the digest: the digest is verified over both halves.

@@ -1,6 +1,6 @@
 """A writer that stalls past its lease and wakes up later (a zombie) never harms the session.
 
-docs/ARCHITECTURE.md, "Upload sessions": when a lease expires, the next request takes the
+docs/ARCHITECTURE.md, "Storage", upload sessions: when a lease expires, the next request takes the
 session over and copies the recorded bytes to a new generation's object; the stalled writer,
 once it runs again, must lose cleanly — ``429`` (retryable, its bytes do not count) — and the
 upload completes with the right content. SIGSTOP then SIGCONT of a real ``berth serve all``

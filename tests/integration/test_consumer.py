@@ -1,4 +1,4 @@
-"""Projection consumers on real PostgreSQL and NATS JetStream (DESIGN §2).
+"""Projection consumers on real PostgreSQL and NATS JetStream (docs/DESIGN.md §2).
 
 A consumer applies each event once, records its position in the same transaction (a failing
 projector leaves neither change nor position), and shrugs off redelivery.

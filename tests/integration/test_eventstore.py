@@ -1,4 +1,4 @@
-"""The event store's invariants on real PostgreSQL (DESIGN §2).
+"""The event store's invariants on real PostgreSQL (docs/DESIGN.md §2).
 
 Append and read; optimistic concurrency (``NO_STREAM``, exact version, ``ANY``) that commits
 nothing on conflict; concurrent appenders with retries; positions handed out in commit order

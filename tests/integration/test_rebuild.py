@@ -1,4 +1,4 @@
-"""Rebuilt projections equal the live ones row for row (DESIGN §2, ``berth projections rebuild``).
+"""Rebuilt projections equal the live ones row for row (docs/DESIGN.md §2, ``berth projections rebuild``).
 
 A varied history is driven through the HTTP API of the in-process all-in-one app (tags moved,
 manifests deleted by digest and by tag, an index with children, an artifact with a subject,

@@ -1,4 +1,4 @@
-"""The outbox relay on real PostgreSQL and NATS JetStream (DESIGN §2).
+"""The outbox relay on real PostgreSQL and NATS JetStream (docs/DESIGN.md §2).
 
 Every committed event is published once, in order, with ``Nats-Msg-Id`` = event id; nothing
 from a rolled-back transaction is; a crash between publish and checkpoint, a NATS outage and

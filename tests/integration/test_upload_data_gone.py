@@ -1,7 +1,7 @@
 """An upload session whose recorded bytes are gone answers 400 BLOB_UPLOAD_INVALID, never a 500.
 
 A crash between the commit's move into place and its transaction leaves a session whose data
-was moved away (docs/ARCHITECTURE.md, "Upload sessions"). The closing PUT already answered
+was moved away (docs/ARCHITECTURE.md, "Storage", upload sessions). The closing PUT already answered
 BLOB_UPLOAD_INVALID for it (``test_gc_races``); a PATCH to the same session — a client that
 retries its last chunk after the crash — raised ``DataGone`` out of the route: 500 UNKNOWN.
 """

@@ -1,4 +1,4 @@
-"""Uploads stream (memory flat in blob size) and manifest GETs never touch storage (DESIGN §3)."""
+"""Uploads stream (memory flat in blob size) and manifest GETs never touch storage (docs/DESIGN.md §3)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Error bodies, repository name rules and garbage input.
 
 OCI distribution spec v1.1, "Error Codes" (every JSON 4xx body is ``{"errors": [...]}``),
-"Pulling manifests" (name and tag grammar) and Berth's feed rule (``FEED/IMAGE``; DESIGN.md).
+"Pulling manifests" (name and tag grammar) and Berth's feed rule (``FEED/IMAGE``; docs/DESIGN.md).
 Garbage must never produce a 5xx.
 """
 

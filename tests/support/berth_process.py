@@ -1,6 +1,6 @@
 """Run ``berth up`` (the all-in-one server) as a subprocess for end-to-end tests.
 
-The server contract (DESIGN.md, "Shape"; the e2e brief): started as ``uv run berth up --host
+The server contract (docs/DESIGN.md §1): started as ``uv run berth up --host
 127.0.0.1 --port P --data-dir DIR`` from the repository root; ``BERTH_DATABASE_URL``,
 ``BERTH_NATS_URL`` and ``BERTH_NATS_STREAM`` select existing services (unset = embedded ones);
 ready when ``GET /v2/`` answers (200, or 401 with the token challenge);

@@ -1,4 +1,4 @@
-"""The path routing agrees in every form (DESIGN §1) and the deploy files hang together.
+"""The path routing agrees in every form (docs/DESIGN.md §1) and the deploy files hang together.
 
 One table, ``berth_common.http.routing.service_for_path``; checked here against the all-in-one
 app's routers, ``deploy/nginx.conf`` (compose's proxy, matched as nginx matches locations) and

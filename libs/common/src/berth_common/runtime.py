@@ -132,7 +132,7 @@ async def stop_tasks(tasks: list[asyncio.Task[None]], within: float = 10.0) -> N
 
 
 def start_relay(resources: Resources, app: Starlette) -> OutboxRelay | None:
-    """Run an outbox relay candidate in this process when a bus is configured (DESIGN §2).
+    """Run an outbox relay candidate in this process when a bus is configured (docs/DESIGN.md §2).
 
     Every process that appends events calls this (the all-in-one app, ``berth serve api`` and
     ``berth serve blob``): all are candidates, one session advisory lock elects the active

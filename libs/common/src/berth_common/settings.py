@@ -72,7 +72,7 @@ class UploadSettings(BaseModel):
 
 
 class GcSettings(BaseModel):
-    """Online garbage collection (DESIGN §5): how long a blob must have been unreferenced
+    """Online garbage collection (docs/DESIGN.md §5): how long a blob must have been unreferenced
     (``grace_seconds``) before it goes, and how often the collector runs (``interval_seconds``)."""
 
     enabled: bool = True

@@ -1,4 +1,4 @@
-"""The api service: feeds, repositories, manifests, tags, referrers (DESIGN §1).
+"""The api service: feeds, repositories, manifests, tags, referrers (docs/DESIGN.md §1).
 
 ``setup(app)`` mounts its routers on any FastAPI app (the service's own, or the all-in-one);
 ``migrations()`` gives its schema; ``create_app()`` builds the standalone service.

@@ -1,4 +1,4 @@
-"""The auth service: users, groups, API keys, feed privileges, token signing (DESIGN §1, §4).
+"""The auth service: users, groups, API keys, feed privileges, token signing (docs/DESIGN.md §1, §4).
 
 Routes: ``GET/POST /token`` and ``/auth/jwks.json`` (``routes/token.py``); ``POST /auth/revoke``
 (``routes/revoke.py``); the admin JSON API ``/api/users|groups|privileges|keys|signing-keys``

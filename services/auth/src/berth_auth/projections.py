@@ -1,4 +1,4 @@
-"""The auth service's projector: the only code that writes its projection tables (DESIGN §2).
+"""The auth service's projector: the only code that writes its projection tables (docs/DESIGN.md §2).
 
 Used live (in the command's transaction) and by ``berth projections rebuild``. It reads only the
 event and its context, so a rebuild gives the same rows. ``auth.signing_keys`` is not a

@@ -1,4 +1,4 @@
-"""The blob service: upload sessions, blobs, repository links, storage drivers (DESIGN §1, §3).
+"""The blob service: upload sessions, blobs, repository links, storage drivers (docs/DESIGN.md §1, §3).
 
 It ingests and serves; it does not collect: garbage collection, the upload purge and the
 storage sweep belong to the gc service, which uses what ``berth_blob.contracts`` publishes.

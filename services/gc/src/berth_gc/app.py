@@ -1,4 +1,4 @@
-"""The gc service: owns cleanup (docs/ARCHITECTURE.md, "Who owns cleanup"; DESIGN §1, §5).
+"""The gc service: owns cleanup (docs/ARCHITECTURE.md, "Who owns cleanup"; docs/DESIGN.md §1, §5).
 
 Its projection ``gc.blob_references`` (what manifests reference, from the bus) decides what is
 garbage; garbage collection, the upload purge and the storage sweep run here, on a schedule

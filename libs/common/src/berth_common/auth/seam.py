@@ -1,4 +1,4 @@
-"""The authorisation seam used by every ``/v2/`` and ``/api/`` route (DESIGN §4).
+"""The authorisation seam used by every ``/v2/`` and ``/api/`` route (docs/DESIGN.md §4).
 
 Routes declare the action they need with ``require(action)`` (a FastAPI dependency) or, for
 the hot registry routes, ``berth_common.http.endpoints.registry_route(…, action)``; both call

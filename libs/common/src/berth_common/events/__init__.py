@@ -1,4 +1,4 @@
-"""Berth's events: envelope, catalogue and one module per aggregate (DESIGN §2)."""
+"""Berth's events: envelope, catalogue and one module per aggregate (docs/DESIGN.md §2)."""
 
 from berth_common.events import identities  # noqa: F401  (registers the auth service's events)
 from berth_common.events.base import Event, Metadata, RecordedEvent

@@ -1,7 +1,7 @@
 """The event envelope: payload classes, metadata, and events as recorded in the store.
 
 An event's identity on the wire and in the store is its stable type name plus schema version
-(``"manifest.pushed"`` v1), never a Python import path (DESIGN §2). Payloads are pydantic models;
+(``"manifest.pushed"`` v1), never a Python import path (docs/DESIGN.md §2). Payloads are pydantic models;
 their JSON is what the store keeps and what the bus carries.
 """
 

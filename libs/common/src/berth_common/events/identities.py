@@ -1,4 +1,4 @@
-"""Events of the identity aggregates, owned by the auth service (DESIGN §2, §4).
+"""Events of the identity aggregates, owned by the auth service (docs/DESIGN.md §2, §4).
 
 Streams: ``user:<name>``, ``group:<name>``, ``privilege:<id>``, ``apikey:<id>``,
 ``refresh:<id>``, ``signingkey:<kid>``. Secrets never appear in clear: passwords are argon2

@@ -1,6 +1,6 @@
 """Durable JetStream consumers that apply events to a projection exactly once in effect.
 
-DESIGN §2: a consumer applies an event to its projection and records its position **in the
+docs/DESIGN.md §2: a consumer applies an event to its projection and records its position **in the
 same transaction**; an event at or below the recorded position (a redelivery) is acknowledged
 and skipped, so redelivery is harmless. One instance per checkpoint is active at a time (a
 session advisory lock; other replicas stand by; a lost lock connection stops the instance),

@@ -1,6 +1,6 @@
 """Rebuild a projection from the event store (``berth projections rebuild``).
 
-DESIGN §2: every projection can be rebuilt from the event store and the rebuilt tables equal
+docs/DESIGN.md §2: every projection can be rebuilt from the event store and the rebuilt tables equal
 the live ones row for row. Projections are only ever changed through their projector, which
 makes the rebuild the same computation as the live path.
 """

@@ -1,6 +1,6 @@
 """The outbox relay: publishes committed events, in order, from the event store to JetStream.
 
-DESIGN §2. One relay is active at a time (a session-level advisory lock elects it among all
+docs/DESIGN.md §2. One relay is active at a time (a session-level advisory lock elects it among all
 processes and workers). It reads ``position > checkpoint`` in batches, publishes each with
 ``Nats-Msg-Id`` = event id, waiting for each acknowledgement before the next (so the stream
 holds events in position order), then advances its checkpoint. The leader keeps the

@@ -1,6 +1,6 @@
 """Append events with optimistic concurrency and update projections in the same transaction.
 
-DESIGN §2: the owner of an aggregate appends its events and updates its own projection tables
+docs/DESIGN.md §2: the owner of an aggregate appends its events and updates its own projection tables
 in one transaction, so a client that got ``201`` reads its own write at once.
 
 Ordering: every appending transaction takes one transaction-scoped advisory lock just before

@@ -8,7 +8,7 @@ per pushed layer (py-spy, docs/PERFORMANCE.md). These routes are plain Starlette
 same FastAPI app instead — same middleware, same error handlers, same route templates in the
 metrics — and a handler receives the three things every registry route needs, in the order
 the dependencies resolved them before: the parsed repository (``NAME_INVALID`` first), then
-the authorised caller (``401``/``403`` before any lookup, DESIGN §4).
+the authorised caller (``401``/``403`` before any lookup, docs/DESIGN.md §4).
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""Which service answers a request path: the one routing table of Berth (DESIGN §1).
+"""Which service answers a request path: the one routing table of Berth (docs/DESIGN.md §1).
 
 The same routing exists in three forms, all derived from or checked against this module:
 

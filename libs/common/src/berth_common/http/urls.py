@@ -1,6 +1,6 @@
 """External URLs: what clients see, for ``WWW-Authenticate`` realms and any absolute URL we build.
 
-The single place where TLS and proxy settings plug in (DESIGN §4, issue 3 §3). Precedence:
+The single place where TLS and proxy settings plug in (docs/DESIGN.md §4, issue 3 §3). Precedence:
 
 1. ``settings.external_url`` when set (the operator knows best);
 2. ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` (and ``X-Forwarded-Port``) — only when the

@@ -1,4 +1,4 @@
-"""Zero-copy blob GET from the filesystem (DESIGN.md §3; ASGI spec, Extensions, "Zero Copy Send").
+"""Zero-copy blob GET from the filesystem (docs/DESIGN.md §3; ASGI spec, Extensions, "Zero Copy Send").
 
 * :class:`FileRangeResponse` sends bytes ``[offset, offset+count)`` of a file with
   ``Content-Length`` (never chunked). If ``scope["extensions"]`` has ``http.response.zerocopysend``

@@ -2,7 +2,7 @@
 
 ``create_driver(kind, **options)`` builds a driver (filesystem, S3, Azure Blob); wrap it in
 ``InstrumentedDriver`` for spans and metrics; ``layout`` maps digests and upload sessions to
-paths (DESIGN.md §3).
+paths (docs/DESIGN.md §3).
 """
 
 from .base import (

@@ -1,4 +1,4 @@
-"""The api service's projector: the only code that writes its tables (DESIGN §2).
+"""The api service's projector: the only code that writes its tables (docs/DESIGN.md §2).
 
 Called in the same transaction as the append (live) and by ``berth projections rebuild``.
 Uses only the event and its context (never ``now()``), so a rebuild gives the same rows.

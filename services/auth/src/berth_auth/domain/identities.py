@@ -1,4 +1,4 @@
-"""Identity commands (users, groups, rules, API keys): each change is one event (DESIGN §2).
+"""Identity commands (users, groups, rules, API keys): each change is one event (docs/DESIGN.md §2).
 
 Every command runs in a unit of work with the auth projector, so the admin API reads its own
 writes. Raises ``NameInvalid`` for bad names, ``Conflict`` for duplicates and ``NameUnknown``

@@ -1,4 +1,6 @@
-"""Failed-login limits, shared by every auth process and replica (docs/SECURITY.md, "Logins").
+"""Failed-login limits, shared by every auth process and replica.
+
+docs/SECURITY.md, "Credentials and rate limiting".
 
 Two buckets are charged for every failed login and checked before every login:
 

@@ -1,4 +1,4 @@
-"""ProGet-style privilege evaluation: pure functions, no I/O (DESIGN §4, docs/SECURITY.md).
+"""ProGet-style privilege evaluation: pure functions, no I/O (docs/DESIGN.md §4, docs/SECURITY.md).
 
 A rule is ``(principal, feed or None = all feeds, privilege, grant|deny)``. To decide whether a
 set of principals holds privilege ``p`` on feed ``f``:

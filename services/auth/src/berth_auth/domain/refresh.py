@@ -3,8 +3,8 @@ their holder gives one up through ``routes/revoke.py``).
 
 Refresh tokens are issued by ``domain/tokens.py`` (``offline_token=true``, the OAuth2 password
 grant, ``berth login``) and stored as SHA-256 only. Each revocation is one
-``refreshtoken.revoked`` event, projected in the same transaction (docs/SECURITY.md, "Refresh
-tokens"). Revoking a token that is already revoked records nothing (idempotent).
+``refreshtoken.revoked`` event, projected in the same transaction (docs/SECURITY.md,
+"Credentials and rate limiting"). Revoking a token that is already revoked records nothing (idempotent).
 """
 
 from __future__ import annotations

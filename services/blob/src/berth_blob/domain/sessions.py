@@ -1,6 +1,6 @@
 """One writer per upload session across every process and replica: leases in PostgreSQL.
 
-docs/ARCHITECTURE.md, "Upload sessions". A request that writes to a session (PATCH, the closing
+docs/ARCHITECTURE.md, "Storage", upload sessions. A request that writes to a session (PATCH, the closing
 PUT, DELETE) first takes the session's **lease** by a compare-and-set on its row in
 ``blob.upload_state`` — no database connection is held while the client's body streams. The
 lease is renewed while the request runs (``Lease.kept_alive``) and expires if its holder dies.

@@ -1,7 +1,7 @@
 """Upload sessions (OCI distribution spec v1.1, "Pushing blobs": monolithic, POST-PUT, chunked).
 
 No process holds per-session state, so any process or replica may serve any request of any
-session (docs/ARCHITECTURE.md, "Upload sessions"). A writing request takes the session's lease
+session (docs/ARCHITECTURE.md, "Storage", upload sessions). A writing request takes the session's lease
 (``sessions``), streams the body into the storage writer of the session's current data object
 while feeding the resumable hash, flushes, and records size + hash state + writer state with a
 compare-and-set that only the lease holder wins (``ChunkReceived`` in the same transaction).

@@ -1,4 +1,4 @@
-"""The blob service's projector: the only code that writes its tables (DESIGN §2)."""
+"""The blob service's projector: the only code that writes its tables (docs/DESIGN.md §2)."""
 
 from __future__ import annotations
 
