@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from berth_common.events import all_types, decode
+from berth_common.events import Event, all_types, decode
 
 GOLDEN = Path(__file__).parent / "golden"
 TYPES = sorted(all_types().items())
@@ -27,7 +27,7 @@ def golden_path(type_name: str, version: int) -> Path:
 
 
 @pytest.mark.parametrize(("type_name", "cls"), TYPES, ids=[t for t, _ in TYPES])
-def test_every_type_has_a_golden_file(type_name: str, cls: type) -> None:
+def test_every_type_has_a_golden_file(type_name: str, cls: type[Event]) -> None:
     assert golden_path(type_name, cls.schema_version).is_file(), (
         f"add {golden_path(type_name, cls.schema_version).relative_to(Path.cwd())}"
     )
@@ -43,7 +43,7 @@ def test_no_stale_golden_files() -> None:
 
 
 @pytest.mark.parametrize(("type_name", "cls"), TYPES, ids=[t for t, _ in TYPES])
-def test_golden_round_trip(type_name: str, cls: type) -> None:
+def test_golden_round_trip(type_name: str, cls: type[Event]) -> None:
     """decode(golden) re-serialises to exactly the golden JSON: the stored schema is stable."""
     path = golden_path(type_name, cls.schema_version)
     payload = json.loads(path.read_text())
@@ -54,7 +54,7 @@ def test_golden_round_trip(type_name: str, cls: type) -> None:
 
 
 @pytest.mark.parametrize(("type_name", "cls"), TYPES, ids=[t for t, _ in TYPES])
-def test_golden_rejects_unknown_fields(type_name: str, cls: type) -> None:
+def test_golden_rejects_unknown_fields(type_name: str, cls: type[Event]) -> None:
     """Payloads are closed: a misspelt or future field is an error, not silently dropped."""
     payload = json.loads(golden_path(type_name, cls.schema_version).read_text())
     with pytest.raises(ValueError):
@@ -62,7 +62,7 @@ def test_golden_rejects_unknown_fields(type_name: str, cls: type) -> None:
 
 
 @pytest.mark.parametrize(("type_name", "cls"), TYPES, ids=[t for t, _ in TYPES])
-def test_type_names_are_past_tense_facts(type_name: str, cls: type) -> None:
+def test_type_names_are_past_tense_facts(type_name: str, cls: type[Event]) -> None:
     """``<aggregate>.<fact>``, lower case, past tense; never a Python import path."""
     match = NAME.match(type_name)
     assert match, f"{type_name!r} is not <aggregate>.<fact>"

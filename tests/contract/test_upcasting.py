@@ -88,6 +88,7 @@ async def test_store_upcasts_on_read_and_never_rewrites(deploy: Any) -> None:
         assert envelope["schema_version"] == 2
         assert decode("test.renamed", 2, envelope["payload"]) == read.payload
         row = await pool.fetchrow("SELECT schema_version, payload FROM eventstore.events")
+        assert row is not None
         assert row["schema_version"] == 1
         stored = row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"])
         assert stored == {"name": "old"}

@@ -69,6 +69,7 @@ async def quiet(conn: asyncpg.Connection, processes: list[Process]) -> None:
             " AS feeds_last,"
             " (SELECT position FROM blob.consumer_positions WHERE name = 'blob-feeds') AS feeds"
         )
+        assert row is not None
         done = (
             (row["relay"] or 0) >= row["last"]
             and (row["gc"] or 0) >= row["gc_last"]

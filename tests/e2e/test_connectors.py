@@ -24,10 +24,11 @@ import pytest
 from berth.token_auth import RegistryAuth
 from tests.e2e import oci_layout
 from tests.e2e.clients import Podman, docker_ref, inspect_raw, run, skopeo_copy
-from tests.e2e.conftest import NATS_URL, fresh_name, scratch_database, scratch_stream
+from tests.e2e.conftest import fresh_name, scratch_database, scratch_stream
 from tests.spec.helpers import push_image
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, BerthProcess, berth_process
 from tests.support.daemons import Containerd, containerd_daemon, docker_daemon, have_daemons
+from tests.support.databases import NATS_URL
 from tests.support.upstream import PASSWORD, USER, Distribution, distribution
 
 pytestmark = pytest.mark.e2e

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -36,7 +37,7 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-async def push_image(url: str, repo: str, tag: str) -> dict[str, object]:
+async def push_image(url: str, repo: str, tag: str) -> dict[str, Any]:
     """An image with an 8 MiB random layer (slow enough for the pulls to overlap); its manifest."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
     layer = os.urandom(LAYER_BYTES)
@@ -86,12 +87,12 @@ async def test_twenty_concurrent_pulls_fetch_each_object_upstream_once(tmp_path:
             assert all(code == 0 for code, _ in results), [err for code, err in results if code] + [
                 group.logs()
             ]
-            layer = manifest["layers"][0]  # type: ignore[index]
+            layer = manifest["layers"][0]
             for i in range(PULLS):
                 pulled = tmp_path / f"pull-{i}" / layer["digest"].split(":", 1)[1]
                 assert pulled.stat().st_size == LAYER_BYTES
             assert upstream.count("GET", "/v2/team/app/manifests/v1") == 1, upstream.access_log()
-            for blob in (manifest["config"], layer):  # type: ignore[index]
+            for blob in (manifest["config"], layer):
                 assert upstream.count("GET", f"/v2/team/app/blobs/{blob['digest']}") == 1, (
                     upstream.access_log()
                 )

@@ -27,9 +27,10 @@ import pytest
 
 from berth.token_auth import RegistryAuth
 from tests.e2e import oci_layout
-from tests.e2e.conftest import NATS_URL, Registry, _run_sync, fresh_name, scratch_database, scratch_stream
+from tests.e2e.conftest import Registry, _run_sync, fresh_name, scratch_database, scratch_stream
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, berth_process
 from tests.support.daemons import DockerDaemon, docker_daemon, have_daemons, scratch_context
+from tests.support.databases import NATS_URL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(have_daemons() is not None, reason=str(have_daemons()))]
 

@@ -28,8 +28,9 @@ import pytest
 from berth.token_auth import RegistryAuth
 from tests.e2e import oci_layout
 from tests.e2e.clients import Podman, run
-from tests.e2e.conftest import NATS_URL, Registry, fresh_name, scratch_database, scratch_stream
+from tests.e2e.conftest import Registry, fresh_name, scratch_database, scratch_stream
 from tests.support.berth_process import ADMIN_PASSWORD, ADMIN_USER, REPO_ROOT, berth_process
+from tests.support.databases import NATS_URL
 
 pytestmark = pytest.mark.e2e
 

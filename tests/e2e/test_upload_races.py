@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -232,7 +233,7 @@ async def test_a_writer_killed_mid_patch_is_taken_over(tmp_path: Path) -> None:
             assert r.status_code == 202, r.text
             streaming = asyncio.Event()
 
-            async def endless() -> object:
+            async def endless() -> AsyncIterator[bytes]:
                 yield os.urandom(MiB)
                 streaming.set()
                 while True:

@@ -100,7 +100,7 @@ async def test_a_request_to_a_session_being_committed_waits_boundedly(tmp_path: 
     another): it must wait at most ``uploads.busy_wait_seconds`` and answer 429 while A's
     commit is still open, as for a session whose lease is held."""
     settings = {"BERTH_UPLOADS__BUSY_WAIT_SECONDS": "1", "BERTH_UPLOADS__LEASE_SECONDS": "1"}
-    async with cluster(tmp_path, **settings) as group:
+    async with cluster(tmp_path, 2, **settings) as group:
         a, b = group.client(0), group.client(1)
         conn = await asyncpg.connect(group.database_url)
         try:
@@ -164,7 +164,7 @@ async def test_a_process_frozen_mid_commit_does_not_block_other_pushes_of_the_la
     (``database.idle_transaction_seconds``, above the longest store call inside a commit): the
     frozen process's session is ended and its locks released, and the other push completes."""
     settings = {"BERTH_DATABASE__IDLE_TRANSACTION_SECONDS": "2"}
-    async with cluster(tmp_path, **settings) as group:
+    async with cluster(tmp_path, 2, **settings) as group:
         a, b = group.client(0), group.client(1)
         frozen = group.servers[0].proc.pid
         conn = await asyncpg.connect(group.database_url)

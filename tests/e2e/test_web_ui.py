@@ -229,7 +229,8 @@ def test_web_ui_flow(server: BerthProcess, browser: Browser, shots: Path, tmp_pa
     expect(bob.get_by_role("heading", name="Not found")).to_be_visible()
 
     # a POST without (or with a wrong) CSRF token changes nothing
-    for form in ({"name": "evil"}, {"name": "evil", "csrf": "0" * 64}):
+    forms: list[dict[str, str | float | bool]] = [{"name": "evil"}, {"name": "evil", "csrf": "0" * 64}]
+    for form in forms:
         refused = page.request.post("/ui/feeds", form=form, max_redirects=0)
         assert refused.status == 403, refused.text()
     page.goto("/ui/feeds")
@@ -249,7 +250,7 @@ def test_web_ui_flow(server: BerthProcess, browser: Browser, shots: Path, tmp_pa
     expect(page.get_by_role("status")).to_contain_text("You are logged out")
     expect(page.locator("header")).to_contain_text("Log in")
     stolen = new_page(browser, server)
-    stolen.context.add_cookies([{**session}])
+    stolen.context.add_cookies([{"name": session["name"], "value": session["value"], "url": server.url}])
     stolen.goto("/ui/feeds")
     expect(stolen.get_by_role("alert")).to_contain_text("Your session has ended")
     expect(stolen.locator("header")).not_to_contain_text("Log out")

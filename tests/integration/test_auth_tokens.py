@@ -139,7 +139,11 @@ async def token_for(
     berth: BerthApp, *scopes: str, auth: tuple[str, str] | None = ("bob", PW), **params: str
 ) -> httpx.Response:
     """``GET /token`` with repeated ``scope`` parameters."""
-    query = [("service", "berth"), *[("scope", s) for s in scopes], *params.items()]
+    query: list[tuple[str, str | int | float | bool | None]] = [
+        ("service", "berth"),
+        *[("scope", s) for s in scopes],
+        *params.items(),
+    ]
     async with raw_client(berth) as c:
         return await c.get("/token", params=query, headers=basic(*auth) if auth else {})
 

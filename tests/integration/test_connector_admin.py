@@ -147,6 +147,7 @@ async def test_rebuilt_projections_equal_live_ones_with_connectors(upstream: Dis
             await gc_caught_up(conn, berth.settings.nats_stream)
             live = await snapshot(conn)
             assert live["api.feed_connectors"] and [r for r in live["blob.links"] if "example" not in str(r)]
+            assert berth.settings.database_url is not None
             assert dict(await rebuild_all(berth.settings.database_url))
             await asyncio.sleep(0)
             assert await snapshot(conn) == live

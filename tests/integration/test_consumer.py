@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from berth_common.bus import Bus, connect_bus
+from berth_common.db import Connection
 from berth_common.events import Event, FeedCreated, FeedUpdated, Metadata
 from berth_common.eventstore import EventContext, EventStore, OutboxRelay, ProjectionConsumer
 from berth_common.eventstore.relay import bus_envelope
@@ -39,7 +40,7 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
         yield p
 
 
-async def project(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
     """One row per application; applying an event twice violates the primary key."""
     assert isinstance(event, FeedUpdated)
     await conn.execute(
@@ -67,7 +68,8 @@ async def envelopes(store: EventStore) -> list[dict[str, Any]]:
 
 
 async def position(pool: asyncpg.Pool, name: str) -> int | None:
-    return await pool.fetchval("SELECT position FROM positions WHERE name = $1", name)
+    value: int | None = await pool.fetchval("SELECT position FROM positions WHERE name = $1", name)
+    return value
 
 
 async def test_applies_once_and_redelivery_is_harmless(pool: asyncpg.Pool, bus: Bus) -> None:
@@ -92,7 +94,7 @@ async def test_failing_projector_commits_neither_change_nor_position(pool: async
     await append_mixed(store)
     batch = await envelopes(store)
 
-    async def broken(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    async def broken(conn: Connection, event: Event, ctx: EventContext) -> None:
         await project(conn, event, ctx)
         raise RuntimeError("projector bug")
 
@@ -117,7 +119,7 @@ async def test_consumes_the_bus_in_order_despite_failures_and_redelivery(
     store, failed = EventStore(pool), asyncio.Event()
     await append_mixed(store)
 
-    async def flaky(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    async def flaky(conn: Connection, event: Event, ctx: EventContext) -> None:
         if event == FeedUpdated(feed="f", changes={"i": 1}) and not failed.is_set():
             failed.set()
             raise ConnectionError("database went away")
@@ -163,7 +165,7 @@ async def _consumer_done(bus: Bus, name: str, count: int) -> bool:
     """The durable has had ``count`` messages delivered and acknowledged."""
     with contextlib.suppress(Exception):
         info = await bus.js.consumer_info(bus.stream, name)
-        return info.ack_floor.stream_seq >= count and info.num_ack_pending == 0
+        return bool(info.ack_floor.stream_seq >= count and info.num_ack_pending == 0)
     return False
 
 

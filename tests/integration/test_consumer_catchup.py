@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import LogCapture
 
 from berth_common.bus import Bus
+from berth_common.db import Connection
 from berth_common.events import Event, FeedUpdated
 from berth_common.eventstore import EventContext, EventStore, OutboxRelay, ProjectionConsumer
 from berth_common.eventstore.consumer import ConsumerLockLost
@@ -94,6 +95,7 @@ async def test_an_omitted_payload_is_read_from_the_store(pool: asyncpg.Pool, bus
     assert await consumer.handle(envelope) is True
     assert await changes(pool) == [{"description": "x" * 10_000}]
     row = await pool.fetchrow("SELECT event_id, occurred_at FROM applied")
+    assert row is not None
     assert (str(row["event_id"]), row["occurred_at"]) == (str(event.event_id), event.recorded_at)
 
 
@@ -137,7 +139,7 @@ async def test_an_idle_consumer_applies_what_the_bus_never_delivered(pool: async
 async def test_apply_failures_are_counted_and_logged_with_the_event(pool: asyncpg.Pool, bus: Bus) -> None:
     store, calls = EventStore(pool), []
 
-    async def flaky(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+    async def flaky(conn: Connection, event: Event, ctx: EventContext) -> None:
         calls.append(event)
         if len(calls) <= 3:
             raise ConnectionError("projection table locked away")

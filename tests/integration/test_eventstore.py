@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from berth_common.db import Connection
 from berth_common.events import Event, FeedCreated, FeedUpdated, Metadata
 from berth_common.eventstore import (
     ANY,
@@ -39,7 +41,7 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
         yield p
 
 
-async def record_seen(conn: asyncpg.Connection, event: Event, ctx: EventContext) -> None:
+async def record_seen(conn: Connection, event: Event, ctx: EventContext) -> None:
     """Test projector: one row per applied event."""
     await conn.execute("INSERT INTO seen(event_id, stream) VALUES ($1, $2)", ctx.event_id, ctx.stream)
 
@@ -178,7 +180,7 @@ async def test_reader_after_checkpoint_sees_every_event_once(
             for j in range(1 + i % 3):
                 await uow.emit(f"feed:w{i}", feed(j))
 
-    async def read(conn: asyncpg.Connection) -> None:
+    async def read(conn: Connection) -> None:
         checkpoint = 0
         while True:
             finished = done.is_set()
@@ -228,7 +230,7 @@ async def test_payloads_with_quotes_and_dollars_round_trip(
     """The staged JSON travels as a dollar-quoted literal: quotes, backslashes, dollar signs and
     even the tag itself (forced to collide once) arrive unchanged."""
     tags = iter(["aaaa", "aaaa", "bbbb"])
-    monkeypatch.setattr(store_module.secrets, "token_hex", lambda n: next(tags))
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(tags))
     nasty = {
         "q": "it's '; DROP TABLE eventstore.events; --",
         "d": "$$ $b$ $baaaa$ \\' \\\\",

@@ -44,7 +44,7 @@ async def test_feed_delete_unlinks_blobs_and_cancels_uploads() -> None:
         async def cleaned() -> bool:
             links = await pool.fetchval("SELECT count(*) FROM blob.links WHERE feed = 'doomed'")
             uploads = await pool.fetchval("SELECT count(*) FROM blob.uploads WHERE feed = 'doomed'")
-            return links == 0 and uploads == 0
+            return bool(links == 0 and uploads == 0)
 
         await _eventually(cleaned)
         actors = await pool.fetch(

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -178,7 +179,7 @@ async def test_non_ascii_basic_credentials_are_401() -> None:
     async with berth_app(with_bus=False) as berth:
         raw = httpx.AsyncClient(transport=berth.client._transport, base_url="http://berth.test")
         async with raw:
-            r = await raw.get("/token", headers={"Authorization": b"Basic \xe9\xe9=="})
+            r = await raw.get("/token", headers=[(b"Authorization", b"Basic \xe9\xe9==")])
             assert _error_code(r, 401) == "UNAUTHORIZED"
 
 
@@ -190,13 +191,16 @@ async def test_client_disconnect_mid_patch_is_a_quiet_4xx() -> None:
         r = await berth.client.post("/v2/gone/img/blobs/uploads/")
         location = r.headers["location"]
         token = berth.client.auth.tokens["repository:gone/img:pull,push,delete"]  # type: ignore[union-attr]
-        incoming = [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
-        sent: list[dict[str, Any]] = []
+        incoming: list[dict[str, Any]] = [
+            {"type": "http.request", "body": b"abc", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
             return incoming.pop(0) if incoming else {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {

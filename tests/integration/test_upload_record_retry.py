@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from berth_common.events import ChunkReceived
 from tests.support.berth_app import berth_app
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ async def test_a_retried_chunk_record_is_not_a_spurious_429(monkeypatch: pytest.
         await berth.create_feed("rr")
         c, data = berth.client, os.urandom(5000)
         location = (await c.post("/v2/rr/x/blobs/uploads/")).headers["location"]
-        real, attempts = uploads_module.ChunkReceived, []
+        real, attempts = ChunkReceived, []
 
         def failing_once(**kw: Any) -> Any:
             attempts.append(1)

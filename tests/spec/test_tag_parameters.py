@@ -51,7 +51,7 @@ async def put_with_tags(
     client: httpx.AsyncClient, repo: str, body: bytes, tags: list[str], algorithm: str = "sha256"
 ) -> httpx.Response:
     digest = digest_of(body, algorithm)
-    params = [("tag", t) for t in tags]
+    params: list[tuple[str, str | int | float | bool | None]] = [("tag", t) for t in tags]
     return await client.put(
         f"/v2/{repo}/manifests/{digest}", params=params, content=body, headers={"Content-Type": OCI_MANIFEST}
     )

@@ -115,6 +115,11 @@ class Daemon:
     log_path: Path
     proc: subprocess.Popen[bytes]
 
+    def program(self) -> str:
+        """The daemon's program (its command line's first word)."""
+        args = self.proc.args
+        return str(args[0] if isinstance(args, list | tuple) else args)
+
     def log(self) -> str:
         """The daemon's log so far (last 8,000 characters)."""
         return self.log_path.read_text(errors="replace")[-8_000:]
@@ -225,11 +230,11 @@ def _wait_ready(daemon: Daemon, probe: Sequence[str] | None) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if daemon.proc.poll() is not None:
-            raise RuntimeError(f"{daemon.proc.args[0]} exited {daemon.proc.returncode}:\n{daemon.log()}")
+            raise RuntimeError(f"{daemon.program()} exited {daemon.proc.returncode}:\n{daemon.log()}")
         if daemon.socket.exists() and _answers(daemon.socket, probe):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"{daemon.proc.args[0]} not ready after {READY_TIMEOUT}s:\n{daemon.log()}")
+    raise RuntimeError(f"{daemon.program()} not ready after {READY_TIMEOUT}s:\n{daemon.log()}")
 
 
 def _answers(socket: Path, probe: Sequence[str] | None) -> bool:
@@ -258,7 +263,7 @@ def _stop(daemon: Daemon) -> None:
         except subprocess.TimeoutExpired:
             daemon.proc.kill()
             daemon.proc.wait(10)
-            problems.append(f"{daemon.proc.args[0]} ignored SIGTERM for {STOP_TIMEOUT}s")
+            problems.append(f"{daemon.program()} ignored SIGTERM for {STOP_TIMEOUT}s")
     deadline = time.monotonic() + STOP_TIMEOUT  # children (dockerd's containerd) exit after it
     while (left := _processes_under(daemon.root)) and time.monotonic() < deadline:
         time.sleep(0.05)

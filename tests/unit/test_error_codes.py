@@ -26,14 +26,15 @@ def _classes(base: type[RegistryError] = RegistryError) -> set[type[RegistryErro
     return found
 
 
+CLASSES = sorted(_classes(), key=lambda c: c.__qualname__)
+
+
 def test_spec_codes_are_the_fourteen_of_the_table() -> None:
     assert len(SPEC_CODES) == 14
     assert {"TAG_INVALID", "RANGE_INVALID", "PAGINATION_NUMBER_INVALID"}.isdisjoint(SPEC_CODES)
 
 
-@pytest.mark.parametrize(
-    "cls", sorted(_classes(), key=lambda c: c.__qualname__), ids=lambda c: c.__qualname__
-)
+@pytest.mark.parametrize("cls", CLASSES, ids=[c.__qualname__ for c in CLASSES])
 def test_every_4xx_class_carries_a_spec_code(cls: type[RegistryError]) -> None:
     if cls.status >= 500:
         assert cls.code in {"UNKNOWN", "UNAVAILABLE"}, cls
