@@ -108,6 +108,20 @@ class NameUnknown(RegistryError):
     code, status, default_message = "NAME_UNKNOWN", 404, "repository name not known to registry"
 
 
+def feed_unknown(feed: str, repository: str) -> NameUnknown:
+    """404 NAME_UNKNOWN for ``repository`` (``FEED/IMAGE``) whose ``feed`` does not exist.
+
+    The one wording shared by the api and blob services: it tells the client how names are
+    formed and how a feed is created, and names the repository in ``detail``.
+    """
+    return NameUnknown(
+        f"feed {feed!r} does not exist: repository names are FEED/IMAGE and the feed"
+        " must be created first (berth feed create FEED); names without a feed (docker's"
+        " registry-mirrors) need a default feed: BERTH_DEFAULT_FEED=FEED",
+        detail={"name": repository},
+    )
+
+
 class SizeInvalid(RegistryError):
     """400 SIZE_INVALID: the content length does not match what was declared."""
 

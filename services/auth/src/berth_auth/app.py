@@ -21,6 +21,7 @@ from berth_auth.domain.keys import ensure_key
 from berth_auth.projections import SPEC
 from berth_auth.routes import admin, refresh, revoke, token
 from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.errors import Conflict
 from berth_common.events import Metadata
 from berth_common.eventstore import ProjectionSpec
 from berth_common.http.service_app import service_app
@@ -59,7 +60,7 @@ async def bootstrap_admin(resources: Resources) -> str | None:
     meta = Metadata(actor="berth")
     try:
         await identities.create_user(resources.store, name, password, meta=meta)
-    except Exception:  # another process won the race
+    except Conflict:  # another process created the admin between the check above and here
         return None
     await identities.grant(resources.store, "user", name, "admin", None, meta=meta)
     if len(password) < settings.auth.min_password_length:  # configuration, not the API: warn

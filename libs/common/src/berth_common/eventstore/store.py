@@ -23,7 +23,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final, TypeVar
 
 import asyncpg
 
@@ -33,6 +33,8 @@ from berth_common.telemetry.tracing import traced_append
 
 APPEND_LOCK: Final = 0x62657274_68657674  # "berthevt"
 NOTIFY_CHANNEL: Final = "berth_events"
+T = TypeVar("T")
+
 ANY: Final = -1
 NO_STREAM: Final = 0
 CONFLICT_SQLSTATE: Final = "BE409"  # raised by eventstore.append_staged()
@@ -142,12 +144,12 @@ class EventStore:
 
 async def run_with_retry(
     store: EventStore,
-    work: Callable[[UnitOfWork], Awaitable[Any]],
+    work: Callable[[UnitOfWork], Awaitable[T]],
     *,
     projector: Projector | None = None,
     metadata: Metadata | None = None,
     attempts: int = 5,
-) -> Any:
+) -> T:
     """Run ``work`` in a unit of work, retrying on ``ConcurrencyError`` and serialization failures.
 
     Returns ``work``'s result. Raises the last ``ConcurrencyError`` after ``attempts`` tries.

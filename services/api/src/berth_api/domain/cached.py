@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from berth_api.domain.manifests import require_feed, stream_of
+from berth_api.domain.feeds import require_feed
+from berth_api.domain.manifests import stream_of
 from berth_api.projections.tables import project
 from berth_common.connectors.singleflight import FetchLeases, Lease
 from berth_common.connectors.upstream import UpstreamError
@@ -123,7 +124,7 @@ async def record(
     the one ``fetched`` was fetched for."""
 
     async def work(uow: UnitOfWork) -> Row:
-        feed = await require_feed(uow.conn, repository, lock=True)
+        feed = await require_feed(uow.conn, repository, lock="share")
         if fetched.incarnation not in (None, feed.incarnation):  # deleted meanwhile (and re-created)
             raise NameUnknown(f"feed {repository.feed!r} was deleted", detail={"name": repository.url_name})
         await leases.release(lease, uow.conn)
@@ -136,7 +137,7 @@ async def record(
             await _point_cached_tag(uow, repository, tag, fetched)
         return fetched.row(fetched.origin if tag is not None else None)
 
-    row: Row = await run_with_retry(store, work, projector=project, metadata=meta)
+    row = await run_with_retry(store, work, projector=project, metadata=meta)
     return row
 
 

@@ -109,7 +109,7 @@ async def remove_connector(store: EventStore, feed: str, which: str, metadata: M
         await uow.emit(f"feed:{feed}", ConnectorRemoved(feed=feed, connector_id=found.id))
         return found.id
 
-    removed: str = await run_with_retry(store, work, projector=project, metadata=metadata)
+    removed = await run_with_retry(store, work, projector=project, metadata=metadata)
     return removed
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import asyncpg
 
 from berth_api.projections.tables import project
 from berth_common.db import Connection
-from berth_common.errors import Conflict, NameInvalid, NameUnknown
+from berth_common.errors import Conflict, NameInvalid, NameUnknown, feed_unknown
 from berth_common.events import FeedCreated, FeedDeleted, FeedUpdated, Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
+from berth_common.oci.reference import RepositoryName
 
 FEED_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
@@ -69,7 +71,7 @@ async def update_feed(
     """Change a feed's ``description``/``public``/``allow_sparse``. Raises ``NameUnknown``."""
 
     async def work(uow: UnitOfWork) -> None:
-        await _require_feed(uow.conn, name)
+        await require_feed(uow.conn, name, lock="update")
         if changes:
             await uow.emit(f"feed:{name}", FeedUpdated(feed=name, changes=changes))
 
@@ -80,15 +82,40 @@ async def delete_feed(store: EventStore, name: str, metadata: Metadata | None = 
     """Delete a feed and (through the projection) its repositories. Raises ``NameUnknown``."""
 
     async def work(uow: UnitOfWork) -> None:
-        incarnation = await _require_feed(uow.conn, name)
-        await uow.emit(f"feed:{name}", FeedDeleted(feed=name, incarnation=incarnation))
+        feed = await require_feed(uow.conn, name, lock="update")
+        await uow.emit(f"feed:{name}", FeedDeleted(feed=name, incarnation=feed.incarnation))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 
 
-async def _require_feed(conn: Connection, name: str) -> str:
-    """Lock feed ``name``'s row; return its incarnation. Raises ``NameUnknown``."""
-    incarnation = await conn.fetchval("SELECT incarnation FROM api.feeds WHERE name = $1 FOR UPDATE", name)
-    if incarnation is None:
+@dataclass(frozen=True)
+class FeedState:
+    """What a command needs of its feed: the current incarnation and the ``allow_sparse`` option."""
+
+    incarnation: str
+    allow_sparse: bool
+
+
+_LOCKS: dict[str | None, str] = {None: "", "share": " FOR SHARE", "update": " FOR UPDATE"}
+
+
+async def require_feed(
+    conn: Connection, feed: str | RepositoryName, *, lock: Literal["share", "update"] | None = None
+) -> FeedState:
+    """The feed's ``FeedState``, for a feed name (admin API) or a repository (``FEED/IMAGE``).
+
+    ``lock="share"`` holds the feed row until the transaction ends, so a concurrent feed delete
+    waits for a push (or the push waits and then finds no feed) instead of breaking its insert;
+    ``lock="update"`` is the feed commands' own exclusive lock (update, delete).
+
+    Raises:
+        NameUnknown: the feed does not exist (for a repository, with how names are formed).
+    """
+    name = feed.feed if isinstance(feed, RepositoryName) else feed
+    sql = "SELECT incarnation, allow_sparse FROM api.feeds WHERE name = $1" + _LOCKS[lock]
+    row = await conn.fetchrow(sql, name)
+    if row is None:
+        if isinstance(feed, RepositoryName):
+            raise feed_unknown(name, str(feed))
         raise NameUnknown(f"feed {name!r} does not exist")
-    return str(incarnation)
+    return FeedState(str(row["incarnation"]), row["allow_sparse"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from berth_api.domain.feeds import FeedState, require_feed
 from berth_api.projections.tables import project
 from berth_common.db import Connection
 from berth_common.errors import (
@@ -16,7 +17,6 @@ from berth_common.errors import (
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
-    NameUnknown,
 )
 from berth_common.events import ManifestDeleted, ManifestPushed, Metadata, TagDeleted, TagUpdated
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
@@ -36,32 +36,6 @@ class PushedManifest:
 def stream_of(repository: RepositoryName | str) -> str:
     """The event stream of a repository's manifests and tags."""
     return f"repository:{repository}"
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """What a push needs of its feed: the incarnation and the ``allow_sparse`` option."""
-
-    incarnation: str
-    allow_sparse: bool
-
-
-async def require_feed(conn: Connection, repository: RepositoryName, *, lock: bool = False) -> FeedState:
-    """Raise ``NameUnknown`` unless the repository's feed exists; return its ``FeedState``.
-
-    ``lock`` share-locks the feed row until the transaction ends, so a concurrent feed delete
-    waits for a push (or the push waits and then finds no feed) instead of breaking its insert.
-    """
-    sql = "SELECT incarnation, allow_sparse FROM api.feeds WHERE name = $1" + (" FOR SHARE" if lock else "")
-    row = await conn.fetchrow(sql, repository.feed)
-    if row is None:
-        raise NameUnknown(
-            f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-            " must be created first (berth feed create FEED); names without a feed (docker's"
-            " registry-mirrors) need a default feed: BERTH_DEFAULT_FEED=FEED",
-            detail={"name": str(repository)},
-        )
-    return FeedState(str(row["incarnation"]), row["allow_sparse"])
 
 
 async def put_manifest(
@@ -99,7 +73,7 @@ async def put_manifest(
     text = _text(body)
 
     async def work(uow: UnitOfWork) -> PushedManifest:
-        feed = await require_feed(uow.conn, repository, lock=True)
+        feed = await require_feed(uow.conn, repository, lock="share")
         await _check_references(uow.conn, repository, parsed, feed)
         await _record_manifest(uow, repository, str(digest), parsed, text, len(body))
         named = ([reference] if isinstance(reference, str) else []) + list(tags)
@@ -107,7 +81,7 @@ async def put_manifest(
             await _point_tag(uow, repository, tag, str(digest), may_overwrite)
         return PushedManifest(str(digest), str(parsed.subject.digest) if parsed.subject else None)
 
-    result: PushedManifest = await run_with_retry(store, work, projector=project, metadata=metadata)
+    result = await run_with_retry(store, work, projector=project, metadata=metadata)
     return result
 
 

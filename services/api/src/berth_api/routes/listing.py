@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from berth_api.deps import Pool, Repository
-from berth_api.domain.manifests import require_feed
+from berth_api.domain.feeds import require_feed
 from berth_common.auth import Caller, require
 from berth_common.errors import NameUnknown, PaginationNumberInvalid
 from berth_common.oci import mediatypes

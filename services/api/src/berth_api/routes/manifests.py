@@ -12,7 +12,8 @@ from fastapi.responses import Response
 
 from berth_api.deps import get_pool, get_store
 from berth_api.domain.cached import lookup
-from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest, require_feed
+from berth_api.domain.feeds import require_feed
+from berth_api.domain.manifests import delete_manifest, delete_tag, put_manifest
 from berth_api.domain.pullthrough import PullThrough
 from berth_common.auth import Caller
 from berth_common.errors import ManifestInvalid, ManifestUnknown, Unsupported

@@ -81,5 +81,5 @@ async def revoke_subject(store: EventStore, subject: str, meta: Metadata | None 
             await uow.emit(f"refresh:{row['token_id']}", RefreshTokenRevoked(token_id=row["token_id"]))
         return [row["token_id"] for row in rows]
 
-    revoked: list[str] = await run_with_retry(store, work, projector=project, metadata=meta)
+    revoked = await run_with_retry(store, work, projector=project, metadata=meta)
     return revoked

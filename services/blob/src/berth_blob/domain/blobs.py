@@ -95,7 +95,7 @@ async def _link_from(
         await uow.emit(f"bloblink:{repository}@{digest}", mounted(repository, origin, digest, size, feed))
         return True
 
-    result: bool = await run_with_retry(store, work, projector=project, metadata=meta)
+    result = await run_with_retry(store, work, projector=project, metadata=meta)
     return result
 
 

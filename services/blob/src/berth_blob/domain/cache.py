@@ -221,7 +221,7 @@ async def adopt(
         await link(uow, str(target.repository), digest, size, feed, origin=target.origin)
         return LinkedBlob(digest, size, location)
 
-    found: LinkedBlob | None = await run_with_retry(store, work, projector=project, metadata=meta)
+    found = await run_with_retry(store, work, projector=project, metadata=meta)
     return found
 
 

@@ -12,18 +12,15 @@ from dataclasses import dataclass
 from berth_common.db import Connection
 from berth_common.db.locks import blob_lock_key
 from berth_common.errors import NameUnknown
+from berth_common.errors import feed_unknown as common_feed_unknown
 from berth_common.oci.reference import RepositoryName
 from berth_common.storage import Location
 
 
 def feed_unknown(repository: RepositoryName) -> NameUnknown:
-    """The error for a repository whose feed does not exist (404 NAME_UNKNOWN)."""
-    return NameUnknown(
-        f"feed {repository.feed!r} does not exist: repository names are FEED/IMAGE and the feed"
-        " must be created first (berth feed create FEED); names without a feed (docker's"
-        " registry-mirrors) need a default feed: BERTH_DEFAULT_FEED=FEED",
-        detail={"name": str(repository)},
-    )
+    """The error for a repository whose feed does not exist (404 NAME_UNKNOWN, one wording:
+    ``berth_common.errors.feed_unknown``)."""
+    return common_feed_unknown(repository.feed, str(repository))
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ class Uploads:
             await sessions.create(uow.conn, upload_id, lease)
             return feed
 
-        feed: Feed = await run_with_retry(self.store, work, projector=project, metadata=meta)
+        feed = await run_with_retry(self.store, work, projector=project, metadata=meta)
         return upload_id, feed
 
     async def _acquire(self, repository: RepositoryName, upload_id: str) -> Lease:
