@@ -237,9 +237,12 @@ def test_pushes_survive_a_dead_nats_and_are_published_after_restart(scratch_dir:
     with berth_process(workdir, database_url=None, nats_url=None, stream=None, data_dir=data_dir) as berth:
         berth.create_feed("crash")
         port = int(berth.host.rsplit(":", 1)[1])
-        for child in psutil.Process(berth.proc.pid).children(recursive=True):
-            if "nats-server" in " ".join(child.cmdline()):
-                child.kill()
+        children = psutil.Process(berth.proc.pid).children(recursive=True)
+        nats = [child for child in children if "nats-server" in " ".join(child.cmdline())]
+        assert len(nats) == 1, [" ".join(c.cmdline()) for c in children]  # the embedded NATS
+        nats[0].kill()
+        nats[0].wait(30)  # raises psutil.TimeoutExpired if it outlived SIGKILL
+        assert not nats[0].is_running()
         for _ in range(3):
             blob = os.urandom(512)
             digests.append("sha256:" + hashlib.sha256(blob).hexdigest())

@@ -207,7 +207,7 @@ def test_push_without_add_privilege_is_refused(berth: Registry, dockerd: DockerD
         timeout=30.0,
         auth=RegistryAuth(ADMIN_USER, ADMIN_PASSWORD),
     )
-    assert r.status_code == 404 or r.json().get("tags") in (None, []), r.text
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN", r.text
     dockerd.docker("logout", berth.host)
 
 

@@ -149,7 +149,7 @@ async def _asgi_status(client: httpx.AsyncClient, path: str) -> int:
 async def test_overlong_name_is_name_invalid(client: httpx.AsyncClient, feed: str) -> None:
     name = f"{feed}/{'a' * 300}"
     assert_error(await client.post(f"/v2/{name}/blobs/uploads/"), 400, "NAME_INVALID")
-    assert_error(await client.get(f"/v2/{name}/tags/list"), (400, 404), "NAME_INVALID", "NAME_UNKNOWN")
+    assert_error(await client.get(f"/v2/{name}/tags/list"), 400, "NAME_INVALID")
 
 
 @pytest.mark.berth_only  # Distribution 2.8 answers a plain-text 404 (no route)
@@ -158,7 +158,7 @@ async def test_name_outside_the_grammar_is_name_invalid(
     client: httpx.AsyncClient, feed: str, image: str
 ) -> None:
     r = await client.post(f"/v2/{feed}/{image}/blobs/uploads/")
-    assert_error(r, (400, 404), "NAME_INVALID", "NAME_UNKNOWN")
+    assert_error(r, 400, "NAME_INVALID")
 
 
 @pytest.mark.berth_only  # Berth's feed rule: a repository is FEED/IMAGE
@@ -186,7 +186,7 @@ async def test_unknown_feed_is_name_unknown(client: httpx.AsyncClient, feed: str
     name = f"{feed}-nosuchfeed/img"
     assert_error(await client.post(f"/v2/{name}/blobs/uploads/"), 404, "NAME_UNKNOWN")
     assert_error(await client.get(f"/v2/{name}/tags/list"), 404, "NAME_UNKNOWN")
-    assert_error(await client.get(f"/v2/{name}/manifests/v1"), 404, "NAME_UNKNOWN", "MANIFEST_UNKNOWN")
+    assert_error(await client.get(f"/v2/{name}/manifests/v1"), 404, "NAME_UNKNOWN")
 
 
 async def test_error_bodies_use_spec_codes(client: httpx.AsyncClient, repo: str) -> None:
