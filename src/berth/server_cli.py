@@ -1,7 +1,8 @@
 """``berth up`` and ``berth serve``: run Berth (all of it on one machine, or one service).
 
 ``berth up`` runs everything on one machine with embedded PostgreSQL and NATS (unless
-``BERTH_DATABASE_URL`` / ``BERTH_NATS_URL`` point at existing ones) and writes
+``database_url`` / ``nats_url`` — environment or configuration file — point at existing ones)
+and writes
 ``<data-dir>/run.json``, through which the other commands find it (``berth.client``).
 """
 
@@ -123,8 +124,8 @@ def up(
         _use_store(store)
     if tls_files:  # its expiry is exported (berth_tls_certificate_expiry_timestamp_seconds)
         _watch_certificate(tls_files.cert)
-    want_pg = not os.environ.get("BERTH_DATABASE_URL")
-    want_nats = not os.environ.get("BERTH_NATS_URL")
+    database_url, nats_url = configured_services()
+    want_pg, want_nats = database_url is None, nats_url is None
     console.print(f"[dim]starting embedded services in {data_dir} …[/dim]")
     try:
         embedded = _embedded(data_dir, want_pg, want_nats, port, nats_port, postgres_socket_dir)
@@ -134,10 +135,9 @@ def up(
         raise typer.Exit(1) from None
     embedded.supervise()
     try:
-        if want_pg:
-            os.environ["BERTH_DATABASE_URL"] = endpoints.database_url
-        if want_nats:
-            os.environ["BERTH_NATS_URL"] = endpoints.nats_url
+        # the workers read their settings again: the environment carries what was decided here
+        os.environ["BERTH_DATABASE_URL"] = database_url or endpoints.database_url
+        os.environ["BERTH_NATS_URL"] = nats_url or endpoints.nats_url
         os.environ.setdefault("BERTH_STORAGE__ROOT", str(data_dir / "storage"))
         os.environ["BERTH_DATA_DIR"] = str(data_dir)
         client = _client_host(host, tls_files)
@@ -179,6 +179,20 @@ def _use_store(url: str) -> None:
     for key in [k for k in os.environ if k.startswith(store_url.ENV_PREFIX)]:
         del os.environ[key]
     os.environ.update(environment)
+
+
+def configured_services() -> tuple[str | None, str | None]:
+    """``(database_url, nats_url)`` as configured — environment first, then the YAML file of
+    ``BERTH_CONFIG`` (docs/CONFIGURATION.md) — or ``None`` for each that ``berth up`` must
+    start embedded.
+
+    Raises:
+        pydantic.ValidationError: the configuration is invalid.
+    """
+    from berth_common.settings import Settings
+
+    settings = Settings()
+    return settings.database_url, settings.nats_url
 
 
 def _embedded(

@@ -107,3 +107,23 @@ def test_berth_up_pins_embedded_services_from_environment_unless_options_say_oth
     assert services._postgres is not None and services._postgres.socket_dir == tmp_path / "opt-sockets"
     with pytest.raises(typer.BadParameter, match="the NATS port 5000 is the port Berth serves on"):
         _embedded(tmp_path / "data", True, True, 5000, 5000, None)
+
+
+def test_berth_up_takes_database_and_nats_from_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``berth up`` starts embedded PostgreSQL/NATS only for what neither the environment nor
+    the ``BERTH_CONFIG`` file configures (it used to look at the environment alone)."""
+    from berth.server_cli import configured_services
+
+    for key in ("BERTH_DATABASE_URL", "BERTH_NATS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    config = tmp_path / "berth.yaml"
+    config.write_text("database_url: postgresql://berth@db.file/berth\nnats_url: nats://nats.file:4222\n")
+    monkeypatch.setenv("BERTH_CONFIG", str(config))
+    assert configured_services() == ("postgresql://berth@db.file/berth", "nats://nats.file:4222")
+    monkeypatch.setenv("BERTH_NATS_URL", "nats://nats.env:4222")
+    assert configured_services() == ("postgresql://berth@db.file/berth", "nats://nats.env:4222")
+    config.write_text("log_level: info\n")
+    monkeypatch.delenv("BERTH_NATS_URL")
+    assert configured_services() == (None, None)  # both embedded
