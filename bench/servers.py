@@ -176,7 +176,7 @@ def _prepare_feed(url: str) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
         cwd=REPO_ROOT,
-        env={**os.environ, "BERTH_ADMIN_USER": "admin", "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={**os.environ, "BERTH_AUTH__ADMIN_USER": "admin", "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
 
 

@@ -133,7 +133,7 @@ def berth(
 
     The commands that manage a running Berth find it by --url (or BERTH_URL), else the last
     berth login, else the berth up started in this folder (./berth-data). They log in with
-    the stored login, or BERTH_ADMIN_PASSWORD (user BERTH_ADMIN_USER, default admin), or ask.
+    the stored login, or BERTH_ADMIN_PASSWORD (user BERTH_AUTH__ADMIN_USER, default admin), or ask.
 
     Examples:
 

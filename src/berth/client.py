@@ -8,7 +8,7 @@ Where Berth is (:meth:`Connection.target`), first match wins:
 4. ``./berth-data/run.json`` (a ``berth up`` started in this folder);
 5. ``http://127.0.0.1:5000``.
 
-Who calls (:func:`credentials`): ``BERTH_ADMIN_PASSWORD`` (user ``BERTH_ADMIN_USER``, default
+Who calls (:func:`credentials`): ``BERTH_ADMIN_PASSWORD`` (user ``BERTH_AUTH__ADMIN_USER``, default
 ``admin``) when set; else the stored login for that URL (its refresh token); else a password
 prompt on a terminal. Requests go through httpx with ``berth.token_auth.RegistryAuth`` (the
 Docker token flow); refusals and unreachable servers become one-line :class:`CliError`\\ s.
@@ -151,7 +151,7 @@ def credentials(target: Target, *, anonymous: bool = False) -> RegistryAuth:
     and there are no credentials. Raises ``CliError`` (2) with none at all otherwise."""
     from berth.token_auth import RegistryAuth
 
-    user = os.environ.get("BERTH_ADMIN_USER") or "admin"
+    user = os.environ.get("BERTH_AUTH__ADMIN_USER") or "admin"
     password = os.environ.get("BERTH_ADMIN_PASSWORD")
     if password:
         return RegistryAuth(user, password)

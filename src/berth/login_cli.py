@@ -55,7 +55,7 @@ def login(
 
 
 def _ask_username() -> str:
-    default = os.environ.get("BERTH_ADMIN_USER") or "admin"
+    default = os.environ.get("BERTH_AUTH__ADMIN_USER") or "admin"
     if not sys.stdin.isatty():
         return default
     name: str = typer.prompt("Username", default=default, err=True)

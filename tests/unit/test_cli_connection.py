@@ -19,7 +19,7 @@ from berth.runfile import RunInfo
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh config home and working folder; no BERTH_* variables of the caller."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    for name in ("BERTH_URL", "BERTH_DATA_DIR", "BERTH_ADMIN_PASSWORD", "BERTH_ADMIN_USER"):
+    for name in ("BERTH_URL", "BERTH_DATA_DIR", "BERTH_ADMIN_PASSWORD", "BERTH_AUTH__ADMIN_USER"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
@@ -109,6 +109,6 @@ def test_credentials_environment_password_then_stored_login(monkeypatch: pytest.
     auth = credentials(target)
     assert (auth.refresh_token, auth.username, auth.basic) == ("br_alice", "alice", None)
     monkeypatch.setenv("BERTH_ADMIN_PASSWORD", "pw-from-env")
-    monkeypatch.setenv("BERTH_ADMIN_USER", "root")
+    monkeypatch.setenv("BERTH_AUTH__ADMIN_USER", "root")
     explicit = credentials(target)
     assert explicit.refresh_token is None and explicit.username == "root" and explicit.basic
