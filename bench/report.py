@@ -57,7 +57,8 @@ def table(results: dict[str, Any]) -> str:
         mark = "" if r["ratio"] is None else (" ✅" if ok else " ❌")
         lines.append(
             f"| {r['label']} | {r['unit']} | {_cell(r['berth'])} | "
-            f"{_cell(r['distribution'])} | {_fmt(r['ratio'])}{mark} | {_fmt(r.get('ceiling'))} |"
+            f"{_cell(r['distribution'])} | {_fmt(r['ratio'])}{mark} | {_fmt(r.get('ceiling'))}"
+            f"{' (exceeded)' if r.get('above_ceiling') else ''} |"
         )
     return "\n".join(lines)
 

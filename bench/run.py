@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from bench.transfer import PeakRss, Pull, Push, ceilings, cleanup
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("ceiling", "pull", "push", "manifests", "skopeo", "rss", "listing")
 S3_CASES = ("pull", "push", "skopeo")  # what --store s3 measures (the rest does not touch blobs)
+CEILING_CASES = frozenset({"pull", "push", "rss"})  # cases with a row that has a physical ceiling
 CEILING_OF = {
     "pull_1": "loopback_get_1",
     "pull_8": "loopback_get_8",
@@ -123,17 +126,37 @@ def _check_disk(ctx: Context, wanted: list[str]) -> None:
         sys.exit(f"bench: {free / GiB:.1f} GiB free under {ctx.workdir}, need {need / GiB:.1f} GiB")
 
 
-def run_case(case: Case, regs: list[Registry], ctx: Context) -> dict[str, dict[str, list[float]]]:
-    """Set up both registries, then ``ctx.rounds`` rounds alternating which goes first."""
+def run_case(
+    case: Case,
+    regs: list[Registry],
+    ctx: Context,
+    *,
+    settle: Callable[[str], float] = lambda name: 0.0,
+    ceiling: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """Set up both registries, then ``ctx.rounds`` rounds alternating which goes first.
+
+    In every round the machine's ceilings are measured first (``ceiling``, when given: kept as
+    the pseudo-registry ``"ceiling"``, so a row's ceiling is the median of its own rounds), and
+    after each registry's run ``settle(name)`` waits out the background work that run left
+    (Berth's relay and consumers) before anything else is measured; its seconds are kept as
+    the extra key ``settle_seconds``.
+    """
     samples: dict[str, dict[str, list[float]]] = {r.name: {} for r in regs}
     for reg in regs:
         t = time.monotonic()
         case.setup(reg, ctx)
         print(f"  setup {case.name} on {reg.name}: {time.monotonic() - t:.1f}s", flush=True)
     for round_no in range(ctx.rounds):
+        if ceiling is not None:
+            limits = ceiling()
+            for key, value in limits.items():
+                samples.setdefault("ceiling", {}).setdefault(key, []).append(value)
+            print(f"  {case.name} round {round_no} ceilings (MB/s): {limits}", flush=True)
         order = regs if round_no % 2 == 0 else regs[::-1]
         for reg in order:
             values = case.run(reg, ctx, round_no)
+            values["settle_seconds"] = settle(reg.name)
             for key, value in values.items():
                 samples[reg.name].setdefault(key, []).append(value)
             main = {r.key: round(values[r.key], 2) for r in case.rows if r.key in values}
@@ -141,14 +164,31 @@ def run_case(case: Case, regs: list[Registry], ctx: Context) -> dict[str, dict[s
     return samples
 
 
-def _rows(
-    cases: list[Case], samples: dict[str, dict[str, dict[str, list[float]]]], ceiling: dict[str, float]
-) -> list[dict[str, Any]]:
+def measure_ceilings(ctx: Context, nginx_host: str) -> dict[str, float]:
+    """The machine's ceilings now (``bench.transfer.ceilings``) plus ``push``, the smaller of
+    the copy and the loopback upload (MB/s)."""
+    limits = ceilings(ctx, nginx_host)
+    limits["push"] = min(limits["copy"], limits["loopback_put"])
+    return limits
+
+
+def _ceiling_medians(samples: dict[str, dict[str, dict[str, list[float]]]]) -> dict[str, dict[str, float]]:
+    """Per case, the median of each ceiling over that case's rounds (MB/s)."""
+    return {
+        case: {key: report.summary(values)["median"] for key, values in by_reg["ceiling"].items()}
+        for case, by_reg in samples.items()
+        if "ceiling" in by_reg
+    }
+
+
+def _rows(cases: list[Case], samples: dict[str, dict[str, dict[str, list[float]]]]) -> list[dict[str, Any]]:
     rows = []
+    ceilings_of = _ceiling_medians(samples)
     for case in cases:
         for row in case.rows:
             b = report.summary(samples[case.name]["berth"].get(row.key, []))
             d = report.summary(samples[case.name]["distribution"].get(row.key, []))
+            ceiling = ceilings_of.get(case.name, {}).get(CEILING_OF.get(row.key, ""))
             rows.append(
                 {
                     "key": row.key,
@@ -159,7 +199,10 @@ def _rows(
                     "berth": b,
                     "distribution": d,
                     "ratio": report.ratio(row, b["median"], d["median"]),
-                    "ceiling": ceiling.get(CEILING_OF.get(row.key, "")),
+                    "ceiling": ceiling,
+                    # a median above the ceiling of its own rounds: the ceiling does not bound it
+                    "above_ceiling": ceiling is not None
+                    and any(s["median"] is not None and s["median"] > ceiling for s in (b, d)),
                 }
             )
     return rows
@@ -175,7 +218,6 @@ def main(argv: list[str] | None = None) -> None:
     _check_disk(ctx, wanted)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     samples: dict[str, Any] = {}
-    ceiling: dict[str, float] = {}
     settled: dict[str, float] = {}
     cases: list[Case] = []
     try:
@@ -199,22 +241,25 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 if c.name in wanted
             ]
-            if "ceiling" in wanted:
-                ngx = stack.enter_context(servers.nginx(workdir, workdir))
-                ceiling = ceilings(ctx, ngx)
-                ceiling["push"] = min(ceiling["copy"], ceiling["loopback_put"])
-                print(f"ceilings (MB/s): {ceiling}", flush=True)
+            ngx = stack.enter_context(servers.nginx(workdir, workdir)) if "ceiling" in wanted else None
+
+            def settle(name: str) -> float:
+                return b.settle() if name == "berth" else 0.0
+
             for case in cases:
                 print(f"{case.name}:", flush=True)
                 waited = b.settle()  # the previous case's background work (relay, consumers)
                 settled[case.name] = round(waited, 1)
                 print(f"  berth's background work settled after {waited:.1f}s", flush=True)
-                samples[case.name] = run_case(case, regs, ctx)
+                measure = None
+                if ngx is not None and case.name in CEILING_CASES:
+                    measure = functools.partial(measure_ceilings, ctx, ngx)
+                samples[case.name] = run_case(case, regs, ctx, settle=settle, ceiling=measure)
     except BaseException as exc:
         if samples:  # keep the cases that finished: a full run takes half an hour
             done = [c for c in cases if c.name in samples]
             partial = _save(
-                _results(args, ctx, started, ceiling, settled, done, samples), f"{type(exc).__name__}: {exc}"
+                _results(args, ctx, started, settled, done, samples), f"{type(exc).__name__}: {exc}"
             )
             print(
                 f"bench: stopped ({type(exc).__name__}); finished cases saved in {partial}", file=sys.stderr
@@ -223,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         cleanup(ctx)
         shutil.rmtree(workdir, ignore_errors=True)
-    results = _results(args, ctx, started, ceiling, settled, cases, samples)
+    results = _results(args, ctx, started, settled, cases, samples)
     out = _save(results, None)
     print(report.table(results))
     print(f"raw results: {out}")
@@ -256,7 +301,6 @@ def _results(
     args: argparse.Namespace,
     ctx: Context,
     started: str,
-    ceiling: dict[str, float],
     settled: dict[str, float],
     cases: list[Case],
     samples: dict[str, Any],
@@ -274,10 +318,10 @@ def _results(
             "big_bytes": ctx.big_size,
             "wrk_seconds": ctx.wrk_seconds,
             "listing_count": ctx.listing_count,
-            "ceiling_mbps": ceiling,
-            "berth_settle_seconds": settled,
+            "ceiling_mbps": _ceiling_medians(samples),  # per case, medians of its rounds
+            "berth_settle_seconds": settled,  # before each case; after each run: samples
         },
-        "rows": _rows(cases, samples, ceiling),
+        "rows": _rows(cases, samples),
         "samples": samples,
     }
 
