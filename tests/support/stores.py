@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import secrets
 import signal
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +69,35 @@ def decide() -> Decision:
         return Decision(forced, "BERTH_TEST_STORES")  # type: ignore[arg-type]
     if forced:
         raise ValueError(f"BERTH_TEST_STORES must be 'containers' or 'processes', not {forced!r}")
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-    except Exception as exc:
-        return Decision("processes", f"no Docker engine: {type(exc).__name__}")
+    failure = _docker_failure()
+    if failure is not None:
+        return Decision("processes", f"no Docker engine: {failure}")
     return Decision("containers", "a Docker engine answers")
+
+
+def _docker_failure() -> str | None:
+    """Why no Docker engine answers a ping (the exception's class name), or None if one does.
+
+    docker-py leaves the socket of a connection that failed unclosed; it is collected here,
+    with its ``ResourceWarning`` ignored, so that it does not surface later inside some test
+    (where ``filterwarnings = error`` would fail it).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            import docker
+
+            client = docker.from_env(timeout=3)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:
+            failure: str | None = type(exc).__name__
+        else:
+            failure = None
+        gc.collect()
+    return failure
 
 
 @dataclass(frozen=True)
