@@ -152,6 +152,7 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
     address; if GC deletes it before the commit takes the blob's lock, the commit must notice
     under the lock and refuse (BLOB_UPLOAD_INVALID) instead of linking missing content."""
     import berth_blob.domain.commit as uploads_module
+    import berth_blob.domain.feeds as feeds_module
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("gcr")
@@ -167,9 +168,9 @@ async def test_resumed_commit_racing_gc_never_links_deleted_content(
             await commit_session_data(berth, upload_id),  # the crash: moved, not committed
             f"blobs/sha256/{digest[7:9]}/{digest[7:]}",
         )
-        real, collected = uploads_module.require_feed, []
+        real, collected = feeds_module.require_feed, list[Any]()
 
-        async def gc_first(conn: Any, repository: Any, **kw: Any) -> str:
+        async def gc_first(conn: Any, repository: Any, **kw: Any) -> Any:
             if not collected:  # GC runs just before the commit takes the blob's lock
                 collected.append(
                     await collect_garbage(

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +44,7 @@ def content_path(feed: str, digest: str) -> str:
     return f"blobs/sha256/{digest[7:9]}/{digest[7:]}"  # feeds share the default store's root
 
 
-async def _bytes(data: bytes):  # type: ignore[no-untyped-def]
+async def _bytes(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
@@ -53,7 +54,7 @@ async def gc(
     now: datetime | None = None,
     grace: timedelta = timedelta(hours=1),
     storage: Any = None,
-):  # type: ignore[no-untyped-def]
+) -> Any:
     return await collect_garbage(
         berth.app.state.resources.store,
         Stores({"default": storage}) if storage is not None else berth.stores,
@@ -86,7 +87,7 @@ class Proxy:
         """The sweep's listing: taken whole, then ``before_list`` runs (at the first listing
         only), then it is yielded."""
 
-        async def gen():  # type: ignore[no-untyped-def]
+        async def gen() -> AsyncIterator[str]:
             snapshot = [p async for p in self.inner.list_created(prefix, since)]
             hook, self.before_list = self.before_list, None
             if hook is not None:
@@ -109,13 +110,14 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
     """mount() reads the source's link without a lock and never takes the blob lock, so GC can
     unlink the source and delete the blob between that read and the mount's commit."""
     import berth_blob.domain.blobs as blobs_module
+    import berth_common.eventstore as eventstore_module
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("mr")
         c = berth.client
         layer = os.urandom(4096)
         digest = await _blob(berth, "mr/src", layer)  # pushed, never referenced by a manifest
-        real_rwr, collected, waited = blobs_module.run_with_retry, [], []
+        real_rwr, collected, waited = eventstore_module.run_with_retry, list[Any](), list[Any]()
 
         async def racing(store: Any, work: Any, **kw: Any) -> Any:
             async def paused(uow: Any) -> Any:
@@ -216,6 +218,7 @@ async def test_commit_retry_after_gc_never_links_deleted_content(
     link missing content: it answers BLOB_UPLOAD_INVALID when its bytes are gone, or places
     its own verified bytes and answers 201 with the blob served."""
     import berth_blob.domain.commit as uploads_module
+    import berth_blob.domain.feeds as feeds_module
 
     async with berth_app(with_bus=False) as berth:
         await berth.create_feed("cr")
@@ -227,7 +230,12 @@ async def test_commit_retry_after_gc_never_links_deleted_content(
             assert (await c.delete(f"/v2/cr/old/blobs/{digest}")).status_code == 202
         location = (await c.post("/v2/cr/x/blobs/uploads/")).headers["location"]
         assert (await c.patch(location, content=data)).status_code == 202
-        real_link, real_feed, calls, collected = uploads_module.link, uploads_module.require_feed, [], []
+        real_link, real_feed, calls, collected = (
+            uploads_module.link,
+            feeds_module.require_feed,
+            [],
+            list[Any](),
+        )
 
         async def flaky_link(uow: Any, *a: Any) -> None:
             calls.append(1)
@@ -235,7 +243,7 @@ async def test_commit_retry_after_gc_never_links_deleted_content(
                 raise error
             await real_link(uow, *a)
 
-        async def gc_between_attempts(conn: Any, repository: Any, **kw: Any) -> str:
+        async def gc_between_attempts(conn: Any, repository: Any, **kw: Any) -> Any:
             if calls and not collected:
                 collected.append(await gc(berth))
             return await real_feed(conn, repository, **kw)
@@ -318,11 +326,15 @@ async def test_sweep_leaves_odd_paths_alone_and_does_not_crash() -> None:
             except Exception as exc:
                 print("skip", p, exc)
         # names the validator rejects, written directly on disk
-        root = storage.local_path("blobs").parent
+        blobs_root = storage.local_path("blobs")
+        assert blobs_root is not None
+        root = blobs_root.parent
         (root / "uploads" / "bad name").mkdir(parents=True, exist_ok=True)
         (root / "uploads" / "bad name" / "data").write_bytes(b"x")
         (root / "blobs" / "sha256" / ldig[7:9] / "ünicode").write_bytes(b"x")
-        os.symlink(storage.local_path(live), root / "blobs" / "sha256" / ldig[7:9] / ("0" * 64))
+        live_file = storage.local_path(live)
+        assert live_file is not None
+        os.symlink(live_file, root / "blobs" / "sha256" / ldig[7:9] / ("0" * 64))
         for _ in range(2):
             await gc(berth)
         assert await storage.stat(live) is not None
@@ -417,7 +429,9 @@ async def test_sweep_spares_content_a_crashed_commit_just_moved_into_place() -> 
         location, upload_id = await _patched_session(berth, "cc", data)
         data_path = await commit_session_data(berth, upload_id)  # the commit's first step
         two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
-        os.utime(storage.local_path(data_path), (two_hours_ago, two_hours_ago))  # idle 2 h
+        data_file = storage.local_path(data_path)
+        assert data_file is not None
+        os.utime(data_file, (two_hours_ago, two_hours_ago))  # idle 2 h
         await storage.move(data_path, content_path("cc", digest))  # crash right after the move
         result = await gc(berth, now=datetime.now(UTC), grace=timedelta(hours=1))  # right after
         r = await c.put(location, params={"digest": digest})
@@ -540,8 +554,8 @@ async def test_feed_recreated_before_consumer_keeps_its_new_image() -> None:
         deleted = [e for e in await store.read_all(0, 10000) if e.type == "feed.deleted"]
         await feed_deleted(
             store,
-            berth.storage,
-            deleted[0].payload,  # type: ignore[arg-type]
+            berth.stores,
+            deleted[0].payload,
             context_of(deleted[0]),
         )
         await gc(berth)

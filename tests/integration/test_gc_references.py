@@ -67,7 +67,7 @@ async def caught_up(pool: asyncpg.Pool) -> bool:
         "SELECT coalesce(max(position), 0) FROM eventstore.events WHERE type = ANY($1::text[])", list(TYPES)
     )
     seen = await pool.fetchval("SELECT position FROM gc.consumer_positions WHERE name = $1", CONSUMER)
-    return (seen or 0) >= last
+    return bool((seen or 0) >= last)
 
 
 async def assert_live_equals_rebuilt(pool: asyncpg.Pool) -> Rows:
