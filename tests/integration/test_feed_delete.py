@@ -112,7 +112,8 @@ async def test_a_recreated_feed_sees_nothing_of_the_deleted_one_while_the_bus_la
         assert (await _put_manifest(berth, "fr/img", "v2", manifest)).status_code == 201
 
         [deleted] = await store.read_all(types=["feed.deleted"])  # the bus delivers, late
-        await feed_deleted(store, berth.stores, deleted.payload, context_of(deleted))
+        async with berth.app.state.resources.pool.acquire() as conn, conn.transaction():
+            await feed_deleted(berth.stores, conn, deleted.payload, context_of(deleted))  # type: ignore[arg-type]
         await gc(berth, now=later(), grace=timedelta(0))
         for digest, data in ((layer_digest, layer), (config_digest, config)):
             got = await c.get(f"/v2/fr/img/blobs/{digest}")
@@ -155,3 +156,37 @@ def _manifest(config: str, config_size: int, layer: str, layer_size: int) -> byt
 async def _put_manifest(berth: BerthApp, repo: str, tag: str, body: bytes) -> httpx.Response:
     headers = {"Content-Type": OCI_MANIFEST}
     return await berth.client.put(f"/v2/{repo}/manifests/{tag}", content=body, headers=headers)
+
+
+async def test_the_feed_deletion_reaction_commits_with_the_consumers_transaction() -> None:
+    """Issue 12, §3: the reaction opened its own transaction, so its events committed even when
+    the consumer's (which records its position) rolled back — an at-least-once effect. Now it
+    appends in the consumer's transaction: rolled back together, committed together."""
+    from berth_blob.consumers.feeds import reactions
+    from berth_common.eventstore.store import context_of
+
+    async with berth_app(with_bus=False) as berth:
+        await berth.create_feed("rb")
+        await _push_blob(berth, "rb/img", os.urandom(100))
+        assert (await berth.client.delete("/api/feeds/rb")).status_code == 204
+        pool, store = berth.app.state.resources.pool, berth.app.state.resources.store
+        [deleted] = await store.read_all(types=["feed.deleted"])
+        react = reactions(berth.stores)
+
+        async def unlinked() -> int:
+            return int(
+                await pool.fetchval("SELECT count(*) FROM eventstore.events WHERE type = 'blob.unlinked'")
+            )
+
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await react(conn, deleted.payload, context_of(deleted))
+            await tx.rollback()  # the consumer failed to record its position
+        assert await unlinked() == 0
+        assert await pool.fetchval("SELECT count(*) FROM blob.links WHERE feed = 'rb'") == 1
+
+        async with pool.acquire() as conn, conn.transaction():
+            await react(conn, deleted.payload, context_of(deleted))
+        assert await unlinked() == 1
+        assert await pool.fetchval("SELECT count(*) FROM blob.links WHERE feed = 'rb'") == 0

@@ -124,7 +124,7 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
                 class Uow:
                     conn = uow.conn
 
-                    async def emit(self, stream: str, event: Any, **k: Any) -> None:
+                    async def emit(self, *args: Any, **k: Any) -> None:
                         if not collected:  # GC runs after the source link was read
                             task = asyncio.create_task(gc(berth))
                             collected.append(task)
@@ -132,7 +132,7 @@ async def test_mount_racing_gc_never_links_deleted_content(monkeypatch: pytest.M
                             # (pg_locks: a row lock not granted), then see the new link
                             pool = berth.app.state.resources.pool
                             waited.append(await wait_until_blocked(pool, task))
-                        await uow.emit(stream, event, **k)
+                        await uow.emit(*args, **k)
 
                 return await work(Uow())
 
@@ -552,12 +552,13 @@ async def test_feed_recreated_before_consumer_keeps_its_new_image() -> None:
         _, _, ldig = await _image(berth, "fr/x", "v1", layer)  # the same image pushed again: 201
         store = berth.app.state.resources.store
         deleted = [e for e in await store.read_all(0, 10000) if e.type == "feed.deleted"]
-        await feed_deleted(
-            store,
-            berth.stores,
-            deleted[0].payload,
-            context_of(deleted[0]),
-        )
+        async with berth.app.state.resources.pool.acquire() as conn, conn.transaction():
+            await feed_deleted(
+                berth.stores,
+                conn,
+                deleted[0].payload,
+                context_of(deleted[0]),
+            )
         await gc(berth)
         got = await c.get(f"/v2/fr/x/blobs/{ldig}")
         assert (await c.get("/v2/fr/x/manifests/v1")).status_code == 200

@@ -20,7 +20,7 @@ import pytest
 from berth_common.bus import Bus, connect_bus
 from berth_common.eventstore import OutboxRelay, rebuild
 from berth_gc.app import references_consumer
-from berth_gc.projections.references import CONSUMER, SPEC, TYPES
+from berth_gc.projections.references import CONSUMER, SPEC
 from tests.spec.helpers import Image, push_image
 from tests.support.berth_app import BerthApp, berth_app
 from tests.support.databases import NATS_URL, delete_stream, unique
@@ -64,7 +64,8 @@ def rows_of(repository: str, image: Image) -> Rows:
 async def caught_up(pool: asyncpg.Pool) -> bool:
     """gc's recorded position has reached the last event of its types."""
     last = await pool.fetchval(
-        "SELECT coalesce(max(position), 0) FROM eventstore.events WHERE type = ANY($1::text[])", list(TYPES)
+        "SELECT coalesce(max(position), 0) FROM eventstore.events WHERE type = ANY($1::text[])",
+        list(SPEC.types),
     )
     seen = await pool.fetchval("SELECT position FROM gc.consumer_positions WHERE name = $1", CONSUMER)
     return bool((seen or 0) >= last)

@@ -135,7 +135,7 @@ async def gc_caught_up(conn: asyncpg.Connection, stream: str) -> None:
 
 async def _recorded_last(conn: asyncpg.Connection) -> bool:
     """gc's and the blob feed consumer's positions have reached the last event of their types."""
-    from berth_gc.projections.references import CONSUMER, TYPES
+    from berth_gc.projections.references import CONSUMER, SPEC
 
     return bool(
         await conn.fetchval(
@@ -144,7 +144,7 @@ async def _recorded_last(conn: asyncpg.Connection) -> bool:
             " AND coalesce((SELECT position FROM blob.consumer_positions WHERE name = 'blob-feeds'), 0)"
             " >= coalesce((SELECT max(position) FROM eventstore.events WHERE type = 'feed.deleted'), 0)",
             CONSUMER,
-            list(TYPES),
+            list(SPEC.types),
         )
     )
 
@@ -188,3 +188,31 @@ async def test_rebuild_equals_live_projections() -> None:
             assert await snapshot(conn) == live
         finally:
             await conn.close()
+
+
+async def test_rebuild_with_an_unknown_event_type_raises_and_changes_nothing() -> None:
+    """A stored event of a type this code does not know fails the rebuild loudly (before, a
+    projector's separate ``TYPES`` list could skip an event silently); the old rows stay."""
+    from berth_common.events import FeedDeleted
+    from berth_common.events.catalogue import UnknownEventType
+    from berth_common.eventstore import EventStore, Handlers, ProjectionSpec, rebuild
+    from tests.support.databases import eventstore_pool
+
+    handlers = Handlers("t")
+
+    @handlers.on(FeedDeleted)
+    async def _deleted(conn: Any, event: FeedDeleted, ctx: Any) -> None:
+        await conn.execute("INSERT INTO t(feed) VALUES ($1)", event.feed)
+
+    async with eventstore_pool(setup_sql="CREATE TABLE t(feed text)") as pool:
+        async with EventStore(pool).unit_of_work(handlers) as uow:
+            await uow.emit(FeedDeleted(feed="a"))
+        await pool.execute(
+            "INSERT INTO eventstore.events(stream, version, type, schema_version, payload, metadata,"
+            " event_id, recorded_at) VALUES ('x:1', 1, 'nonsense.happened', 1, '{}', '{}',"
+            " gen_random_uuid(), now())"
+        )
+        spec = ProjectionSpec(name="t", tables=["t"], projector=handlers)
+        with pytest.raises(UnknownEventType, match=r"nonsense\.happened"):
+            await rebuild(pool, spec)
+        assert await pool.fetchval("SELECT array_agg(feed) FROM t") == ["a"]

@@ -19,11 +19,12 @@ from berth_common.events.identities import (
     PrivilegeRevoked,
     RefreshTokenIssued,
     RefreshTokenRevoked,
+    SigningKeyCreated,
     UserCreated,
     UserDisabled,
     UserPasswordChanged,
 )
-from berth_common.eventstore import EventContext, ProjectionSpec
+from berth_common.eventstore import EventContext, Handlers, ProjectionSpec
 
 TABLES = (
     "auth.users",
@@ -33,20 +34,9 @@ TABLES = (
     "auth.api_keys",
     "auth.refresh_tokens",
 )
-TYPES = (
-    "user.created",
-    "user.password_changed",
-    "user.disabled",
-    "group.created",
-    "group.member_added",
-    "group.member_removed",
-    "privilege.granted",
-    "privilege.revoked",
-    "apikey.created",
-    "apikey.revoked",
-    "refreshtoken.issued",
-    "refreshtoken.revoked",
-)
+project = Handlers("auth")
+"""Apply an event to the auth tables; its handlers name the types it consumes."""
+project.ignore(SigningKeyCreated)  # the key row is written by the command (private keys are no events)
 
 _SIMPLE: dict[type[Event], tuple[str, tuple[str, ...]]] = {
     UserPasswordChanged: (
@@ -65,67 +55,83 @@ _SIMPLE: dict[type[Event], tuple[str, tuple[str, ...]]] = {
 }
 
 
-async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
-    """Apply ``event`` to the auth tables (other aggregates' events are ignored)."""
-    simple = _SIMPLE.get(type(event))
-    if simple is not None:
-        sql, fields = simple
+def _simple(cls: type[Event], sql: str, fields: tuple[str, ...]) -> None:
+    """Register a handler that runs ``sql`` with the event's ``fields`` (the password change
+    also with its time)."""
+
+    @project.on(cls)
+    async def handle(conn: Connection, event: Event, ctx: EventContext) -> None:
         args = [getattr(event, f) for f in fields]
         if isinstance(event, UserPasswordChanged):
             args.append(ctx.occurred_at)
         await conn.execute(sql, *args)
-        return
-    match event:
-        case UserCreated():
-            await conn.execute(
-                "INSERT INTO auth.users(name, password_hash, email, created_at, password_changed_at)"
-                " VALUES ($1, $2, $3, $4, $4)",
-                event.user,
-                event.password_hash,
-                event.email,
-                ctx.occurred_at,
-            )
-        case GroupCreated():
-            await conn.execute(
-                "INSERT INTO auth.groups(name, created_at) VALUES ($1, $2)", event.group, ctx.occurred_at
-            )
-        case PrivilegeGranted():
-            await conn.execute(
-                "INSERT INTO auth.privileges(rule_id, principal_kind, principal, feed, privilege,"
-                " effect, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                event.rule_id,
-                event.principal_kind,
-                event.principal,
-                event.feed,
-                event.privilege,
-                event.effect,
-                ctx.occurred_at,
-            )
-        case ApiKeyCreated():
-            await conn.execute(
-                "INSERT INTO auth.api_keys(key_id, key_hash, owner, feeds, privileges, expires_at,"
-                " description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                event.key_id,
-                event.key_hash,
-                event.owner,
-                event.feeds,
-                list(event.privileges),
-                event.expires_at,
-                event.description,
-                ctx.occurred_at,
-            )
-        case RefreshTokenIssued():
-            await conn.execute(
-                "INSERT INTO auth.refresh_tokens(token_id, token_hash, subject, expires_at,"
-                " issued_at) VALUES ($1, $2, $3, $4, $5)",
-                event.token_id,
-                event.token_hash,
-                event.subject,
-                event.expires_at,
-                ctx.occurred_at,
-            )
-        case _:
-            pass
 
 
-SPEC = ProjectionSpec(name="auth", tables=TABLES, projector=project, types=TYPES)
+for _cls, (_sql, _fields) in _SIMPLE.items():
+    _simple(_cls, _sql, _fields)
+
+
+@project.on(UserCreated)
+async def _user_created(conn: Connection, event: UserCreated, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO auth.users(name, password_hash, email, created_at, password_changed_at)"
+        " VALUES ($1, $2, $3, $4, $4)",
+        event.user,
+        event.password_hash,
+        event.email,
+        ctx.occurred_at,
+    )
+
+
+@project.on(GroupCreated)
+async def _group_created(conn: Connection, event: GroupCreated, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO auth.groups(name, created_at) VALUES ($1, $2)", event.group, ctx.occurred_at
+    )
+
+
+@project.on(PrivilegeGranted)
+async def _privilege_granted(conn: Connection, event: PrivilegeGranted, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO auth.privileges(rule_id, principal_kind, principal, feed, privilege,"
+        " effect, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        event.rule_id,
+        event.principal_kind,
+        event.principal,
+        event.feed,
+        event.privilege,
+        event.effect,
+        ctx.occurred_at,
+    )
+
+
+@project.on(ApiKeyCreated)
+async def _api_key_created(conn: Connection, event: ApiKeyCreated, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO auth.api_keys(key_id, key_hash, owner, feeds, privileges, expires_at,"
+        " description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        event.key_id,
+        event.key_hash,
+        event.owner,
+        event.feeds,
+        list(event.privileges),
+        event.expires_at,
+        event.description,
+        ctx.occurred_at,
+    )
+
+
+@project.on(RefreshTokenIssued)
+async def _refresh_token_issued(conn: Connection, event: RefreshTokenIssued, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO auth.refresh_tokens(token_id, token_hash, subject, expires_at,"
+        " issued_at) VALUES ($1, $2, $3, $4, $5)",
+        event.token_id,
+        event.token_hash,
+        event.subject,
+        event.expires_at,
+        ctx.occurred_at,
+    )
+
+
+SPEC = ProjectionSpec(name="auth", tables=TABLES, projector=project)

@@ -64,7 +64,7 @@ async def start(resources: Resources, app: FastAPI) -> None:
     resources.samplers.append(upload_sessions_sampler(resources.pool))
     app.state.blob_pullthrough = _pullthrough(resources, stores)
     if resources.bus is not None:
-        consumer = feed_consumer(resources.pool, resources.bus, resources.store, stores)
+        consumer = feed_consumer(resources.pool, resources.bus, stores)
         resources.spawn("blob-feed-consumer", consumer.run)
 
 

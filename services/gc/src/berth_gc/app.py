@@ -23,7 +23,7 @@ from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_common.storage import Stores
 from berth_gc.domain.runs import schedule_forever
-from berth_gc.projections.references import BUS_TYPES, CONSUMER, SPEC, TYPES, project
+from berth_gc.projections.references import BUS_TYPES, CONSUMER, SPEC, project
 from berth_gc.routes import runs
 
 
@@ -71,7 +71,7 @@ def references_consumer(pool: asyncpg.Pool, bus: Bus) -> ProjectionConsumer:
     """
     durable = f"{CONSUMER}-{bus.stream}".replace(".", "_")
     return ProjectionConsumer(
-        pool, bus, durable, "gc.consumer_positions", project, TYPES, checkpoint=CONSUMER, bus_types=BUS_TYPES
+        pool, bus, durable, "gc.consumer_positions", project, checkpoint=CONSUMER, bus_types=BUS_TYPES
     )
 
 

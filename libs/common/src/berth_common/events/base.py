@@ -18,12 +18,23 @@ from pydantic import BaseModel, ConfigDict
 class Event(BaseModel):
     """Base of every event payload.
 
-    Subclasses set ``type_name`` (``"<aggregate>.<fact>"``, past tense) and ``schema_version``.
+    Subclasses set ``type_name`` (``"<aggregate>.<fact>"``, past tense), ``schema_version``
+    and ``stream_template``: the stream the event belongs to, as a ``str.format`` template over
+    its fields (``"feed:{feed}"``), so ``event.stream`` is computed in one place per type.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     type_name: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    stream_template: ClassVar[str]
+
+    @property
+    def stream(self) -> str:
+        """The stream this event is appended to (``"bloblink:dmc/ubuntu@sha256:…"``), from
+        ``stream_template`` and the event's fields (docs/ARCHITECTURE.md, "Streams")."""
+        return self.stream_template.format_map(
+            {name: getattr(self, name) for name in type(self).model_fields}
+        )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class BlobLinked(Event):
     """
 
     type_name = "blob.linked"
+    stream_template = "bloblink:{repository}@{digest}"
     schema_version = 2
     repository: str
     digest: str
@@ -64,6 +65,7 @@ class BlobMounted(Event):
     """
 
     type_name = "blob.mounted"
+    stream_template = "bloblink:{repository}@{digest}"
     schema_version = 2
     repository: str
     from_repository: str | None
@@ -85,6 +87,7 @@ class BlobUnlinked(Event):
     """``repository`` no longer serves the blob (DELETE of the blob, or its repository went)."""
 
     type_name = "blob.unlinked"
+    stream_template = "bloblink:{repository}@{digest}"
     repository: str
     digest: str
 
@@ -95,6 +98,7 @@ class BlobDeleted(Event):
     the feed, whose legacy location it was)."""
 
     type_name = "blob.deleted"
+    stream_template = "blob:{store}@{digest}"
     schema_version = 2
     store: str
     digest: str

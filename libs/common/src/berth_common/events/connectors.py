@@ -28,6 +28,7 @@ class ConnectorAdded(Event):
     """
 
     type_name = "connector.added"
+    stream_template = "feed:{feed}"
     feed: str
     connector_id: str
     url: str
@@ -43,5 +44,6 @@ class ConnectorRemoved(Event):
     """``feed`` no longer uses the connector ``connector_id`` (its cached content stays)."""
 
     type_name = "connector.removed"
+    stream_template = "feed:{feed}"
     feed: str
     connector_id: str

@@ -17,6 +17,7 @@ class FeedCreated(Event):
     """
 
     type_name = "feed.created"
+    stream_template = "feed:{feed}"
     schema_version = 2
     feed: str
     description: str = ""
@@ -37,6 +38,7 @@ class FeedUpdated(Event):
     (``description``, ``public``, ``storage``, ``allow_sparse``)."""
 
     type_name = "feed.updated"
+    stream_template = "feed:{feed}"
     feed: str
     changes: dict[str, Any]
 
@@ -52,6 +54,7 @@ class FeedDeleted(Event):
     """
 
     type_name = "feed.deleted"
+    stream_template = "feed:{feed}"
     schema_version = 2
     feed: str
     incarnation: str | None = None

@@ -23,6 +23,7 @@ class UserCreated(Event):
     """A user was created with an argon2 ``password_hash`` (never the password)."""
 
     type_name = "user.created"
+    stream_template = "user:{user}"
     user: str
     password_hash: str
     email: str = ""
@@ -33,6 +34,7 @@ class UserPasswordChanged(Event):
     """A user's password changed; ``password_hash`` is the new argon2 hash."""
 
     type_name = "user.password_changed"
+    stream_template = "user:{user}"
     user: str
     password_hash: str
 
@@ -42,6 +44,7 @@ class UserDisabled(Event):
     """A user may no longer log in (their tokens stop being renewed)."""
 
     type_name = "user.disabled"
+    stream_template = "user:{user}"
     user: str
 
 
@@ -50,6 +53,7 @@ class GroupCreated(Event):
     """A group of users was created."""
 
     type_name = "group.created"
+    stream_template = "group:{group}"
     group: str
 
 
@@ -58,6 +62,7 @@ class MemberAdded(Event):
     """``user`` joined ``group``."""
 
     type_name = "group.member_added"
+    stream_template = "group:{group}"
     group: str
     user: str
 
@@ -67,6 +72,7 @@ class MemberRemoved(Event):
     """``user`` left ``group``."""
 
     type_name = "group.member_removed"
+    stream_template = "group:{group}"
     group: str
     user: str
 
@@ -78,6 +84,7 @@ class PrivilegeGranted(Event):
     """
 
     type_name = "privilege.granted"
+    stream_template = "privilege:{rule_id}"
     rule_id: str
     principal_kind: PrincipalKind
     principal: str = ""
@@ -91,6 +98,7 @@ class PrivilegeRevoked(Event):
     """The rule ``rule_id`` (a grant or a restriction) was removed."""
 
     type_name = "privilege.revoked"
+    stream_template = "privilege:{rule_id}"
     rule_id: str
 
 
@@ -103,6 +111,7 @@ class ApiKeyCreated(Event):
     """
 
     type_name = "apikey.created"
+    stream_template = "apikey:{key_id}"
     key_id: str
     key_hash: str
     owner: str | None = None
@@ -117,6 +126,7 @@ class ApiKeyRevoked(Event):
     """The API key ``key_id`` no longer authenticates."""
 
     type_name = "apikey.revoked"
+    stream_template = "apikey:{key_id}"
     key_id: str
 
 
@@ -125,6 +135,7 @@ class RefreshTokenIssued(Event):
     """A refresh token (``token_hash``: SHA-256 hex) for ``subject`` valid until ``expires_at``."""
 
     type_name = "refreshtoken.issued"
+    stream_template = "refresh:{token_id}"
     token_id: str
     token_hash: str
     subject: str
@@ -136,6 +147,7 @@ class RefreshTokenRevoked(Event):
     """The refresh token ``token_id`` may no longer be exchanged for access tokens."""
 
     type_name = "refreshtoken.revoked"
+    stream_template = "refresh:{token_id}"
     token_id: str
 
 
@@ -144,5 +156,6 @@ class SigningKeyCreated(Event):
     """A token signing key (ES256): its ``kid`` and public key PEM only (audit trail)."""
 
     type_name = "signingkey.created"
+    stream_template = "signingkey:{kid}"
     kid: str
     public_pem: str

@@ -27,6 +27,7 @@ class ManifestPushed(Event):
     """
 
     type_name = "manifest.pushed"
+    stream_template = "repository:{repository}"
     repository: str
     digest: str
     media_type: str
@@ -60,6 +61,7 @@ class ManifestDeleted(Event):
     """The manifest ``digest`` was deleted from ``repository`` (its tags go with it)."""
 
     type_name = "manifest.deleted"
+    stream_template = "repository:{repository}"
     repository: str
     digest: str
 
@@ -74,6 +76,7 @@ class TagUpdated(Event):
     """
 
     type_name = "tag.updated"
+    stream_template = "repository:{repository}"
     schema_version = 2
     repository: str
     tag: str
@@ -93,6 +96,7 @@ class TagDeleted(Event):
     """``tag`` (which pointed at ``digest``) was deleted from ``repository``."""
 
     type_name = "tag.deleted"
+    stream_template = "repository:{repository}"
     repository: str
     tag: str
     digest: str

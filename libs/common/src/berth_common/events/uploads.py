@@ -23,6 +23,7 @@ class UploadStarted(Event):
     """
 
     type_name = "upload.started"
+    stream_template = "upload:{upload_id}"
     schema_version = 2
     upload_id: str
     repository: str
@@ -41,6 +42,7 @@ class ChunkReceived(Event):
     """``length`` bytes were appended at ``offset`` (so the session now holds offset+length)."""
 
     type_name = "upload.chunk_received"
+    stream_template = "upload:{upload_id}"
     upload_id: str
     repository: str
     offset: int
@@ -53,6 +55,7 @@ class UploadCompleted(Event):
     in the location ``store`` (v2; ``berth_common.storage.Location`` key)."""
 
     type_name = "upload.completed"
+    stream_template = "upload:{upload_id}"
     schema_version = 2
     upload_id: str
     repository: str
@@ -72,6 +75,7 @@ class UploadCancelled(Event):
     """The client cancelled the session (DELETE), or it failed validation and was discarded."""
 
     type_name = "upload.cancelled"
+    stream_template = "upload:{upload_id}"
     upload_id: str
     repository: str
     reason: str = "cancelled by client"
@@ -82,5 +86,6 @@ class UploadExpired(Event):
     """Cleanup purged the session after it was idle longer than the configured age."""
 
     type_name = "upload.expired"
+    stream_template = "upload:{upload_id}"
     upload_id: str
     repository: str

@@ -1,6 +1,7 @@
 """The event store: append with optimistic concurrency, outbox relay, consumers, rebuilds."""
 
 from berth_common.eventstore.consumer import ProjectionConsumer
+from berth_common.eventstore.handlers import Handlers, MissingHandler
 from berth_common.eventstore.rebuild import ProjectionSpec, rebuild
 from berth_common.eventstore.relay import OutboxRelay
 from berth_common.eventstore.store import (
@@ -11,6 +12,7 @@ from berth_common.eventstore.store import (
     EventStore,
     Projector,
     UnitOfWork,
+    joined_unit_of_work,
     run_with_retry,
 )
 
@@ -20,11 +22,14 @@ __all__ = [
     "ConcurrencyError",
     "EventContext",
     "EventStore",
+    "Handlers",
+    "MissingHandler",
     "OutboxRelay",
     "ProjectionConsumer",
     "ProjectionSpec",
     "Projector",
     "UnitOfWork",
+    "joined_unit_of_work",
     "rebuild",
     "run_with_retry",
 ]

@@ -39,6 +39,7 @@ from berth_common.eventstore.catchup import BATCH, lock_and_read, record
 from berth_common.eventstore.durables import filter_subjects, one_filter, subscribe
 from berth_common.eventstore.envelopes import is_omitted
 from berth_common.eventstore.failures import FailureLog, connection_gone, describe
+from berth_common.eventstore.handlers import Handlers
 from berth_common.eventstore.store import EventContext, Projector, context_of
 from berth_common.telemetry import CONSUMER_APPLY_FAILURES, CONSUMER_LAG_EVENTS
 from berth_common.telemetry.tracing import traced_apply
@@ -61,7 +62,9 @@ class ProjectionConsumer:
     Args:
         name: durable consumer name (unique per projection).
         checkpoint_table: the owner's table ``(name text primary key, position bigint)``.
-        types: event type names to apply; others are acknowledged and skipped.
+        projector: what applies an event; a ``Handlers`` registry names the types itself.
+        types: event type names to apply (default: the ``Handlers``' types); others are
+            acknowledged and skipped.
         retry_seconds: first delay before re-applying an event whose projector failed.
         checkpoint: the key of its row in ``checkpoint_table`` (default ``name``); must equal
             the ``ProjectionSpec.checkpoint`` name so that a rebuild moves this consumer on.
@@ -87,7 +90,7 @@ class ProjectionConsumer:
         name: str,
         checkpoint_table: str,
         projector: Projector,
-        types: Iterable[str],
+        types: Iterable[str] | None = None,
         *,
         retry_seconds: float = 0.5,
         checkpoint: str | None = None,
@@ -97,8 +100,11 @@ class ProjectionConsumer:
     ) -> None:
         self.pool, self.bus, self.name = pool, bus, name
         self.key = checkpoint or name
-        self.table, self.projector, self.types = checkpoint_table, projector, frozenset(types)
+        self.table, self.projector = checkpoint_table, projector
+        self.types = frozenset(_consumed(projector, types, name))
         self.bus_types = frozenset(bus_types) if bus_types is not None else self.types
+        if not self.bus_types <= self.types:
+            raise ValueError(f"{name}: bus types {sorted(self.bus_types - self.types)} are not applied")
         self.retry_seconds = retry_seconds
         self.catch_up_seconds = bus.catch_up_seconds if catch_up_seconds is None else catch_up_seconds
         self.applied = self.from_store = self.failures = self.durables_made = 0
@@ -321,6 +327,24 @@ class ProjectionConsumer:
     def _counted(self, applied: int, from_store: int) -> None:
         self.applied += applied
         self.from_store += from_store
+
+
+def _consumed(projector: Projector, types: Iterable[str] | None, name: str) -> list[str]:
+    """The types a consumer applies: ``types``, or its ``Handlers``' types; each must have a
+    handler when the projector is a ``Handlers`` (else a redelivered event would fail later).
+
+    Raises:
+        ValueError: no types given for a plain function, or a type without a handler.
+    """
+    if isinstance(projector, Handlers):
+        wanted = list(projector.types if types is None else types)
+        unhandled = [t for t in wanted if not projector.handles(t)]
+        if unhandled:
+            raise ValueError(f"{name}: no handler for {unhandled} in projector {projector.name!r}")
+        return wanted
+    if types is None:
+        raise ValueError(f"{name}: a plain projector function needs its types")
+    return list(types)
 
 
 def context_of_envelope(envelope: dict[str, Any]) -> EventContext:

@@ -12,27 +12,35 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from berth_common.eventstore.store import Projector, context_of, read_all
+from berth_common.eventstore.handlers import Handlers
+from berth_common.eventstore.store import context_of, read_all
 
 
 @dataclass(frozen=True)
 class ProjectionSpec:
-    """A rebuildable projection: its tables (truncated first) and the events it applies.
+    """A rebuildable projection: its tables (truncated first) and its projector, whose
+    handlers say which events it applies (``types``).
 
     ``checkpoint``: for bus-fed projections, ``(table, consumer name)`` to reset to the end.
     """
 
     name: str
     tables: Sequence[str]
-    projector: Projector
-    types: Sequence[str]
+    projector: Handlers
     checkpoint: tuple[str, str] | None = None
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The event type names the projection applies (derived from its handlers)."""
+        return self.projector.types
 
 
 async def rebuild(pool: asyncpg.Pool, spec: ProjectionSpec, batch: int = 2000) -> int:
     """Truncate ``spec.tables`` and replay every matching event, in one transaction.
 
-    Returns the number of events applied. Concurrent writers and the projection's consumer
+    Every stored event is decoded, so an event of a type this code does not know raises
+    ``berth_common.events.catalogue.UnknownEventType`` (nothing is committed) instead of being
+    skipped. Returns the number of events applied. Concurrent writers and the projection's consumer
     wait (the tables are locked); a bus-fed projection's checkpoint is set to the last event
     it applied (as its consumer records it), so the consumer skips what the rebuild applied.
     """
@@ -43,13 +51,13 @@ async def rebuild(pool: asyncpg.Pool, spec: ProjectionSpec, batch: int = 2000) -
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"LOCK TABLE {', '.join(locked)} IN ACCESS EXCLUSIVE MODE")
         await conn.execute(f"TRUNCATE {', '.join(spec.tables)}")
-        after, last = 0, 0
+        after, last, types = 0, 0, frozenset(spec.types)
         while True:
             events = await read_all(conn, after, batch)
             if not events:
                 break
             for event in events:
-                if event.type in spec.types:
+                if event.type in types:
                     await spec.projector(conn, event.payload, context_of(event))
                     applied += 1
                     last = event.position

@@ -79,12 +79,25 @@ class UnitOfWork:
     metadata: Metadata
     pending: list[_Pending] = field(default_factory=list)
 
-    async def emit(self, stream: str, event: Event, *, expected_version: int = ANY) -> None:
-        """Record ``event`` on ``stream`` and apply it to the projections now.
+    async def emit(
+        self, stream_or_event: str | Event, event: Event | None = None, *, expected_version: int = ANY
+    ) -> None:
+        """Record an event on its stream and apply it to the projections now.
 
+        Call ``emit(event)``: the stream is ``event.stream``. ``emit(stream, event)`` appends to
+        the stream given (tests, and events of classes without a ``stream_template``).
         ``expected_version``: ``ANY``; ``NO_STREAM`` (the stream must not exist yet); or the
         stream's current version. Checked at commit; a mismatch raises ``ConcurrencyError``.
+
+        Raises:
+            TypeError: ``emit(stream)`` without an event.
         """
+        if isinstance(stream_or_event, Event):
+            event, stream = stream_or_event, stream_or_event.stream
+        elif event is None:
+            raise TypeError("emit(stream) needs an event")
+        else:
+            stream = stream_or_event
         meta = Metadata(
             actor=self.metadata.actor,
             request_id=self.metadata.request_id,
@@ -95,6 +108,24 @@ class UnitOfWork:
         if self.projector is not None:
             ctx = EventContext(stream, meta.occurred_at, str(meta.event_id), meta.actor)
             await self.projector(self.conn, event, ctx)
+
+
+@contextlib.asynccontextmanager
+async def joined_unit_of_work(
+    conn: Connection, projector: Projector | None = None, metadata: Metadata | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """A unit of work inside a transaction the caller already holds open on ``conn``.
+
+    The emitted events are appended (under the append lock) when the block exits cleanly,
+    without committing: they commit, or roll back, with the caller's transaction — a
+    consumer's reaction and its recorded position are one transaction (exactly-once effect).
+
+    Raises:
+        ConcurrencyError: an expected version did not match (the caller must roll back).
+    """
+    uow = UnitOfWork(conn, projector, metadata or Metadata())
+    yield uow
+    await _append(conn, uow.pending, commit=False)
 
 
 class EventStore:
@@ -176,14 +207,19 @@ async def _commit(conn: Connection, pending: list[_Pending]) -> None:
     Raises:
         ConcurrencyError: an expected version did not match (the caller rolls back).
     """
+    await _append(conn, pending, commit=True)
+
+
+async def _append(conn: Connection, pending: list[_Pending], *, commit: bool) -> None:
+    """Append ``pending`` in the open transaction, and commit it if ``commit``."""
     if not pending:
-        await conn.execute("COMMIT")
+        if commit:
+            await conn.execute("COMMIT")
         return
     staged = _staged(pending)
+    append = APPEND_AND_COMMIT_SQL if commit else "SELECT eventstore.append_staged()"
     try:
-        await conn.execute(
-            f"SELECT set_config('berth.append', {dollar_quoted(staged)}, true); {APPEND_AND_COMMIT_SQL}"
-        )
+        await conn.execute(f"SELECT set_config('berth.append', {dollar_quoted(staged)}, true); {append}")
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == CONFLICT_SQLSTATE:
             raise ConcurrencyError(str(exc)) from None

@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 
 from berth_api.domain.feeds import require_feed
-from berth_api.domain.manifests import stream_of
 from berth_api.projections.tables import project
 from berth_common.connectors.singleflight import FetchLeases, Lease
 from berth_common.connectors.upstream import UpstreamError
@@ -161,9 +160,7 @@ async def _store_manifest(uow: UnitOfWork, repository: RepositoryName, fetched: 
     if exists:
         return
     parsed = fetched.parsed
-    await uow.emit(
-        stream_of(repository),
-        ManifestCached(
+    await uow.emit(ManifestCached(
             repository=str(repository), digest=str(fetched.digest), media_type=parsed.media_type,
             size=len(fetched.body), body=fetched.body.decode("utf-8"),
             blobs=[str(d) for d in parsed.blob_references],
@@ -179,9 +176,7 @@ async def _point_cached_tag(uow: UnitOfWork, repository: RepositoryName, tag: st
         "SELECT digest, origin FROM api.tags WHERE repository = $1 AND tag = $2", str(repository), tag
     )
     if previous is None or previous["digest"] != str(fetched.digest) or previous["origin"] != fetched.origin:
-        await uow.emit(
-            stream_of(repository),
-            TagUpdated(
+        await uow.emit(TagUpdated(
                 repository=str(repository), tag=tag, digest=str(fetched.digest),
                 previous_digest=previous["digest"] if previous else None, origin=fetched.origin,
             ),

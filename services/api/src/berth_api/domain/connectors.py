@@ -93,7 +93,7 @@ async def add_connector(
             password_encrypted=secret, namespace=new.namespace or None,
             tag_ttl_seconds=new.tag_ttl_seconds, cache=new.cache,
         )  # fmt: skip
-        await uow.emit(f"feed:{feed}", event)
+        await uow.emit(event)
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
     return connector_id
@@ -106,7 +106,7 @@ async def remove_connector(store: EventStore, feed: str, which: str, metadata: M
     async def work(uow: UnitOfWork) -> str:
         await _lock_feed(uow, feed)
         found = _match(await feed_connectors(uow.conn, feed), which)
-        await uow.emit(f"feed:{feed}", ConnectorRemoved(feed=feed, connector_id=found.id))
+        await uow.emit(ConnectorRemoved(feed=feed, connector_id=found.id))
         return found.id
 
     removed = await run_with_retry(store, work, projector=project, metadata=metadata)

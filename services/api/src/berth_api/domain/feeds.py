@@ -57,7 +57,7 @@ async def create_feed(
             feed=name, description=description, public=public, allow_sparse=allow_sparse,
             storage={"store": store_name},
         )  # fmt: skip
-        await uow.emit(f"feed:{name}", created)
+        await uow.emit(created)
 
     try:
         await run_with_retry(store, work, projector=project, metadata=metadata)
@@ -73,7 +73,7 @@ async def update_feed(
     async def work(uow: UnitOfWork) -> None:
         await require_feed(uow.conn, name, lock="update")
         if changes:
-            await uow.emit(f"feed:{name}", FeedUpdated(feed=name, changes=changes))
+            await uow.emit(FeedUpdated(feed=name, changes=changes))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 
@@ -83,7 +83,7 @@ async def delete_feed(store: EventStore, name: str, metadata: Metadata | None = 
 
     async def work(uow: UnitOfWork) -> None:
         feed = await require_feed(uow.conn, name, lock="update")
-        await uow.emit(f"feed:{name}", FeedDeleted(feed=name, incarnation=feed.incarnation))
+        await uow.emit(FeedDeleted(feed=name, incarnation=feed.incarnation))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 

@@ -140,7 +140,6 @@ async def _record_manifest(
     if exists:
         return
     await uow.emit(
-        stream_of(repository),
         ManifestPushed(
             repository=str(repository),
             digest=digest,
@@ -171,7 +170,6 @@ async def _point_tag(
             detail={"tag": tag},
         )
     await uow.emit(
-        stream_of(repository),
         TagUpdated(
             repository=str(repository),
             tag=tag,
@@ -201,10 +199,9 @@ async def delete_manifest(
         )
         for row in tags:
             await uow.emit(
-                stream_of(repository),
                 TagDeleted(repository=str(repository), tag=row["tag"], digest=str(digest)),
             )
-        await uow.emit(stream_of(repository), ManifestDeleted(repository=str(repository), digest=str(digest)))
+        await uow.emit(ManifestDeleted(repository=str(repository), digest=str(digest)))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)
 
@@ -222,6 +219,6 @@ async def delete_tag(
         )
         if digest is None:
             raise ManifestUnknown(f"tag {tag!r} is not in repository {repository}")
-        await uow.emit(stream_of(repository), TagDeleted(repository=str(repository), tag=tag, digest=digest))
+        await uow.emit(TagDeleted(repository=str(repository), tag=tag, digest=digest))
 
     await run_with_retry(store, work, projector=project, metadata=metadata)

@@ -13,7 +13,6 @@ from berth_common.db import Connection
 from berth_common.events import (
     ConnectorAdded,
     ConnectorRemoved,
-    Event,
     FeedCreated,
     FeedDeleted,
     FeedUpdated,
@@ -23,7 +22,7 @@ from berth_common.events import (
     TagDeleted,
     TagUpdated,
 )
-from berth_common.eventstore import EventContext, ProjectionSpec
+from berth_common.eventstore import EventContext, Handlers, ProjectionSpec
 
 TABLES = (
     "api.feeds",
@@ -33,79 +32,74 @@ TABLES = (
     "api.manifest_references",
     "api.tags",
 )
-TYPES = (
-    "feed.created",
-    "feed.updated",
-    "feed.deleted",
-    "connector.added",
-    "connector.removed",
-    "manifest.pushed",
-    "manifest.cached",
-    "manifest.deleted",
-    "tag.updated",
-    "tag.deleted",
-)
+project = Handlers("api")
+"""Apply an event to the api tables; its handlers name the types it consumes."""
 
 
-async def project(conn: Connection, event: Event, ctx: EventContext) -> None:
-    """Apply ``event`` to the api tables (events of other aggregates are ignored)."""
-    match event:
-        case FeedCreated():
-            await conn.execute(
-                "INSERT INTO api.feeds(name, description, public, storage, allow_sparse, created_at,"
-                " incarnation) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                event.feed,
-                event.description,
-                event.public,
-                event.storage,
-                event.allow_sparse,
-                ctx.occurred_at,
-                ctx.event_id,  # the incarnation: this creation's event id (same in a rebuild)
-            )
-        case FeedUpdated():
-            await _update_feed(conn, event)
-        case FeedDeleted():
-            await conn.execute("DELETE FROM api.feeds WHERE name = $1", event.feed)
-        case ConnectorAdded():
-            await _connector_added(conn, event, ctx)
-        case ConnectorRemoved():
-            await conn.execute("DELETE FROM api.feed_connectors WHERE id = $1", event.connector_id)
-        case ManifestPushed():  # and ManifestCached, its subclass (with an origin)
-            await _manifest_pushed(conn, event, ctx)
-        case ManifestDeleted():
-            await conn.execute(
-                "DELETE FROM api.manifests WHERE repository = $1 AND digest = $2",
-                event.repository,
-                event.digest,
-            )
-        case TagUpdated():
-            await conn.execute(
-                "INSERT INTO api.tags(repository, tag, digest, updated_at, updated_by, origin)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository, tag) DO UPDATE SET"
-                " digest = excluded.digest, updated_at = excluded.updated_at,"
-                " updated_by = excluded.updated_by, origin = excluded.origin",
-                event.repository,
-                event.tag,
-                event.digest,
-                ctx.occurred_at,
-                ctx.actor,
-                event.origin,
-            )
-        case TagDeleted():
-            await conn.execute(
-                "DELETE FROM api.tags WHERE repository = $1 AND tag = $2", event.repository, event.tag
-            )
-        case _:
-            pass
+@project.on(FeedCreated)
+async def _feed_created(conn: Connection, event: FeedCreated, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO api.feeds(name, description, public, storage, allow_sparse, created_at,"
+        " incarnation) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        event.feed,
+        event.description,
+        event.public,
+        event.storage,
+        event.allow_sparse,
+        ctx.occurred_at,
+        ctx.event_id,  # the incarnation: this creation's event id (same in a rebuild)
+    )
 
 
-async def _update_feed(conn: Connection, event: FeedUpdated) -> None:
+@project.on(FeedDeleted)
+async def _feed_deleted(conn: Connection, event: FeedDeleted, ctx: EventContext) -> None:
+    await conn.execute("DELETE FROM api.feeds WHERE name = $1", event.feed)
+
+
+@project.on(ConnectorRemoved)
+async def _connector_removed(conn: Connection, event: ConnectorRemoved, ctx: EventContext) -> None:
+    await conn.execute("DELETE FROM api.feed_connectors WHERE id = $1", event.connector_id)
+
+
+@project.on(ManifestDeleted)
+async def _manifest_deleted(conn: Connection, event: ManifestDeleted, ctx: EventContext) -> None:
+    await conn.execute(
+        "DELETE FROM api.manifests WHERE repository = $1 AND digest = $2",
+        event.repository,
+        event.digest,
+    )
+
+
+@project.on(TagUpdated)
+async def _tag_updated(conn: Connection, event: TagUpdated, ctx: EventContext) -> None:
+    await conn.execute(
+        "INSERT INTO api.tags(repository, tag, digest, updated_at, updated_by, origin)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repository, tag) DO UPDATE SET"
+        " digest = excluded.digest, updated_at = excluded.updated_at,"
+        " updated_by = excluded.updated_by, origin = excluded.origin",
+        event.repository,
+        event.tag,
+        event.digest,
+        ctx.occurred_at,
+        ctx.actor,
+        event.origin,
+    )
+
+
+@project.on(TagDeleted)
+async def _tag_deleted(conn: Connection, event: TagDeleted, ctx: EventContext) -> None:
+    await conn.execute("DELETE FROM api.tags WHERE repository = $1 AND tag = $2", event.repository, event.tag)
+
+
+@project.on(FeedUpdated)
+async def _update_feed(conn: Connection, event: FeedUpdated, ctx: EventContext) -> None:
     allowed = {"description", "public", "storage", "allow_sparse"}
     for key, value in event.changes.items():
         if key in allowed:
             await conn.execute(f"UPDATE api.feeds SET {key} = $2 WHERE name = $1", event.feed, value)
 
 
+@project.on(ConnectorAdded)
 async def _connector_added(conn: Connection, event: ConnectorAdded, ctx: EventContext) -> None:
     """The new connector goes after the feed's others (the order of the events, also in a rebuild)."""
     await conn.execute(
@@ -125,6 +119,7 @@ async def _connector_added(conn: Connection, event: ConnectorAdded, ctx: EventCo
     )
 
 
+@project.on(ManifestPushed, ManifestCached)  # a cached one carries its origin
 async def _manifest_pushed(conn: Connection, event: ManifestPushed, ctx: EventContext) -> None:
     feed = event.repository.split("/", 1)[0]
     await conn.execute(
@@ -163,4 +158,4 @@ def _annotations(body: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value else None
 
 
-SPEC = ProjectionSpec(name="api", tables=TABLES, projector=project, types=TYPES)
+SPEC = ProjectionSpec(name="api", tables=TABLES, projector=project)

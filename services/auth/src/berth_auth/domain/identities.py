@@ -78,7 +78,6 @@ def hash_secret(secret: str) -> str:
 
 async def _emit_one(
     store: EventStore,
-    stream: str,
     event: Event,
     meta: Metadata | None,
     check: str | None = None,
@@ -91,7 +90,7 @@ async def _emit_one(
             found = bool(await uow.conn.fetchval(check, *args))
             if found != exists and error is not None:
                 raise error
-        await uow.emit(stream, event)
+        await uow.emit(event)
 
     await run_with_retry(store, work, projector=project, metadata=meta)
 
@@ -113,7 +112,6 @@ async def create_user(
     check_password(password, max(1, min_length))
     await _emit_one(
         store,
-        f"user:{name}",
         UserCreated(user=name, password_hash=HASHER.hash(password), email=email),
         meta,
         "SELECT 1 FROM auth.users WHERE name = $1",
@@ -143,12 +141,12 @@ async def _user_event(store: EventStore, name: str, event: Event, meta: Metadata
     async def work(uow: UnitOfWork) -> None:
         if not await uow.conn.fetchval("SELECT 1 FROM auth.users WHERE name = $1", name):
             raise NameUnknown(f"user {name!r} does not exist")
-        await uow.emit(f"user:{name}", event)
+        await uow.emit(event)
         tokens = await uow.conn.fetch(
             "SELECT token_id FROM auth.refresh_tokens WHERE subject = $1 AND NOT revoked", name
         )
         for row in tokens:
-            await uow.emit(f"refresh:{row['token_id']}", RefreshTokenRevoked(token_id=row["token_id"]))
+            await uow.emit(RefreshTokenRevoked(token_id=row["token_id"]))
 
     await run_with_retry(store, work, projector=project, metadata=meta)
 
@@ -158,7 +156,6 @@ async def create_group(store: EventStore, name: str, meta: Metadata | None = Non
     validate_name(name, "group")
     await _emit_one(
         store,
-        f"group:{name}",
         GroupCreated(group=name),
         meta,
         "SELECT 1 FROM auth.groups WHERE name = $1",
@@ -179,7 +176,7 @@ async def set_member(
         if not await uow.conn.fetchval("SELECT 1 FROM auth.users WHERE name = $1", user):
             raise NameUnknown(f"user {user!r} does not exist")
         event = MemberAdded if present else MemberRemoved
-        await uow.emit(f"group:{group}", event(group=group, user=user))
+        await uow.emit(event(group=group, user=user))
 
     await run_with_retry(store, work, projector=project, metadata=meta)
 
@@ -216,7 +213,6 @@ async def grant(
     check = f"SELECT 1 FROM {table} WHERE {column} = $1" if table else None
     await _emit_one(
         store,
-        f"privilege:{rule_id}",
         event,
         meta,
         check,
@@ -230,7 +226,6 @@ async def revoke(store: EventStore, rule_id: str, meta: Metadata | None = None) 
     """Remove the rule ``rule_id``."""
     await _emit_one(
         store,
-        f"privilege:{rule_id}",
         PrivilegeRevoked(rule_id=rule_id),
         meta,
         "SELECT 1 FROM auth.privileges WHERE rule_id = $1",
@@ -265,7 +260,6 @@ async def create_key(
     check = "SELECT 1 FROM auth.users WHERE name = $1" if owner else None
     await _emit_one(
         store,
-        f"apikey:{key_id}",
         event,
         meta,
         check,
@@ -279,7 +273,6 @@ async def revoke_key(store: EventStore, key_id: str, meta: Metadata | None = Non
     """Revoke API key ``key_id``."""
     await _emit_one(
         store,
-        f"apikey:{key_id}",
         ApiKeyRevoked(key_id=key_id),
         meta,
         "SELECT 1 FROM auth.api_keys WHERE key_id = $1",

@@ -69,7 +69,7 @@ async def create_key(
             bool(secret),
             now,
         )
-        await uow.emit(f"signingkey:{kid}", SigningKeyCreated(kid=kid, public_pem=public_pem.decode()))
+        await uow.emit(SigningKeyCreated(kid=kid, public_pem=public_pem.decode()))
 
     await run_with_retry(store, work, metadata=meta)
     return kid

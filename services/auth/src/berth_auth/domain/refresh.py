@@ -51,7 +51,7 @@ async def revoke_token(store: EventStore, token_id: str, meta: Metadata | None =
         if revoked is None:
             raise NameUnknown(f"refresh token {token_id!r} does not exist")
         if not revoked:
-            await uow.emit(f"refresh:{token_id}", RefreshTokenRevoked(token_id=token_id))
+            await uow.emit(RefreshTokenRevoked(token_id=token_id))
 
     await run_with_retry(store, work, projector=project, metadata=meta)
 
@@ -78,7 +78,7 @@ async def revoke_subject(store: EventStore, subject: str, meta: Metadata | None 
         if not rows and not await _subject_exists(uow, subject):
             raise NameUnknown(f"no user or API key {subject!r}")
         for row in rows:
-            await uow.emit(f"refresh:{row['token_id']}", RefreshTokenRevoked(token_id=row["token_id"]))
+            await uow.emit(RefreshTokenRevoked(token_id=row["token_id"]))
         return [row["token_id"] for row in rows]
 
     revoked = await run_with_retry(store, work, projector=project, metadata=meta)

@@ -124,7 +124,6 @@ async def issue_refresh(
 
     async def work(uow: UnitOfWork) -> None:
         await uow.emit(
-            f"refresh:{token_id}",
             RefreshTokenIssued(
                 token_id=token_id, token_hash=hash_secret(token), subject=subject, expires_at=expires
             ),

@@ -38,7 +38,7 @@ async def revoke_refresh(store: EventStore, token: str) -> bool:
         if row is None:
             return
         uow.metadata = Metadata(actor=row["subject"])
-        await uow.emit(f"refresh:{row['token_id']}", RefreshTokenRevoked(token_id=row["token_id"]))
+        await uow.emit(RefreshTokenRevoked(token_id=row["token_id"]))
         revoked = True
 
     await run_with_retry(store, work, projector=project)

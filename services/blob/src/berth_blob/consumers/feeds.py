@@ -7,8 +7,9 @@ touched (``FeedDeleted.incarnation``; for links recorded before incarnations exi
 old events without one, those made before the deletion), so a feed re-created under the same
 name keeps what is pushed to it however late this reaction runs. Readers never wait for it:
 links and sessions of a deleted incarnation are invisible at once (docs/ARCHITECTURE.md,
-"Feed incarnations"). The reaction is idempotent — a redelivered event finds
-nothing left to do — so it runs in its own transaction, at least once.
+"Feed incarnations"). The reaction runs in the consumer's transaction
+(``joined_unit_of_work``): its events and the consumer's recorded position commit together, so
+its effect is exactly once, like every projection's.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from berth_blob.domain.sessions import Lease
 from berth_blob.projections.tables import project
 from berth_common.bus import Bus
 from berth_common.db import Connection
-from berth_common.events import BlobUnlinked, Event, FeedDeleted, Metadata, UploadCancelled
-from berth_common.eventstore import EventContext, EventStore, ProjectionConsumer
+from berth_common.events import BlobUnlinked, FeedDeleted, Metadata, UploadCancelled
+from berth_common.eventstore import EventContext, Handlers, ProjectionConsumer, joined_unit_of_work
 from berth_common.storage import Stores
 
 CONSUMER: Final = "blob-feeds"
@@ -39,14 +40,18 @@ log = structlog.get_logger("berth.blob.feeds")
 
 
 async def feed_deleted(
-    store: EventStore, stores: Stores, event: FeedDeleted, ctx: EventContext
+    stores: Stores, conn: Connection, event: FeedDeleted, ctx: EventContext
 ) -> tuple[int, int]:
-    """Unlink the feed's links and cancel its sessions older than ``ctx.occurred_at``.
+    """Unlink the feed's links and cancel its sessions older than ``ctx.occurred_at``, in the
+    transaction open on ``conn`` (the consumer's: it records its position in the same one).
 
+    The sessions' stored bytes are removed before that transaction commits: they belong to a
+    deleted incarnation that no reader can reach, so a transaction that then rolls back only
+    leaves sessions whose bytes are gone to be cancelled again (removal is idempotent).
     Returns ``(links removed, sessions cancelled)``.
     """
     meta = Metadata(actor="system:feed-deleted")
-    async with store.unit_of_work(project, meta) as uow:
+    async with joined_unit_of_work(conn, project, meta) as uow:
         links = await uow.conn.fetch(
             "SELECT repository, digest FROM blob.links"
             f" WHERE feed = $1 AND {_OF_INCARNATION % ('linked_at', 'linked_at')}"
@@ -56,10 +61,7 @@ async def feed_deleted(
             ctx.occurred_at,
         )
         for row in links:
-            await uow.emit(
-                f"bloblink:{row['repository']}@{row['digest']}",
-                BlobUnlinked(repository=row["repository"], digest=row["digest"]),
-            )
+            await uow.emit(BlobUnlinked(repository=row["repository"], digest=row["digest"]))
         sessions = await uow.conn.fetch(
             "SELECT u.id::text AS id, u.repository, u.store, s.size, s.writer, s.generation"
             " FROM blob.uploads u JOIN blob.upload_state s ON s.id = u.id"
@@ -71,26 +73,32 @@ async def feed_deleted(
         )
         for row in sessions:
             await uow.emit(
-                f"upload:{row['id']}",
-                UploadCancelled(upload_id=row["id"], repository=row["repository"], reason="feed deleted"),
+                UploadCancelled(upload_id=row["id"], repository=row["repository"], reason="feed deleted")
             )
             await upload_sessions.forget(uow.conn, row["id"])
-    for row in sessions:
-        lease = Lease.of_row(row["id"], row)
-        await drop_data(stores.driver(lease.location), lease)
+        for row in sessions:
+            lease = Lease.of_row(row["id"], row)
+            await drop_data(stores.driver(lease.location), lease)
     if links or sessions:
         log.info("feed.deleted.cleaned", feed=event.feed, links=len(links), sessions=len(sessions))
     return len(links), len(sessions)
 
 
-def feed_consumer(pool: asyncpg.Pool, bus: Bus, store: EventStore, stores: Stores) -> ProjectionConsumer:
-    """The durable consumer of ``feed.deleted`` for the blob service."""
+def reactions(stores: Stores) -> Handlers:
+    """The blob service's reactions to other services' events, as a projector for its consumer."""
+    handlers = Handlers("blob-feeds")
 
-    async def apply(conn: Connection, event: Event, ctx: EventContext) -> None:
-        if isinstance(event, FeedDeleted):
-            await feed_deleted(store, stores, event, ctx)
+    @handlers.on(FeedDeleted)
+    async def _feed_deleted(conn: Connection, event: FeedDeleted, ctx: EventContext) -> None:
+        await feed_deleted(stores, conn, event, ctx)
 
+    return handlers
+
+
+def feed_consumer(pool: asyncpg.Pool, bus: Bus, stores: Stores) -> ProjectionConsumer:
+    """The durable consumer of ``feed.deleted`` for the blob service; the reaction appends its
+    events in the consumer's own transaction."""
     name = f"{CONSUMER}-{bus.stream}".replace(".", "_")
     return ProjectionConsumer(
-        pool, bus, name, "blob.consumer_positions", apply, ["feed.deleted"], checkpoint=CONSUMER
+        pool, bus, name, "blob.consumer_positions", reactions(stores), checkpoint=CONSUMER
     )

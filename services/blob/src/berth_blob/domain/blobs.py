@@ -92,7 +92,7 @@ async def _link_from(
             return False
         # Emitted even if the target already links the blob: it refreshes ``linked_at``, so a
         # stale unreferenced link is not collected right after the client was told 201.
-        await uow.emit(f"bloblink:{repository}@{digest}", mounted(repository, origin, digest, size, feed))
+        await uow.emit(mounted(repository, origin, digest, size, feed))
         return True
 
     result = await run_with_retry(store, work, projector=project, metadata=meta)
@@ -135,8 +135,6 @@ async def unlink(store: EventStore, repository: RepositoryName, digest: Digest, 
             raise BlobUnknown(
                 f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)}
             )
-        await uow.emit(
-            f"bloblink:{repository}@{digest}", BlobUnlinked(repository=str(repository), digest=str(digest))
-        )
+        await uow.emit(BlobUnlinked(repository=str(repository), digest=str(digest)))
 
     await run_with_retry(store, work, projector=project, metadata=meta)

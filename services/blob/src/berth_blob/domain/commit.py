@@ -115,7 +115,7 @@ class BlobCommit:
                 await self.storage.move(self.data, self.target)
             except ObjectNotFound:
                 raise DataGone() from None
-        await uow.emit(f"upload:{self.lease.upload_id}", UploadCompleted(
+        await uow.emit(UploadCompleted(
             upload_id=self.lease.upload_id, repository=str(self.repository), digest=str(self.digest),
             size=self.lease.size, store=self.location.key))  # fmt: skip
         if self.mounted_from is None:
@@ -123,7 +123,7 @@ class BlobCommit:
         else:  # a cross-store mount: the copy is recorded as what it is
             origin, source = self.mounted_from
             event = mounted(self.repository, origin, self.digest, self.lease.size, feed, source)
-            await uow.emit(f"bloblink:{self.repository}@{self.digest}", event)
+            await uow.emit(event)
 
 
 async def committed_data(storage: StorageDriver, lease: Lease, path: str) -> None:
@@ -170,7 +170,7 @@ async def discard(
 
     async def work(uow: UnitOfWork) -> None:
         await sessions.end(uow.conn, lease)
-        await uow.emit(f"upload:{lease.upload_id}", UploadCancelled(
+        await uow.emit(UploadCancelled(
             upload_id=lease.upload_id, repository=str(repository), reason=reason))  # fmt: skip
 
     await run_with_retry(store, work, projector=project, metadata=meta)
@@ -211,4 +211,4 @@ async def link(
             repository=repository, digest=digest, size=size, incarnation=feed.incarnation,
             store=feed.location.key, origin=origin[0], connector_id=origin[1],
         )  # fmt: skip
-    await uow.emit(f"bloblink:{repository}@{digest}", event)
+    await uow.emit(event)

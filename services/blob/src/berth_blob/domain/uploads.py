@@ -176,7 +176,7 @@ class Uploads:
                 upload_id=upload_id, repository=str(repository), incarnation=feed.incarnation,
                 store=feed.location.key,
             )  # fmt: skip
-            await uow.emit(f"upload:{upload_id}", started)
+            await uow.emit(started)
             await sessions.create(uow.conn, upload_id, lease)
             return feed
 
@@ -269,7 +269,7 @@ class Uploads:
                 chunk = ChunkReceived(
                     upload_id=lease.upload_id, repository=str(repository), offset=offset, length=count
                 )
-                await uow.emit(f"upload:{lease.upload_id}", chunk)
+                await uow.emit(chunk)
 
         await run_with_retry(self.store, work, projector=project, metadata=meta)
         lease.recorded(offset + count, hash_state, state, lease.generation)

@@ -15,7 +15,7 @@ import asyncpg
 
 from berth_common.eventstore.catchup import lock_and_read, record
 from berth_common.eventstore.store import context_of
-from berth_gc.projections.references import CONSUMER, TYPES, project
+from berth_gc.projections.references import CONSUMER, project
 
 POSITIONS = "gc.consumer_positions"
 
@@ -26,7 +26,7 @@ async def catch_up(pool: asyncpg.Pool) -> int:
     count = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            _, events = await lock_and_read(conn, POSITIONS, CONSUMER, TYPES)
+            _, events = await lock_and_read(conn, POSITIONS, CONSUMER, project.types)
             for event in events:
                 await project(conn, event.payload, context_of(event))
             if events:
