@@ -1,8 +1,11 @@
-"""What the blob service publishes to other services (docs/ARCHITECTURE.md, "Who owns cleanup").
+"""What the blob service publishes to other services (``berth_common.contracts``; docs/ARCHITECTURE.md,
+"Contracts between services" and "Who owns cleanup").
 
 Other services never import ``berth_blob`` and never touch blob's tables. They read and change
 blob's state only through these names, defined by blob's migrations (``0007_cleanup_contract``)
 and kept stable across releases; a change is a new migration that keeps them working.
+``tests/contract/test_service_contracts.py`` fails on SQL of another service that names
+anything else of the blob schema, and on a view whose columns differ from ``CONTRACT``.
 
 Views (read-only):
 
@@ -42,6 +45,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from berth_common.contracts import Contract, Published
+
 LINKS: Final = "blob.v_links"
 BLOBS: Final = "blob.v_blobs"
 UPLOAD_SESSIONS: Final = "blob.v_upload_sessions"
@@ -49,4 +54,76 @@ UNLINK: Final = "blob.unlink"
 FORGET_BLOB: Final = "blob.forget_blob"
 END_UPLOAD: Final = "blob.end_upload"
 
-__all__ = ["BLOBS", "END_UPLOAD", "FORGET_BLOB", "LINKS", "UNLINK", "UPLOAD_SESSIONS"]
+CONTRACT = Contract(
+    service="blob",
+    schema="blob",
+    published=(
+        Published(
+            name="blob.v_repository_blobs",
+            kind="view",
+            columns=("repository", "digest", "size", "incarnation", "store"),
+            readers=("api",),
+            purpose="Which blobs each repository may serve (its links), with their size, the feed"
+            " incarnation the link belongs to (NULL: recorded before incarnations; counts for any)"
+            " and the location key of the content (a feed's size counts each blob once per"
+            " location).",
+            locking="A manifest PUT reads the links it references FOR SHARE, in its own"
+            " transaction, with the incarnation of its feed row: garbage collection locks a link"
+            " FOR UPDATE before it unlinks, so it cannot unlink a blob a manifest being committed"
+            " references (it waits, then sees the reference in api.v_manifest_references). Take"
+            " the rows in digest order (ORDER BY digest) so two pushes cannot deadlock. Readers"
+            " that only count (browse sizes) take no lock.",
+        ),
+        Published(
+            name=LINKS,
+            kind="view",
+            columns=("repository", "digest", "store", "size", "linked_at"),
+            readers=("gc",),
+            purpose="A repository's link to a blob stored in location ``store``.",
+            locking="Rule 1 of this module: lock the row FOR UPDATE before reading references.",
+        ),
+        Published(
+            name=BLOBS,
+            kind="view",
+            columns=("store", "digest", "size", "created_at"),
+            readers=("gc",),
+            purpose="Content a location holds.",
+            locking="Rule 2: re-read under the per-blob advisory lock before deleting bytes.",
+        ),
+        Published(
+            name=UPLOAD_SESSIONS,
+            kind="view",
+            columns=(
+                "id", "repository", "feed", "store", "updated_at", "size", "writer", "generation",
+                "lease", "lease_until",
+            ),  # fmt: skip
+            readers=("gc",),
+            purpose="Open upload sessions and the storage writer state of their bytes.",
+            locking="Rule 3: FOR UPDATE SKIP LOCKED; skip a session whose lease is live.",
+        ),
+        Published(
+            name=UNLINK,
+            kind="function",
+            columns=("p_repository", "p_digest"),
+            readers=("gc",),
+            purpose="Apply blob.unlinked to blob's rows, in the transaction that appends it.",
+        ),
+        Published(
+            name=FORGET_BLOB,
+            kind="function",
+            columns=("p_store", "p_digest"),
+            readers=("gc",),
+            purpose="Apply blob.deleted to blob's rows, in the transaction that appends it.",
+        ),
+        Published(
+            name=END_UPLOAD,
+            kind="function",
+            columns=("p_id",),
+            readers=("gc",),
+            purpose="Apply upload.expired to blob's rows, in the transaction that appends it.",
+        ),
+    ),
+)
+"""The blob service's published views and functions."""
+
+__all__ = ["BLOBS", "CONTRACT", "END_UPLOAD", "FORGET_BLOB", "LINKS", "UNLINK", "UPLOAD_SESSIONS"]

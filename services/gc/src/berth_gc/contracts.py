@@ -1,4 +1,6 @@
-"""Every name of another service's schema that the gc service uses, in one place.
+"""Every name of another service's schema that the gc service uses, in one place; and what gc
+publishes to the others (``CONTRACT``: nothing — ``gc.blob_references``, ``gc.runs`` and
+``gc.consumer_positions`` are its own, ``tests/contract/test_service_contracts.py``).
 
 The blob service publishes these (``berth_blob.contracts``, migration ``0007_cleanup_contract``);
 gc never imports ``berth_blob`` and never names blob's tables. The locking rules are blob's
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from berth_common.contracts import Contract
 from berth_common.db import Connection
 from berth_common.events import BlobDeleted, BlobUnlinked, Event, UploadExpired
 from berth_common.eventstore import EventContext
@@ -20,6 +23,9 @@ UPLOAD_SESSIONS: Final = "blob.v_upload_sessions"
 UNLINK: Final = "blob.unlink"
 FORGET_BLOB: Final = "blob.forget_blob"
 END_UPLOAD: Final = "blob.end_upload"
+CONTRACT = Contract(service="gc", schema="gc", published=())
+"""The gc service's published views and functions (none)."""
+
 # gc's own projection of what manifests reference (berth_gc.projections.references).
 REFERENCES: Final = "gc.blob_references"
 
