@@ -1,6 +1,8 @@
 """The one place that renders errors as the OCI ``{"errors": [...]}`` body.
 
-Routes raise ``berth_common.errors.RegistryError`` subclasses; request-validation failures,
+Routes raise ``berth_common.errors.RegistryError`` subclasses, domain code its refusals
+(``berth_common.domain_errors``), which the one table ``WIRE`` maps to OCI errors;
+request-validation failures,
 unknown routes, wrong methods and unexpected exceptions are mapped here too, so a client never
 sees an HTML page or a traceback. Backing-service outages (PostgreSQL, NATS, storage) become
 ``503 UNAVAILABLE``; a request body that stalls (``berth_common.http.bodies``) is a ``400`` that
@@ -15,6 +17,8 @@ NOT_FOUND are for Berth's own ``/api/`` and ``/token``). docs/ARCHITECTURE.md, "
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -24,14 +28,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
+from berth_common.domain_errors import (
+    BadCredentials,
+    ChunkOutOfOrder,
+    DomainError,
+    LoginThrottled,
+    SessionBusy,
+    SessionTakenOver,
+)
 from berth_common.errors import (
     BlobUploadInvalid,
     InternalError,
     ManifestInvalid,
     NameInvalid,
     NameUnknown,
+    RangeInvalid,
     RegistryError,
     SizeInvalid,
+    TooManyRequests,
+    Unauthorized,
     Unavailable,
     Unsupported,
     error_body,
@@ -41,6 +56,36 @@ from berth_common.oci.reference import split_v2_path
 from berth_common.storage.base import StorageBackendError
 
 log = structlog.get_logger("berth.http")
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="berth", charset="UTF-8"'}  # RFC 7617
+
+
+def _held(size: int) -> str:
+    """The spec's inclusive ``Range`` of a session holding ``size`` bytes (``0-0`` when empty)."""
+    return f"0-{max(size - 1, 0)}"
+
+
+WIRE: dict[type[DomainError], Callable[[Any], RegistryError]] = {
+    ChunkOutOfOrder: lambda e: RangeInvalid(str(e), headers={"Range": _held(e.held)}),
+    SessionTakenOver: lambda e: TooManyRequests(str(e), headers={"Range": _held(e.held), "Retry-After": "1"}),
+    SessionBusy: lambda e: TooManyRequests(str(e), headers={"Retry-After": "1"}),
+    LoginThrottled: lambda e: TooManyRequests(str(e), headers={"Retry-After": str(e.wait_seconds)}),
+    BadCredentials: lambda e: Unauthorized(str(e), headers=BASIC_CHALLENGE),
+}
+"""The one table from the domain's refusals to OCI wire errors (status, code, headers):
+416 BLOB_UPLOAD_INVALID with the session's ``Range`` for a chunk out of order, 429
+TOOMANYREQUESTS with ``Retry-After`` (and ``Range`` after a takeover), 401 UNAUTHORIZED with a
+Basic challenge (OCI distribution spec, "Pushing a blob in chunks", "Error Codes"; RFC 7617)."""
+
+
+def wire_error(exc: DomainError) -> RegistryError:
+    """The OCI error ``exc`` is on the wire (the row of its class, or of its nearest base, in
+    ``WIRE``); a domain error without a row is a bug: ``500 UNKNOWN`` (and logged)."""
+    for cls in type(exc).__mro__:
+        to_wire = WIRE.get(cls)
+        if to_wire is not None:
+            return to_wire(exc)
+    log.error("domain_error.unmapped", error=repr(exc))
+    return InternalError()
 
 
 class _NotFound(RegistryError):
@@ -81,6 +126,11 @@ def render(request: Request | None, exc: RegistryError) -> Response:
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
     return render(request, exc)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return render(request, wire_error(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -176,6 +226,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the renderers on ``app`` (every service and the all-in-one app)."""
     app.add_exception_handler(RegistryError, _registry_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)

@@ -26,7 +26,7 @@ from berth_auth.domain import identities
 from berth_auth.domain.identities import hash_secret
 from berth_auth.domain.limits import LoginLimits
 from berth_auth.domain.policy import IMPLIES, Principal, Rule, privileges_on
-from berth_common.errors import Unauthorized
+from berth_common.domain_errors import BadCredentials
 
 ANONYMOUS = "anonymous"
 
@@ -53,13 +53,6 @@ class Identity:
 
 
 ANONYMOUS_IDENTITY = Identity(ANONYMOUS, (("anonymous", ""), ("everyone", "")))
-
-
-BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="berth", charset="UTF-8"'}  # RFC 7617
-
-
-def _bad_credentials() -> Unauthorized:
-    return Unauthorized("invalid username or password", headers=BASIC_CHALLENGE)
 
 
 @cache
@@ -89,8 +82,8 @@ async def authenticate(
     """Check Basic credentials from client address ``ip``.
 
     Raises:
-        TooManyRequests: 429, too many failures from ``ip`` or for ``user`` from ``ip``.
-        Unauthorized: 401, wrong credentials (unknown, disabled, revoked or expired alike).
+        LoginThrottled: too many failures from ``ip`` or for ``user`` from ``ip`` (429).
+        BadCredentials: wrong credentials, unknown, disabled, revoked or expired alike (401).
     """
     await limits.check(user, ip)
     if user == "api":
@@ -99,7 +92,7 @@ async def authenticate(
         identity = await _password(pool, user, password)
     if identity is None:
         await limits.failed(user, ip)
-        raise _bad_credentials()
+        raise BadCredentials()
     return identity
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from berth_common.errors import TooManyRequests
+from berth_common.domain_errors import LoginThrottled
 from berth_common.settings import AuthSettings
 
 _CHECK = (
@@ -99,7 +99,8 @@ class LoginLimits:
         """Refuse the attempt when either bucket of (``user``, ``address``) is empty.
 
         Raises:
-            TooManyRequests: 429 with ``Retry-After`` (whole seconds until a failure is allowed).
+            LoginThrottled: with the whole seconds until a failure is allowed (429 with
+                ``Retry-After`` on the wire).
         """
         buckets = {b.key: b for b in self._buckets(user, address)}
         rows = await self.pool.fetch(_CHECK, list(buckets))
@@ -107,10 +108,7 @@ class LoginLimits:
             bucket = buckets[row["bucket"]]
             wait = row["ahead"] - (bucket.limit - 1) * bucket.interval
             if wait > 0:
-                raise TooManyRequests(
-                    f"too many failed logins {bucket.what}; retry in {math.ceil(wait)} s",
-                    headers={"Retry-After": str(math.ceil(wait))},
-                )
+                raise LoginThrottled(bucket.what, math.ceil(wait))
 
     async def failed(self, user: str, address: str) -> None:
         """Charge one failure to both buckets of (``user``, ``address``); forget expired buckets.

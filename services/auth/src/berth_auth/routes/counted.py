@@ -16,7 +16,9 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from berth_common.domain_errors import DomainError
 from berth_common.errors import RegistryError
+from berth_common.http.errors import wire_error
 from berth_common.telemetry import record_token_request
 
 Route = Callable[[Request], Awaitable[JSONResponse]]
@@ -31,8 +33,9 @@ def counted(route: Route) -> Route:
         grant = await _grant(request)
         try:
             response = await route(request)
-        except RegistryError as exc:
-            outcome = _OUTCOMES.get(exc.status, "invalid" if exc.status < 500 else "error")
+        except (RegistryError, DomainError) as exc:
+            status = (exc if isinstance(exc, RegistryError) else wire_error(exc)).status
+            outcome = _OUTCOMES.get(status, "invalid" if status < 500 else "error")
             record_token_request(grant, outcome)
             raise
         except Exception:

@@ -20,18 +20,14 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from berth_auth.domain.credentials import (
-    ANONYMOUS_IDENTITY,
-    BASIC_CHALLENGE,
-    Identity,
-    authenticate,
-)
+from berth_auth.domain.credentials import ANONYMOUS_IDENTITY, Identity, authenticate
 from berth_auth.domain.limits import LoginLimits
 from berth_auth.domain.tokens import grant, issue, issue_refresh, redeem_refresh
 from berth_auth.routes.counted import counted
 from berth_common.auth.scopes import ScopeInvalid, parse_scopes
 from berth_common.errors import Unauthorized
 from berth_common.events import Metadata
+from berth_common.http.errors import BASIC_CHALLENGE
 from berth_common.http.urls import client_host
 from berth_common.runtime import Resources
 

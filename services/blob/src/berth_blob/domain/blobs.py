@@ -10,6 +10,7 @@ from berth_blob.domain.commit import mounted
 from berth_blob.domain.feeds import require_feed
 from berth_blob.projections.tables import project
 from berth_common.db import Connection
+from berth_common.domain_errors import DomainError
 from berth_common.errors import BlobUnknown, NameInvalid, RegistryError
 from berth_common.events import BlobUnlinked, Metadata
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
@@ -119,7 +120,7 @@ async def _copy_from(
     body = uploads.stores.driver(where).read(where.blob(str(digest)))
     try:
         await uploads.upload_whole(repository, digest, body, size, meta, mounted_from=(origin, where))
-    except (RegistryError, StorageError):
+    except (RegistryError, DomainError, StorageError):
         return False
     return True
 

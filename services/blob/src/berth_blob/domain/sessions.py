@@ -26,7 +26,8 @@ import asyncpg
 
 from berth_blob.domain.feeds import feed_unknown
 from berth_common.db import Connection
-from berth_common.errors import BlobUploadUnknown, TooManyRequests
+from berth_common.domain_errors import SessionBusy, SessionTakenOver
+from berth_common.errors import BlobUploadUnknown
 from berth_common.oci.reference import RepositoryName
 from berth_common.storage import Location, WriterState
 
@@ -69,24 +70,9 @@ _PUBLISH = (
 )
 
 
-class LeaseLost(TooManyRequests):
-    """Another request took this session over (our lease expired): our bytes do not count."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(
-            "the upload session was taken over by another request; retry from its Range",
-            headers={"Range": f"0-{max(size - 1, 0)}", "Retry-After": "1"},
-        )
-
-
-class SessionBusy(TooManyRequests):
-    """Another request holds the session's lease and did not finish within the wait."""
-
-    def __init__(self, waited: float) -> None:
-        super().__init__(
-            f"another request is writing to this upload session (waited {waited:.0f} s); retry later",
-            headers={"Retry-After": "1"},
-        )
+class LeaseLost(SessionTakenOver):
+    """Another request took this session over (our lease expired): our bytes do not count
+    (on the wire: 429 with the session's ``Range``, ``berth_common.http.errors.WIRE``)."""
 
 
 @dataclass

@@ -21,7 +21,8 @@ from berth_blob.domain.feeds import Feed, require_feed
 from berth_blob.domain.sessions import Lease
 from berth_blob.domain.streams import Metered
 from berth_blob.projections.tables import project
-from berth_common.errors import BlobUploadInvalid, BlobUploadUnknown, RangeInvalid
+from berth_common.domain_errors import ChunkOutOfOrder
+from berth_common.errors import BlobUploadInvalid, BlobUploadUnknown
 from berth_common.events import ChunkReceived, Metadata, UploadStarted
 from berth_common.eventstore import EventStore, UnitOfWork, run_with_retry
 from berth_common.oci import resumable
@@ -89,9 +90,9 @@ class Uploads:
 
         Raises:
             BlobUploadUnknown: no such session.
-            RangeInvalid: ``start`` is not the session's size (out of order): nothing appended.
+            ChunkOutOfOrder: ``start`` is not the session's size (out of order): nothing appended.
             SizeInvalid: the body length differs from ``Content-Length``.
-            TooManyRequests: another request writes to the session (``SessionBusy``) or took it
+            SessionBusy, LeaseLost: another request writes to the session (``SessionBusy``) or took it
                 over meanwhile (``LeaseLost``); nothing of this request's body counts.
             BlobUploadInvalid: the session's recorded bytes are gone (e.g. a crash between the
                 commit's move and its transaction); the session is discarded.
@@ -116,7 +117,8 @@ class Uploads:
         """Close the session (PUT ``?digest=``), appending a final chunk if one is sent.
 
         Raises:
-            BlobUploadUnknown, RangeInvalid, SizeInvalid, TooManyRequests: as for ``append``.
+            BlobUploadUnknown, ChunkOutOfOrder, RangeInvalid, SizeInvalid, SessionBusy, LeaseLost: as
+                for ``append``.
             DigestInvalid: the content does not match ``digest``; the session is discarded.
             BlobUploadInvalid: the session's data is gone (discarded).
         """
@@ -153,7 +155,7 @@ class Uploads:
         """Cancel the session (DELETE): ``UploadCancelled``, data removed.
 
         Raises:
-            BlobUploadUnknown: no such session. TooManyRequests: a request is writing to it.
+            BlobUploadUnknown: no such session. SessionBusy: a request is writing to it.
         """
         lease = await self._acquire(repository, upload_id)
         try:
@@ -227,10 +229,7 @@ class Uploads:
         if content_range is not None:
             start, end = content_range
             if start != lease.size or end < start:
-                raise RangeInvalid(
-                    f"chunk starts at {start}, but the session holds {lease.size} bytes",
-                    headers={"Range": range_header(lease.size)},
-                )
+                raise ChunkOutOfOrder(start, lease.size)
             expected = end - start + 1
         if lease.takeover:
             await self._take_over(lease)
