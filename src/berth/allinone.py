@@ -10,8 +10,6 @@ here agree with it (``tests/unit/test_deploy_files.py``).
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from fastapi import FastAPI
 
 import berth_api.app as api
@@ -20,14 +18,18 @@ import berth_blob.app as blob
 import berth_gc.app as gc
 import berth_ui.app as ui
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.service_app import service_app
+from berth_common.http.service_app import ServiceSpec, spec_app
 from berth_common.http.surface import RegistryHeaders
-from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
-__all__ = ["SERVICES", "RegistryHeaders", "all_projections", "create_app", "start_services"]
+__all__ = ["ROUTE_ORDER", "SERVICES", "RegistryHeaders", "all_projections", "create_app"]
 
-SERVICES: tuple[ModuleType, ...] = (api, blob, auth, gc, ui)
+SERVICES: tuple[ServiceSpec, ...] = (api.SERVICE, blob.SERVICE, auth.SERVICE, gc.SERVICE, ui.SERVICE)
+"""Every service, in the order they migrate and start (blob's schema reads ``api.v_feeds``)."""
+ROUTE_ORDER = ("blob", "api", "auth", "gc", "ui")
+"""The order routes are mounted, the busiest paths first: blob (every layer of every push and
+pull), then api (manifests first), auth, gc, ui (``/`` and ``/ui/…``). Paths of different
+services never overlap, so the order only decides how many templates a request is tried against."""
 
 
 def all_projections() -> list[ProjectionSpec]:
@@ -35,32 +37,7 @@ def all_projections() -> list[ProjectionSpec]:
     return [spec for svc in SERVICES for spec in svc.projections()]
 
 
-async def start_services(resources: Resources, app: FastAPI) -> None:
-    """Migrate every schema, start background work (consumers, cleanup), wire service state.
-
-    The outbox relay candidate is started by ``service_app`` after this.
-    """
-    await api.start(resources, app)
-    await blob.start(resources, app)
-    await auth.start(resources)
-    await gc.start(resources, app)
-    backend = await ui.start(app, resources.settings)  # the UI calls this very app in process
-    resources.at_close(backend.aclose)
-
-
-def setup_all(app: FastAPI) -> None:
-    """Mount every service's routers on ``app``, the busiest paths first.
-
-    Routes are matched in order and the paths of different services never overlap, so the
-    order only decides how many templates a request is tried against: blob (every layer of
-    every push and pull), then api (manifests first), auth, gc, ui (``/`` and ``/ui/…``).
-    """
-    for svc in (blob, api, auth, gc, ui):
-        svc.setup(app)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The all-in-one app: the same ``service_app`` as a standalone service, with all four."""
-    return service_app(
-        "all", settings or Settings(), setup=setup_all, start=start_services, appends_events=True, docs=True
-    )
+    """The all-in-one app: the same ``spec_app`` as a standalone service, looping over all five
+    specs (the outbox relay candidate is started after them)."""
+    return spec_app("all", SERVICES, settings or Settings(), route_order=ROUTE_ORDER, requires_bus=False)

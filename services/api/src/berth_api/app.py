@@ -1,7 +1,8 @@
 """The api service: feeds, repositories, manifests, tags, referrers (docs/DESIGN.md §1).
 
-``setup(app)`` mounts its routers on any FastAPI app (the service's own, or the all-in-one);
-``migrations()`` gives its schema; ``create_app()`` builds the standalone service.
+``SERVICE`` declares it (``berth_common.http.service_app.ServiceSpec``): ``setup(app)`` mounts
+its routers on any FastAPI app (the service's own, or the all-in-one), ``migrations()`` gives
+its schema, ``start`` its state; ``create_app()`` builds the standalone service.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from berth_api.routes import admin, base, browse, connectors, history, listing, 
 from berth_common.connectors.secrets import SecretBox
 from berth_common.connectors.singleflight import FetchLeases
 from berth_common.connectors.upstream import Upstream
-from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.db import Migration, load_migrations
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.service_app import service_app
+from berth_common.http.service_app import ServiceSpec
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
@@ -43,9 +44,8 @@ def setup(app: FastAPI) -> None:
 
 
 async def start(resources: Resources, app: FastAPI) -> None:
-    """Apply migrations; put the connectors' key box and the manifest pull-through on
-    ``app.state``. The api service has no background loops of its own."""
-    await apply_migrations(resources.pool, migrations())
+    """Put the connectors' key box and the manifest pull-through on ``app.state`` (after the
+    migrations). The api service has no background loops of its own."""
     settings = resources.settings
     box = SecretBox.from_settings(settings)
     upstream = Upstream(box, settings.connectors.timeout_seconds)
@@ -60,12 +60,12 @@ async def start(resources: Resources, app: FastAPI) -> None:
     )
 
 
+SERVICE = ServiceSpec(
+    name="api", routes=setup, migrations=migrations, projections=projections, start=start, docs=True
+)
+"""The api service, as the standalone app and the all-in-one wire it."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone api service (``berth serve api``)."""
-
-    async def starting(resources: Resources, app: FastAPI) -> None:
-        await start(resources, app)
-
-    return service_app(
-        "api", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=True
-    )
+    return SERVICE.create_app(settings)

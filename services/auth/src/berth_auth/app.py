@@ -2,9 +2,9 @@
 
 Routes: ``GET/POST /token`` and ``/auth/jwks.json`` (``routes/token.py``); ``POST /auth/revoke``
 (``routes/revoke.py``); the admin JSON API ``/api/users|groups|privileges|keys|signing-keys``
-(``routes/admin.py``) and ``/api/refresh-tokens`` (``routes/refresh.py``). ``start`` migrates, makes sure a
-signing key exists and creates the first admin (``BERTH_ADMIN_PASSWORD`` or a generated
-password printed once).
+(``routes/admin.py``) and ``/api/refresh-tokens`` (``routes/refresh.py``). ``SERVICE`` declares
+it; ``start`` makes sure a signing key exists and creates the first admin
+(``BERTH_ADMIN_PASSWORD`` or a generated password printed once).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from berth_auth.domain import credentials, identities
 from berth_auth.domain.keys import ensure_key
 from berth_auth.projections import SPEC
 from berth_auth.routes import admin, refresh, revoke, token
-from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.db import Migration, load_migrations
 from berth_common.errors import Conflict
 from berth_common.events import Metadata
 from berth_common.eventstore import ProjectionSpec
-from berth_common.http.service_app import service_app
+from berth_common.http.service_app import ServiceSpec
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 
@@ -73,9 +73,9 @@ async def bootstrap_admin(resources: Resources) -> str | None:
     return None if settings.admin_password else password
 
 
-async def start(resources: Resources) -> None:
-    """Migrate, ensure a signing key, create the first admin (printing a generated password once)."""
-    await apply_migrations(resources.pool, migrations())
+async def start(resources: Resources, app: FastAPI) -> None:
+    """Ensure a signing key, create the first admin (printing a generated password once), after
+    the migrations."""
     await to_thread.run_sync(credentials.dummy_hash)  # made now, not in the first failed login
     await ensure_key(resources.store, resources.settings.auth)
     generated = await bootstrap_admin(resources)
@@ -95,12 +95,12 @@ async def start(resources: Resources) -> None:
         )
 
 
+SERVICE = ServiceSpec(
+    name="auth", routes=setup, migrations=migrations, projections=projections, start=start, docs=True
+)
+"""The auth service, as the standalone app and the all-in-one wire it."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone auth service (``berth serve auth``)."""
-
-    async def starting(resources: Resources, app: FastAPI) -> None:
-        await start(resources)
-
-    return service_app(
-        "auth", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=True
-    )
+    return SERVICE.create_app(settings)

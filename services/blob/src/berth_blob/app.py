@@ -3,8 +3,10 @@
 It ingests and serves; it does not collect: garbage collection, the upload purge and the
 storage sweep belong to the gc service, which uses what ``berth_blob.contracts`` publishes.
 
-``setup(app)`` mounts its routers; ``start(resources, app)`` migrates and builds the storage
-driver and the upload sessions service; ``create_app()`` builds the standalone service.
+``SERVICE`` declares it (``berth_common.http.service_app.ServiceSpec``): ``setup(app)`` mounts
+its routers; ``start(resources, app)`` builds the storage driver and the upload sessions service
+(after the migrations); its consumer reacts to feed deletions; ``create_app()`` builds the
+standalone service.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from berth_blob.routes import blobs, uploads
 from berth_common.connectors.secrets import SecretBox
 from berth_common.connectors.singleflight import FetchLeases
 from berth_common.connectors.upstream import Upstream
-from berth_common.db import Migration, apply_migrations, load_migrations
-from berth_common.eventstore import ProjectionSpec
-from berth_common.http.service_app import service_app
+from berth_common.db import Migration, load_migrations
+from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
+from berth_common.http.service_app import ServiceSpec
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_common.storage import Stores
@@ -54,18 +56,14 @@ def build_stores(settings: Settings) -> Stores:
 
 
 async def start(resources: Resources, app: FastAPI) -> None:
-    """Migrate, then put the blob stores, upload sessions and the connectors' pull-through on
-    ``app.state``."""
-    await apply_migrations(resources.pool, migrations())
+    """Put the blob stores, upload sessions and the connectors' pull-through on ``app.state``
+    (cleanup runs in the gc service)."""
     stores = build_stores(resources.settings)
     app.state.blob_stores = stores
     resources.at_close(stores.close)
     app.state.blob_uploads = Uploads(resources.store, stores, resources.settings.uploads)
     resources.samplers.append(upload_sessions_sampler(resources.pool))
     app.state.blob_pullthrough = _pullthrough(resources, stores)
-    if resources.bus is not None:
-        consumer = feed_consumer(resources.pool, resources.bus, stores)
-        resources.spawn("blob-feed-consumer", consumer.run)
 
 
 def _pullthrough(resources: Resources, stores: Stores) -> BlobPullThrough:
@@ -82,12 +80,23 @@ def _pullthrough(resources: Resources, stores: Stores) -> BlobPullThrough:
     return pull
 
 
+def consumers(resources: Resources, app: FastAPI) -> list[ProjectionConsumer]:
+    """The feed-deletion reaction (``consumers.feeds``), on the stores ``start`` built."""
+    assert resources.bus is not None
+    return [feed_consumer(resources.pool, resources.bus, app.state.blob_stores)]
+
+
+SERVICE = ServiceSpec(
+    name="blob",
+    routes=setup,
+    migrations=migrations,
+    projections=projections,
+    start=start,
+    consumers=consumers,
+)
+"""The blob service, as the standalone app and the all-in-one wire it."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone blob service (``berth serve blob``)."""
-
-    async def starting(resources: Resources, app: FastAPI) -> None:
-        await start(resources, app)
-
-    return service_app(
-        "blob", settings or Settings(), setup=setup, start=starting, appends_events=True, docs=False
-    )
+    return SERVICE.create_app(settings)

@@ -4,8 +4,8 @@ Its projection ``gc.blob_references`` (what manifests reference, from the bus) d
 garbage; garbage collection, the upload purge and the storage sweep run here, on a schedule
 (``gc.*``, ``uploads.purge_*``) and on demand (``/api/gc/runs``), one runner at a time across
 replicas. It reads and changes blob's state only through what ``berth_blob.contracts``
-publishes (never importing ``berth_blob``). ``start`` migrates, builds the stores, runs the
-durable consumer and the schedule.
+publishes (never importing ``berth_blob``). ``SERVICE`` declares it: its migrations,
+the ``/api/gc`` routes, ``start`` (the stores and the schedule) and its durable consumer.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import asyncpg
 from fastapi import FastAPI
 
 from berth_common.bus import Bus
-from berth_common.db import Migration, apply_migrations, load_migrations
+from berth_common.db import Migration, load_migrations
 from berth_common.eventstore import ProjectionConsumer, ProjectionSpec
-from berth_common.http.service_app import service_app
+from berth_common.http.service_app import ServiceSpec
 from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_common.storage import Stores
@@ -43,17 +43,14 @@ def setup(app: FastAPI) -> None:
 
 
 async def start(resources: Resources, app: FastAPI) -> None:
-    """Migrate; build the stores (``app.state.gc_stores``); start the durable consumer (when a
-    bus is configured) and the cleanup schedule."""
-    await apply_migrations(resources.pool, migrations())
+    """After the migrations: build the stores (``app.state.gc_stores``) and start the cleanup
+    schedule (the durable consumer is ``consumers``)."""
     stores = Stores.from_settings(resources.settings.store_settings())
     app.state.gc_stores = stores
     background: set[asyncio.Task[object]] = set()
     app.state.gc_background = background
     resources.at_close(stores.close)
     resources.at_close(lambda: _cancel(background))
-    if resources.bus is not None:
-        resources.spawn("gc-consumer", references_consumer(resources.pool, resources.bus).run)
     resources.spawn("gc-schedule", lambda: schedule_forever(resources.store, stores, resources.settings))
 
 
@@ -61,6 +58,12 @@ async def _cancel(tasks: set[asyncio.Task[object]]) -> None:
     for task in list(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def consumers(resources: Resources, app: FastAPI) -> list[ProjectionConsumer]:
+    """The durable consumer that feeds ``gc.blob_references``."""
+    assert resources.bus is not None
+    return [references_consumer(resources.pool, resources.bus)]
 
 
 def references_consumer(pool: asyncpg.Pool, bus: Bus) -> ProjectionConsumer:
@@ -75,18 +78,19 @@ def references_consumer(pool: asyncpg.Pool, bus: Bus) -> ProjectionConsumer:
     )
 
 
+SERVICE = ServiceSpec(
+    name="gc",
+    routes=setup,
+    migrations=migrations,
+    projections=projections,
+    start=start,
+    consumers=consumers,
+    appends_events=True,  # cleanup events (blob.unlinked, blob.deleted, upload.expired)
+    requires_bus=True,
+)
+"""The gc service, as the standalone app and the all-in-one wire it."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The standalone gc service (``berth serve gc``)."""
-
-    async def starting(resources: Resources, app: FastAPI) -> None:
-        await start(resources, app)
-
-    return service_app(
-        "gc",
-        settings or Settings(),
-        setup=setup,
-        start=starting,
-        appends_events=True,
-        docs=False,
-        requires_bus=True,
-    )
+    return SERVICE.create_app(settings)

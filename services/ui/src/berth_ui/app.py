@@ -1,5 +1,5 @@
-"""The ui service's shape, as every service's: ``setup(app)``, ``start(…)``, ``migrations()``,
-``projections()``, ``create_app()`` (docs/ARCHITECTURE.md).
+"""The ui service, declared as every service is (``SERVICE``, a ``ServiceSpec``: routes and a
+start; no migrations, projections or consumers) (docs/ARCHITECTURE.md, "How a service is wired").
 
 Routes: ``/`` (to the feeds), ``/ui/…`` (pages and forms), ``/ui/static/…`` (assets). In the
 all-in-one process ``start`` points the UI's API client at the process's own app; standalone
@@ -14,23 +14,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from berth_common.db import Migration
-from berth_common.eventstore import ProjectionSpec
+from berth_common.http.service_app import ServiceSpec
 from berth_common.http.surface import install_surface
 from berth_common.logging import configure_logging
+from berth_common.runtime import Resources
 from berth_common.settings import Settings
 from berth_ui.backend import Backend
 from berth_ui.routes import account, cleanup, feeds, images, people, privileges
-
-
-def migrations() -> list[Migration]:
-    """The UI has no schema."""
-    return []
-
-
-def projections() -> list[ProjectionSpec]:
-    """The UI has no projections."""
-    return []
 
 
 def setup(app: FastAPI) -> None:
@@ -40,7 +30,7 @@ def setup(app: FastAPI) -> None:
     app.include_router(account.fallback)
 
 
-async def start(app: FastAPI, settings: Settings) -> Backend:
+async def attach(app: FastAPI, settings: Settings) -> Backend:
     """Give the UI its API client: ``ui.api_url`` when set, else ``app`` itself in process.
 
     Returns the backend (closed by the caller at shutdown).
@@ -50,6 +40,17 @@ async def start(app: FastAPI, settings: Settings) -> Backend:
     app.state.ui_backend = backend
     app.state.ui_settings = settings
     return backend
+
+
+async def start(resources: Resources, app: FastAPI) -> None:
+    """In the all-in-one process: the UI calls this very app (closed with the resources)."""
+    backend = await attach(app, resources.settings)
+    resources.at_close(backend.aclose)
+
+
+SERVICE = ServiceSpec(name="ui", routes=setup, start=start, appends_events=False)
+"""The ui service as the all-in-one wires it. Standalone it opens no resources at all (no
+database, no bus): ``create_app`` builds its app around the same routes."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = await start(app, settings)
+        backend = await attach(app, settings)
         try:
             yield
         finally:
@@ -79,6 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         redirect_slashes=False,
     )
-    setup(app)
+    SERVICE.routes(app)
     install_surface(app, "ui", settings=settings)
     return app
