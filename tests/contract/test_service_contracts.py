@@ -103,3 +103,25 @@ def test_every_published_view_is_defined_by_its_owners_migrations() -> None:
             kind = "TABLE" if item.name == "eventstore.events" else item.kind.upper()
             assert re.search(rf"CREATE (OR REPLACE )?{kind} {re.escape(item.name)}\b", sql), item.name
             assert item.purpose and item.readers, item.name
+
+
+async def test_every_published_view_has_the_columns_its_contract_names() -> None:
+    """On a database with every migration: each published view's columns, in order, are the
+    ones its owner's contract declares (a column renamed or dropped breaks readers)."""
+    from berth.allinone import SERVICES as SPECS
+    from berth_common.db import apply_migrations
+    from tests.support.databases import eventstore_pool
+
+    async with eventstore_pool() as pool:
+        for spec in SPECS:
+            await apply_migrations(pool, spec.migrations(), wait=False)
+        for contract in contracts().values():
+            for item in contract.published:
+                schema, name = item.name.split(".")
+                rows = await pool.fetch(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                    schema,
+                    name,
+                )
+                assert tuple(r["column_name"] for r in rows) == item.columns, item.name
