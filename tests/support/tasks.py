@@ -10,12 +10,19 @@ from typing import Any
 
 @contextlib.asynccontextmanager
 async def running(coro: Awaitable[Any]) -> AsyncIterator[asyncio.Future[Any]]:
-    """Run ``coro`` as a task for the ``with`` block (yielded); cancel and await it afterwards."""
+    """Run ``coro`` as a task for the ``with`` block (yielded); cancel and await it afterwards.
+
+    The cancellation is repeated until the task ends: on Python 3.11 ``asyncio.wait_for`` can
+    swallow a cancellation that arrives as its awaitable completes (nats-py waits for each
+    JetStream ack that way), and a relay that lost it went on relaying, so the test hung in
+    here until its timeout (seen in long runs of test_gc_references)."""
     task = asyncio.ensure_future(coro)
     try:
         yield task
     finally:
-        task.cancel()
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
