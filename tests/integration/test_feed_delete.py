@@ -113,7 +113,7 @@ async def test_a_recreated_feed_sees_nothing_of_the_deleted_one_while_the_bus_la
 
         [deleted] = await store.read_all(types=["feed.deleted"])  # the bus delivers, late
         async with berth.app.state.resources.pool.acquire() as conn, conn.transaction():
-            await feed_deleted(berth.stores, conn, deleted.payload, context_of(deleted))  # type: ignore[arg-type]
+            await feed_deleted(berth.stores, conn, deleted.payload, context_of(deleted))
         await gc(berth, now=later(), grace=timedelta(0))
         for digest, data in ((layer_digest, layer), (config_digest, config)):
             got = await c.get(f"/v2/fr/img/blobs/{digest}")

@@ -17,6 +17,7 @@ from berth_blob.domain.sessions import Lease, LeaseLost
 from berth_blob.domain.streams import Metered, rechunk
 from berth_blob.domain.uploads import _resume_hash, range_header
 from berth_common.errors import RangeInvalid, SizeInvalid
+from berth_common.http.errors import wire_error
 from berth_common.oci.resumable import AVAILABLE, ResumableSha256
 from berth_common.storage import WriterState
 
@@ -49,8 +50,10 @@ def test_a_lost_lease_refuses_the_next_chunk_with_the_recorded_range() -> None:
     held.lost = True
     with pytest.raises(LeaseLost) as refused:
         held.check()
-    assert (refused.value.status, refused.value.code) == (429, "TOOMANYREQUESTS")
-    assert refused.value.headers == {"Range": "0-9", "Retry-After": "1"}
+    assert refused.value.held == 10  # the domain says what is kept; the edge says it in HTTP
+    wire = wire_error(refused.value)
+    assert (wire.status, wire.code) == (429, "TOOMANYREQUESTS")
+    assert wire.headers == {"Range": "0-9", "Retry-After": "1"}
 
 
 def test_lease_of_row_is_lease_less() -> None:
