@@ -31,7 +31,8 @@ class Event(BaseModel):
     @property
     def stream(self) -> str:
         """The stream this event is appended to (``"bloblink:dmc/ubuntu@sha256:…"``), from
-        ``stream_template`` and the event's fields (docs/ARCHITECTURE.md, "Streams")."""
+        ``stream_template`` and the event's fields (docs/ARCHITECTURE.md, "Events are the
+        source of truth")."""
         return self.stream_template.format_map(
             {name: getattr(self, name) for name in type(self).model_fields}
         )
