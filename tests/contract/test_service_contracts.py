@@ -106,8 +106,9 @@ def test_every_published_view_is_defined_by_its_owners_migrations() -> None:
 
 
 async def test_every_published_view_has_the_columns_its_contract_names() -> None:
-    """On a database with every migration: each published view's columns, in order, are the
-    ones its owner's contract declares (a column renamed or dropped breaks readers)."""
+    """On a database with every migration: each published view's columns (a function's
+    argument names), in order, are the ones its owner's contract declares (a column renamed or
+    dropped breaks readers)."""
     from berth.allinone import SERVICES as SPECS
     from berth_common.db import apply_migrations
     from tests.support.databases import eventstore_pool
@@ -118,6 +119,15 @@ async def test_every_published_view_has_the_columns_its_contract_names() -> None
         for contract in contracts().values():
             for item in contract.published:
                 schema, name = item.name.split(".")
+                if item.kind == "function":  # its argument names, in order
+                    names = await pool.fetchval(
+                        "SELECT p.proargnames FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                        " WHERE n.nspname = $1 AND p.proname = $2",
+                        schema,
+                        name,
+                    )
+                    assert tuple(names or ()) == item.columns, item.name
+                    continue
                 rows = await pool.fetch(
                     "SELECT column_name FROM information_schema.columns"
                     " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
