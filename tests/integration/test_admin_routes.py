@@ -144,3 +144,16 @@ async def test_revoking_an_api_key_takes_access_away(berth: BerthApp) -> None:
     assert await pull_status(berth, "api", key["key"]) == 401
     keys = {k["key_id"]: k for k in await api(berth, "GET", "/api/keys")}
     assert keys[key["key_id"]]["revoked"] is True
+
+
+async def test_a_refused_body_says_which_field_and_why(berth: BerthApp) -> None:
+    """A body the API's schema refuses is 400 BAD_REQUEST whose message names the field and the
+    reason (the berth CLI prints only the message: it used to say just 'invalid request
+    parameters' for ``berth feed create ''``); the fields stay in ``detail``."""
+    r = await berth.client.post("/api/feeds", json={"name": ""})
+    assert r.status_code == 400
+    [error] = r.json()["errors"]
+    assert error["code"] == "BAD_REQUEST"
+    assert error["message"].startswith("invalid request parameters: body.name: ")
+    assert "at least 1 character" in error["message"]
+    assert error["detail"][0]["loc"] == ["body", "name"]

@@ -82,7 +82,7 @@ async def start(resources: Resources, app: FastAPI) -> None:
     if generated is not None:
         user = resources.settings.auth.admin_user
         # The password goes to the terminal only, never into the structured log (collected).
-        log.warning(
+        log.info(  # expected on a first start: not a warning
             "auth.admin_created",
             user=user,
             note="generated password printed once on stderr; BERTH_ADMIN_PASSWORD sets it",

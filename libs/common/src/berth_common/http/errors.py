@@ -149,7 +149,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
-    return render(request, _bad_request(request, "invalid request parameters", detail=detail))
+    # The message names each bad field and why, so clients that print only the message (the
+    # berth CLI, docker, skopeo) say what to change: "invalid request parameters: body.name:
+    # String should have at least 1 character".
+    reasons = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in detail[:3])
+    message = f"invalid request parameters: {reasons}" if reasons else "invalid request parameters"
+    return render(request, _bad_request(request, message, detail=detail))
 
 
 async def _unstorable_text(request: Request, exc: Exception) -> Response:
