@@ -118,7 +118,10 @@ def _denial(caller: Caller, needed: tuple[str, str, str]) -> str:
     if caller.subject == "anonymous":
         return f"authentication required to {what}: log in first (docker login HOST)"
     if (kind, name) == ("registry", "admin"):
-        return f"insufficient privileges: {caller.subject} lacks the Admin privilege the admin API needs"
+        return (
+            f"insufficient privileges: {caller.subject} lacks the Admin privilege the admin API needs"
+            " (or the token was not asked for scope registry:admin:*)"
+        )
     return f"insufficient privileges: {caller.subject} may not {what}"
 
 
