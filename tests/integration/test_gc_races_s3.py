@@ -100,12 +100,12 @@ async def test_mount_racing_gc_on_s3(s3_server: S3Server, monkeypatch: pytest.Mo
                 class Uow:
                     conn = uow.conn
 
-                    async def emit(self, stream: str, event: Any, **k: Any) -> None:
+                    async def emit(self, *args: Any, **k: Any) -> None:  # (event) or (stream, event)
                         if not collected:
                             task = asyncio.create_task(gc(berth))
                             collected.append(task)
                             waited.append(await wait_until_blocked(pool, task))
-                        await uow.emit(stream, event, **k)
+                        await uow.emit(*args, **k)
 
                 return await work(Uow())
 
