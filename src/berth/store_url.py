@@ -50,7 +50,10 @@ def parse_store_url(url: str) -> dict[str, str]:
         return {"kind": "filesystem", "root": str(Path(unquote(parts.path) if scheme else url).resolve())}
     if scheme not in _QUERY:
         raise ValueError(f"unknown store scheme {scheme!r}: s3://, azure://, file:// or a path")
-    if "@" in parts.netloc:
+    # Before anything is taken apart: a secret often holds '/', '?' or '#', which move it into
+    # the path, query or fragment where a later message could echo a piece of it. No part of a
+    # store URL (bucket, account, container, prefix, endpoint) has '@'; a fragment has no use.
+    if "@" in url or "#" in url:
         raise ValueError(
             "credentials do not go into the store URL: give them in the environment"
             " (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_KEY) or in files"

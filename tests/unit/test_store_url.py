@@ -57,6 +57,12 @@ def test_environment_replaces_every_storage_variable() -> None:
     ("url", "message"),
     [
         ("s3://AKIDEXAMPLE:s3cr3t-value@blobs", "credentials do not go into the store URL"),
+        # secrets with '/', '#' or '?' (AWS secret keys often hold '/') must not be echoed either
+        ("s3://AKIDEXAMPLE:wJalr/s3cr3t-value@blobs?endpoint=http://h:9000", "credentials do not go"),
+        ("s3://AKIDEXAMPLE:wJalr#s3cr3t-value@blobs", "credentials do not go"),
+        ("s3://AKIDEXAMPLE:wJalr?s3cr3t-value@blobs", "credentials do not go"),
+        ("azure://acct/cont?endpoint=https://acct:s3cr3t-value@127.0.0.1:10000", "credentials do not go"),
+        ("s3://blobs?endpoint=http://127.0.0.1:99999", "invalid port"),
         ("s3://blobs?secret_key=s3cr3t-value", "secret_key does not go into the store URL"),
         ("s3://blobs?colour=red", "unknown or repeated s3 store option 'colour'"),
         ("s3://", "s3://BUCKET"),
@@ -77,3 +83,23 @@ def test_missing_credentials_name_the_variable(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(ValueError, match="AWS_SECRET_ACCESS_KEY is not set"):
         parse_store_url("s3://blobs?endpoint=http://127.0.0.1:9000")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("http://key:s3cr3t-value@127.0.0.1:9000", "must not carry credentials"),
+        ("key@127.0.0.1:9000", "must not carry credentials"),
+        ("http://127.0.0.1:99999", "invalid port"),
+        ("127.0.0.1:0", "invalid port"),
+        ("127.0.0.1:port", "invalid port"),
+    ],
+)
+def test_an_endpoint_with_credentials_or_a_bad_port_is_refused(endpoint: str, message: str) -> None:
+    """The same check for stores from the configuration file, not only ``--store`` (it started
+    the embedded servers, then died with a traceback)."""
+    from berth_common.storage._options import split_endpoint
+
+    with pytest.raises(ValueError, match=message) as caught:
+        split_endpoint(endpoint, None, "endpoint", "s3")
+    assert "s3cr3t-value" not in str(caught.value)

@@ -151,7 +151,8 @@ def split_endpoint(value: str, secure: bool | None, option: str, kind: str) -> t
     A scheme decides ``secure``; without one, ``secure`` (default ``True``) does.
 
     Raises:
-        ValueError: a path, query or unknown scheme, or a scheme that contradicts ``secure``.
+        ValueError: a path, query or unknown scheme, a scheme that contradicts ``secure``, user
+            information (a credential) or a port outside 1-65535.
     """
     if "://" not in value:
         parts = urlsplit(f"//{value}")
@@ -163,6 +164,14 @@ def split_endpoint(value: str, secure: bool | None, option: str, kind: str) -> t
         scheme_secure = parts.scheme == "https"
     if not parts.netloc or parts.path.strip("/") or parts.query or parts.fragment:
         raise ValueError(f"{kind} storage: {option!r} must be host[:port] or a URL without a path")
+    if "@" in parts.netloc:  # user information is a credential: never in an endpoint (nor echoed)
+        raise ValueError(f"{kind} storage: {option!r} must not carry credentials (user@host)")
+    try:
+        port = parts.port  # ValueError past 65535 or not a number
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"{kind} storage: {option!r} has an invalid port (1-65535)")
     if scheme_secure is not None and secure is not None and scheme_secure != secure:
         raise ValueError(f"{kind} storage: {option!r} scheme contradicts 'secure'")
     chosen = scheme_secure if scheme_secure is not None else (True if secure is None else secure)
