@@ -29,6 +29,9 @@ POLL_SECONDS = 0.5
 PHASES = ("purge", "unlink", "delete", "sweep")
 
 
+_MAX_AGE_SECONDS = 100 * 365 * 86_400  # as the admin API's limit
+
+
 def parse_age(text: str) -> timedelta:
     """``"90"``/``"90s"`` seconds, ``"10m"``, ``"1h"``, ``"2d"``, ``"0"`` → a ``timedelta``.
 
@@ -38,7 +41,10 @@ def parse_age(text: str) -> timedelta:
     match = _DURATION.match(text.lower())
     if not match:
         raise typer.BadParameter(f"{text!r} is not an age: use seconds (90), or 90s, 10m, 1h, 2d")
-    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds > _MAX_AGE_SECONDS:
+        raise typer.BadParameter(f"{text!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
 
 
 @gc_app.command("run")

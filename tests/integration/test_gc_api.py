@@ -87,3 +87,62 @@ def _hex(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+async def test_a_run_whose_process_died_is_closed_by_the_next_run() -> None:
+    """A row left 'running' by a gc process killed mid-run (here: inserted as that process
+    leaves it) is closed as failed, saying so, by the next run that takes the run lock; the
+    result is stored as a JSON object (it was a JSON string inside jsonb)."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from berth_gc.domain.runs import INTERRUPTED
+
+    async with berth_app(with_bus=False) as berth:
+        pool, dead = berth.app.state.resources.pool, uuid.uuid4()
+        await pool.execute(
+            "INSERT INTO gc.runs(id, trigger, dry_run, status, started_at)"
+            " VALUES ($1, 'api', false, 'running', $2)",
+            dead,
+            datetime.now(UTC) - timedelta(minutes=5),
+        )
+        run = (await berth.client.post("/api/gc/runs", json={"grace_seconds": 0})).json()
+        assert run["status"] == "succeeded"
+        closed = (await berth.client.get(f"/api/gc/runs/{dead}")).json()
+        assert (closed["status"], closed["error"]) == ("failed", INTERRUPTED)
+        assert closed["finished_at"] is not None
+        kind = await pool.fetchval(
+            "SELECT jsonb_typeof(result) FROM gc.runs WHERE id = $1", uuid.UUID(run["id"])
+        )
+        assert kind == "object"
+
+
+async def test_a_scheduled_turn_that_finds_the_lock_taken_leaves_no_record() -> None:
+    """Every replica runs the schedule; the ones that find another run holding the lock leave
+    no row (one per replica per interval would pile up), while a skipped run asked for is
+    recorded as skipped."""
+    from berth_gc.domain.collect import GC_LOCK
+    from berth_gc.domain.runs import run_once
+
+    async with berth_app(with_bus=False) as berth:
+        resources = berth.app.state.resources
+        async with resources.pool.acquire() as holder:
+            assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", GC_LOCK)
+            try:
+                stores = berth.app.state.gc_stores
+                turn = await run_once(resources.store, stores, resources.settings, trigger="schedule")
+                asked = (await berth.client.post("/api/gc/runs", json={})).json()
+            finally:
+                await holder.execute("SELECT pg_advisory_unlock($1)", GC_LOCK)
+        assert (turn["status"], asked["status"]) == ("skipped", "skipped")
+        rows = await resources.pool.fetch("SELECT id, trigger, status FROM gc.runs")
+        assert [(str(r["id"]), r["trigger"], r["status"]) for r in rows] == [(asked["id"], "api", "skipped")]
+
+
+async def test_an_age_beyond_any_timestamp_is_a_clear_400() -> None:
+    """grace_seconds/purge_age_seconds past 100 years were a 500 (OverflowError) or a failed run."""
+    async with berth_app(with_bus=False) as berth:
+        for body in ({"grace_seconds": 10**20}, {"purge_age_seconds": 2**62}, {"grace_seconds": 10**13}):
+            r = await berth.client.post("/api/gc/runs", json=body)
+            assert r.status_code == 400, (body, r.text)
+            assert r.json()["errors"][0]["code"] == "BAD_REQUEST"

@@ -26,7 +26,7 @@ an event (audited, in ``berth events tail``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -112,12 +112,14 @@ async def collect_garbage(
     sweep: bool = True,
     batch: int = BATCH,
     progress: Progress | None = None,
+    on_locked: Callable[[], Awaitable[None]] | None = None,
 ) -> GcResult:
     """One gc run: purge (when ``purge_age`` is given), unlink, delete, then the storage sweep
     (not with ``feed`` or ``dry_run``: it is per store), until nothing eligible is left.
 
     ``feed`` limits unlinking and purging to that feed's repositories and deleting to content
-    whose last link went in this run or in the feed's own location. Returns a ``GcResult``
+    whose last link went in this run or in the feed's own location. ``on_locked`` runs once the
+    run lock is held (``run_once`` closes the records of runs whose process died). Returns a ``GcResult``
     (``ran=False`` and zeros when another process is collecting). Raises what the pool or the
     drivers raise; every batch that committed stays done.
     """
@@ -131,6 +133,8 @@ async def collect_garbage(
             return GcResult(ran=False, dry_run=dry_run)
         try:
             result = GcResult(dry_run=dry_run)
+            if on_locked is not None:
+                await on_locked()
             if purge_age is not None:
                 purged = await purging.purge_expired_uploads(
                     store, stores, purge_age, now=moment, feed=feed, dry_run=dry_run, batch=batch,

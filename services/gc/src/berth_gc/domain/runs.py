@@ -4,8 +4,10 @@
 ``run_once`` performs one ``collect_garbage`` (purge, unlink, delete, sweep) under the run
 lock and records it; ``schedule_forever`` does so every ``gc.interval_seconds`` and purges
 every ``uploads.purge_interval_seconds`` (settings, docs/CONFIGURATION.md). Any replica may
-run the schedule: the run lock lets one through, the others' turns are recorded as skipped
-only when asked for (``POST /api/gc/runs``).
+run the schedule: the run lock lets one through; a scheduled turn that found the lock taken
+leaves no record (one a replica per interval would pile up), a skipped run asked for
+(``POST /api/gc/runs``) is recorded as ``skipped``. A run whose process died (killed, crashed)
+is closed as ``failed`` by the next run that takes the lock (``INTERRUPTED``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from berth_common.storage import Stores
 from berth_gc.domain.collect import GcResult, Progress, collect_garbage
 
 log = structlog.get_logger("berth.gc")
+INTERRUPTED = "interrupted: the gc process running it stopped before it finished"
+CANCELLED = "cancelled: the gc process was stopped during the run"
 
 
 def result_json(result: GcResult) -> dict[str, Any]:
@@ -66,6 +70,20 @@ async def run_once(
     logged) with its message. ``recorded`` is set once the run's row exists.
     """
     run_id, started = run_id or uuid.uuid4(), datetime.now(UTC)
+    this_run = run_id
+
+    async def close_interrupted() -> None:
+        # Under the run lock no other run is collecting: a row still 'running' that started
+        # before this one belongs to a process that died (one still alive between its insert
+        # and its try of the lock finishes as 'skipped', overwriting this).
+        closed = await store.pool.execute(
+            "UPDATE gc.runs SET status = 'failed', finished_at = now(), error = $3"
+            " WHERE status = 'running' AND id <> $1 AND started_at <= $2",
+            this_run, started, INTERRUPTED,
+        )  # fmt: skip
+        if closed != "UPDATE 0":
+            log.warning("gc.runs_interrupted", closed=closed.split()[-1])
+
     await store.pool.execute(
         "INSERT INTO gc.runs(id, trigger, actor, feed, dry_run, status, started_at)"
         " VALUES ($1, $2, $3, $4, $5, 'running', $6)",
@@ -78,19 +96,28 @@ async def run_once(
         done = await collect_garbage(
             store, stores, grace if grace is not None else timedelta(seconds=settings.gc.grace_seconds),
             feed=feed, dry_run=dry_run, purge_age=purge_age, progress=progress,
+            on_locked=close_interrupted,
         )  # fmt: skip
         status, result = ("succeeded" if done.ran else "skipped"), result_json(done)
+    except asyncio.CancelledError:
+        error = CANCELLED
+        raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         log.exception("gc.run_failed", run=str(run_id))
     finally:
-        row = await store.pool.fetchrow(
-            "UPDATE gc.runs SET status = $2, finished_at = now(), result = $3::jsonb, error = $4"
-            " WHERE id = $1 RETURNING *",
-            run_id, status, None if result is None else json.dumps(result), error,
-        )  # fmt: skip
-    assert row is not None  # inserted above; runs are never deleted
-    return run_json(row)
+        if trigger == "schedule" and status == "skipped":  # another replica's turn: no record
+            row = await store.pool.fetchrow("DELETE FROM gc.runs WHERE id = $1 RETURNING *", run_id)
+        else:  # result: the pool's jsonb codec encodes the dict (a JSON object, not a string)
+            row = await store.pool.fetchrow(
+                "UPDATE gc.runs SET status = $2, finished_at = now(), result = $3, error = $4"
+                " WHERE id = $1 RETURNING *",
+                run_id, status, result, error,
+            )  # fmt: skip
+    assert row is not None  # inserted above
+    shown = run_json(row)
+    shown["status"] = status  # a deleted (skipped, scheduled) row still says 'running'
+    return shown
 
 
 def run_json(row: asyncpg.Record) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from berth_common.errors import NameUnknown
 from berth_gc.domain.runs import recent_runs, run_json, run_once
 
 router = APIRouter(prefix="/api/gc", tags=["gc"])
+MAX_AGE_SECONDS = 100 * 365 * 86_400
+"""The longest grace or purge age (100 years): beyond it no timestamp can be compared."""
 Admin = require("*")
 
 
@@ -36,8 +38,8 @@ class RunIn(BaseModel):
 
     feed: str | None = Field(default=None, min_length=1, max_length=200)
     dry_run: bool = False
-    grace_seconds: int | None = Field(default=None, ge=0)
-    purge_age_seconds: int | None = Field(default=None, ge=-1)
+    grace_seconds: int | None = Field(default=None, ge=0, le=MAX_AGE_SECONDS)
+    purge_age_seconds: int | None = Field(default=None, ge=-1, le=MAX_AGE_SECONDS)
     wait: bool = True
 
 
