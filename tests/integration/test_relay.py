@@ -227,3 +227,20 @@ async def test_checkpoint_is_kept_in_memory_and_saved_when_asked(pool: asyncpg.P
     async with pool.acquire() as conn:
         assert await checkpoint(conn) == (await store.read_all())[-1].position
     await assert_published_once_in_order(pool, bus)
+
+
+async def test_a_nats_that_never_answers_stops_the_first_connection_with_an_error() -> None:
+    """A process whose NATS is unreachable at start gets NoServersError after a bounded number
+    of tries (it waited for ever, not listening and ignoring SIGTERM: the breaker's finding);
+    once connected, the client reconnects for ever (test_nats_outage)."""
+    import nats.errors
+
+    with pytest.raises(nats.errors.NoServersError):
+        await connect_bus(f"nats://127.0.0.1:{free_port()}", "BERTH_NEVER", "never")
+    stream = unique("BERTH_FOREVER_")
+    bus = await connect_bus(NATS_URL, stream, stream.lower())
+    try:
+        assert bus.nc.options["max_reconnect_attempts"] == -1
+    finally:
+        await bus.close()
+        await delete_stream(stream)

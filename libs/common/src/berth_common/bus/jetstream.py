@@ -164,6 +164,10 @@ async def _reconnected() -> None:
     log.info("bus.reconnected")
 
 
+FIRST_CONNECT_ATTEMPTS: Final = 20
+"""Tries of the first connection to NATS, 0.5 s apart, before ``connect_bus`` gives up."""
+
+
 async def connect_bus(
     url: str,
     stream: str,
@@ -175,23 +179,29 @@ async def connect_bus(
 ) -> Bus:
     """Connect to NATS and make sure the events stream exists (``Bus.stream_config``).
 
-    The client reconnects for ever (logging one line per disconnect, error and reconnect), so a
-    restarted NATS — ``berth up`` restarts its embedded one — is picked up without a restart;
+    Once connected, the client reconnects for ever (logging one line per disconnect, error and
+    reconnect), so a restarted NATS — ``berth up`` restarts its embedded one — is picked up without a restart;
     if it came back without the stream, the relay and the consumers make it again.
 
     Raises:
-        nats.errors.NoServersError: NATS is not reachable.
+        nats.errors.NoServersError: NATS did not answer in ``FIRST_CONNECT_ATTEMPTS`` tries.
     """
     nc = await nats.connect(
         url,
         name=name,
-        max_reconnect_attempts=-1,  # never give up: an embedded nats-server is restarted
+        # The first connection: a bounded number of tries (about 10 s when refused), then
+        # NoServersError — a process whose NATS never answers stops with that error (and its
+        # supervisor restarts it) instead of waiting for ever without listening or heeding
+        # SIGTERM.
+        max_reconnect_attempts=FIRST_CONNECT_ATTEMPTS,
         reconnect_time_wait=0.5,
         connect_timeout=5,
         error_cb=_error,
         disconnected_cb=_disconnected,
         reconnected_cb=_reconnected,
     )
+    # Once connected, never give up: an embedded nats-server is restarted, a cluster fails over.
+    nc.options["max_reconnect_attempts"] = -1
     bus = Bus(nc, nc.jetstream(), stream, prefix, max_message_bytes, catch_up_seconds)
     await bus.ensure_stream()
     return bus
