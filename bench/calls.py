@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.berth_app import ADMIN_PASSWORD, berth_app
+from tests.support.berth_app import ADMIN_PASSWORD, BerthApp, berth_app
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 KINDS = ("head_blob", "head_manifest", "push")
@@ -96,20 +96,23 @@ async def one(kind: str, app: Any, auth: dict[str, str], i: int) -> None:
         assert status == 201, status
 
 
+async def bench_auth(berth: BerthApp) -> dict[str, str]:
+    """Headers of an admin's bearer token for ``bench/x`` (pull, push), sent to host ``berth.test``."""
+    r = await berth.client.get(
+        "/token",
+        params={"service": "berth", "scope": "repository:bench/x:pull,push"},
+        auth=httpx.BasicAuth("admin", ADMIN_PASSWORD),
+    )
+    return {"authorization": f"Bearer {r.json()['token']}", "host": "berth.test"}
+
+
 async def measure(kinds: list[str], n: int, bus: bool) -> dict[str, dict[str, float]]:
     """``{kind: {calls, cpu_us, wall_us}}`` per request (per layer for ``push``)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     results: dict[str, dict[str, float]] = {}
     async with berth_app(with_bus=bus) as berth:
         await berth.create_feed("bench", public=True)
-        token = (
-            await berth.client.get(
-                "/token",
-                params={"service": "berth", "scope": "repository:bench/x:pull,push"},
-                auth=httpx.BasicAuth("admin", ADMIN_PASSWORD),
-            )
-        ).json()["token"]
-        auth = {"authorization": f"Bearer {token}", "host": "berth.test"}
+        auth = await bench_auth(berth)
         config = b"{}"
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         await berth.client.post(f"/v2/bench/x/blobs/uploads/?digest={config_digest}", content=config)

@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.calls import OCI_MANIFEST, call
+from bench.calls import OCI_MANIFEST, bench_auth, call
 from tests.support.berth_app import ADMIN_PASSWORD, berth_app
 
 MiB = 1 << 20
@@ -207,14 +207,7 @@ async def measure(kinds: list[str], n: int) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     async with berth_app() as berth:
         await berth.create_feed("bench", public=True)
-        token = (
-            await berth.client.get(
-                "/token",
-                params={"service": "berth", "scope": "repository:bench/x:pull,push"},
-                auth=httpx.BasicAuth("admin", ADMIN_PASSWORD),
-            )
-        ).json()["token"]
-        auth = {"authorization": f"Bearer {token}", "host": "berth.test"}
+        auth = await bench_auth(berth)
         bench = Bench(berth, auth, berth.settings.storage.root)
         with counting_db_calls():
             await bench.prepare()
